@@ -1,0 +1,43 @@
+# repro: the two commands are `make replicate` (PROFILE=paper|reduced|smoke) and `make test`.
+# Everything else is set up on first use: scripts/setup.sh finds or makes a venv with
+# torch==2.11.0 (the libtorch tch 0.24 links against) under ~/.cache/repro, once per machine.
+
+PROFILE ?= paper
+DEVICE ?= auto
+REPRO := ./target/release/repro
+ENV := eval "$$(scripts/setup.sh)" &&
+
+.PHONY: all setup build test replicate bench lint fmt lock clean
+
+all: build
+
+setup:
+	@scripts/setup.sh >/dev/null
+
+build: setup
+	$(ENV) cargo build --release
+
+test: build
+	$(ENV) cargo test --release
+
+replicate: build
+	$(REPRO) run --profile $(PROFILE) --device $(DEVICE)
+	$(REPRO) status --profile $(PROFILE) --device $(DEVICE)
+	@echo "results: run records in artifacts/runs/, outputs in artifacts/objects/ (see 'repro status')"
+
+bench: build
+	$(ENV) scripts/bench.sh
+
+lint: setup
+	$(ENV) cargo fmt --check && cargo clippy --release --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+
+# Re-pin the smoke profile's outputs in pipeline.lock after an intended change.
+lock: build
+	$(REPRO) run --profile smoke --quiet
+	$(REPRO) lock --profile smoke
+
+clean:
+	cargo clean

@@ -1,0 +1,39 @@
+//! Link libtorch so the binary runs without any environment set up:
+//! - bake the libtorch folder in as RUNPATH (LD_LIBRARY_PATH still wins, so a GPU box can point the
+//!   same binary at its own libtorch);
+//! - link `libtorch.so` with `--no-as-needed`: rustc passes `--as-needed`, which drops libtorch (and
+//!   with it libtorch_cuda) because no symbol is referenced directly, and CUDA would never load.
+//!   `REPRO_CPU_ONLY=1` skips this for lean installs that lack the CUDA libraries.
+fn main() {
+    println!("cargo:rerun-if-env-changed=REPRO_CPU_ONLY");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=torch-sys did not report a libtorch folder; no rpath baked in");
+        return;
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    build_shim(&lib);
+    println!("cargo:rustc-env=REPRO_LIBTORCH_LIB={lib}");
+    let cpu_only = std::env::var("REPRO_CPU_ONLY").is_ok_and(|v| v == "1");
+    if !cpu_only {
+        println!("cargo:rustc-link-arg=-L{lib}");
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}
+
+/// Compile the few ATen switches tch does not wrap (see src/runtime/shim.cpp).
+fn build_shim(lib: &str) {
+    println!("cargo:rerun-if-changed=src/runtime/shim.cpp");
+    let root = std::path::Path::new(lib).join("..");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag("-w")
+        .file("src/runtime/shim.cpp")
+        .compile("repro_shim");
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Find or make the libtorch that repro builds against, once per machine, outside the clone.
+#
+#   scripts/setup.sh            set up (idempotent) and print shell exports for the build
+#   scripts/setup.sh --check    exit 0 when the cached set-up is usable, 1 otherwise
+#
+# Order: LIBTORCH=/path (an unpacked libtorch), then REPRO_PYTHON or a python3 that already imports
+# torch 2.11.0, then the cached venv ${XDG_CACHE_HOME:-~/.cache}/repro/venv-torch-2.11.0 (made here
+# with pip if missing). REPRO_CPU_ONLY=1 installs torch without its CUDA wheels (--no-deps) and
+# links without libtorch_cuda.
+set -euo pipefail
+
+TORCH_VERSION=2.11.0
+CACHE="${REPRO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/repro}"
+CPU_ONLY="${REPRO_CPU_ONLY:-0}"
+if [ "$CPU_ONLY" = 1 ]; then
+  VENV="${REPRO_VENV:-$CACHE/venv-torch-$TORCH_VERSION-cpu}"
+else
+  VENV="${REPRO_VENV:-$CACHE/venv-torch-$TORCH_VERSION}"
+fi
+# Python packages the test suite compares against (reference implementations and statistics).
+TEST_PACKAGES=(numpy scipy)
+
+log() { echo "setup: $*" >&2; }
+
+torch_ok() { # python → 0 when it imports the right torch
+  "$1" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
+import sys, torch
+sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
+PY
+}
+
+emit() { # print the exports the build and tests need
+  local py="$1"
+  echo "export REPRO_PYTHON='$py'"
+  echo "export LIBTORCH_USE_PYTORCH=1"
+  echo "export VIRTUAL_ENV='$(dirname "$(dirname "$py")")'"
+  echo "export PATH='$(dirname "$py")':\"\$PATH\""
+  echo "export REPRO_CPU_ONLY='$CPU_ONLY'"
+}
+
+if [ -n "${LIBTORCH:-}" ]; then
+  [ -f "$LIBTORCH/lib/libtorch_cpu.so" ] || { log "LIBTORCH=$LIBTORCH has no lib/libtorch_cpu.so"; exit 1; }
+  [ "${1:-}" = --check ] && exit 0
+  echo "export LIBTORCH='$LIBTORCH'"
+  echo "export REPRO_CPU_ONLY='$CPU_ONLY'"
+  exit 0
+fi
+
+if [ -n "${REPRO_PYTHON:-}" ] && torch_ok "$REPRO_PYTHON"; then
+  [ "${1:-}" = --check ] && exit 0
+  emit "$REPRO_PYTHON"; exit 0
+fi
+
+if [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.repro-ready" ]; then
+  [ "${1:-}" = --check ] && exit 0
+  emit "$VENV/bin/python"; exit 0
+fi
+[ "${1:-}" = --check ] && exit 1
+
+command -v python3 >/dev/null || { log "python3 is required to install torch==$TORCH_VERSION"; exit 1; }
+log "creating $VENV with torch==$TORCH_VERSION (once per machine; ~75 s and 4.6 GB with CUDA wheels)"
+mkdir -p "$CACHE"
+# A lock so two builds on one machine do not install into the same venv at once.
+exec 9>"$CACHE/.setup.lock"
+flock 9
+if ! { [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.repro-ready" ]; }; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  start=$(date +%s)
+  if [ "$CPU_ONLY" = 1 ]; then
+    "$VENV/bin/pip" install --quiet --no-deps "torch==$TORCH_VERSION" >&2
+    "$VENV/bin/pip" install --quiet filelock typing-extensions sympy networkx jinja2 fsspec "${TEST_PACKAGES[@]}" >&2
+  else
+    "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "${TEST_PACKAGES[@]}" >&2
+  fi
+  log "installed in $(( $(date +%s) - start )) s; $(du -sh "$VENV" | cut -f1) on disk"
+  touch "$VENV/.repro-ready"
+fi
+emit "$VENV/bin/python"

@@ -1,0 +1,489 @@
+//! The `repro` command line: argument parsing (clap) and one function per subcommand, each a
+//! thin layer over the pipeline and store libraries. Exit codes: 0 success, 1 work or
+//! verification failed, 2 bad usage or invalid pipeline.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use crate::pipeline::executor::{Executor, RunOptions, RunState};
+use crate::pipeline::lockfile::LockFile;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::spec::Pipeline;
+use crate::pipeline::{datasets, verify};
+use crate::runtime::{DeviceChoice, resolve_device};
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "repro",
+    version,
+    about = "Replicate 'Understanding Decoupled and Early Weight Decay' as a content-addressed pipeline"
+)]
+pub struct Cli {
+    /// The pipeline file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "pipeline.yaml",
+        env = "REPRO_PIPELINE"
+    )]
+    pipeline: PathBuf,
+    /// The store (objects, run records); default: `artifacts/` beside the pipeline file.
+    #[arg(long, global = true, env = "REPRO_STORE")]
+    store: Option<PathBuf>,
+    /// Where datasets are downloaded and extracted; default: `datasets/` beside the pipeline file.
+    #[arg(long, global = true, env = "REPRO_DATASETS")]
+    datasets: Option<PathBuf>,
+    /// Only errors and the final summary; no progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Show every run with cached / will-run and the reason; changes nothing.
+    Plan {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Experiments, run ids or datasets (default: all).
+        targets: Vec<String>,
+    },
+    /// Run targets and their dependencies; cached runs are skipped.
+    Run {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        /// Rerun the targets (not their dependencies) even when cached.
+        #[arg(long)]
+        force: bool,
+        /// Runs at once (1 today: runs execute one after another in this process).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// A folder or base URL holding dataset files, tried before upstream.
+        #[arg(long)]
+        mirror: Option<String>,
+        targets: Vec<String>,
+    },
+    /// Summarise the store and the profile's runs.
+    Status {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Re-hash every object the run records and the lock reference; compare locked digests.
+    Verify {
+        /// Also compare this profile's locked run outputs (default: only re-hash).
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Download datasets (all declared ones by default) and check their digests.
+    Fetch {
+        #[arg(long)]
+        mirror: Option<String>,
+        datasets: Vec<String>,
+    },
+    /// List objects no run record or lock entry refers to; `--apply` deletes them.
+    Gc {
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Rewrite the profile's entry of pipeline.lock from the store.
+    Lock {
+        #[arg(long, default_value = "smoke", env = "REPRO_PROFILE")]
+        profile: String,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+}
+
+/// Failure classes mapped to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Work(String),
+}
+
+/// Parse arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPRO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            if let Some(spec) = e.downcast_ref::<crate::pipeline::spec::SpecErrors>() {
+                eprint!("error: {spec}");
+                return 2;
+            }
+            match e.downcast_ref::<Failure>() {
+                Some(Failure::Usage(_)) => {
+                    eprintln!("error: {e:#}");
+                    2
+                }
+                _ => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+struct Ctx {
+    pipeline: Pipeline,
+    store: Store,
+    datasets_dir: PathBuf,
+    lock_path: PathBuf,
+    quiet: bool,
+}
+
+impl Ctx {
+    fn exec(&self) -> Executor<'_> {
+        Executor {
+            pipeline: &self.pipeline,
+            store: &self.store,
+            datasets_dir: self.datasets_dir.clone(),
+        }
+    }
+    fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
+        Plan::resolve(&self.pipeline, profile, targets)
+            .map_err(|e| Failure::Usage(format!("{e:#}")).into())
+    }
+}
+
+fn threads_for(plan: &Plan) -> usize {
+    plan.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let pipeline = Pipeline::load(&cli.pipeline)?;
+    let base = cli
+        .pipeline
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let store = Store::open(&cli.store.unwrap_or_else(|| base.join("artifacts")))?;
+    let ctx = Ctx {
+        datasets_dir: cli.datasets.unwrap_or_else(|| base.join("datasets")),
+        lock_path: base.join("pipeline.lock"),
+        pipeline,
+        store,
+        quiet: cli.quiet,
+    };
+    match cli.cmd {
+        Cmd::Plan {
+            profile,
+            device,
+            targets,
+        } => plan_cmd(&ctx, &profile, device, &targets),
+        Cmd::Run {
+            profile,
+            force,
+            jobs,
+            device,
+            mirror,
+            targets,
+        } => run_cmd(&ctx, &profile, force, jobs, device, mirror, &targets),
+        Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
+        Cmd::Verify { profile } => verify_cmd(&ctx, profile),
+        Cmd::Fetch { mirror, datasets } => fetch_cmd(&ctx, mirror, &datasets),
+        Cmd::Gc { apply } => gc_cmd(&ctx, apply),
+        Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
+    }
+}
+
+#[derive(Tabled)]
+struct PlanRow {
+    run: String,
+    state: String,
+    key: String,
+    reason: String,
+}
+
+fn plan_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, targets: &[String]) -> Result<()> {
+    let plan = ctx.plan(profile, targets)?;
+    let device = resolve_device(device)?;
+    let states = ctx.exec().states(&plan, device, threads_for(&plan))?;
+    let mut rows = Vec::new();
+    for d in &plan.datasets {
+        rows.push(PlanRow {
+            run: format!("dataset:{}", d.name),
+            state: format!("{:?}", d.source).to_lowercase(),
+            key: String::new(),
+            reason: String::new(),
+        });
+    }
+    let mut will = 0;
+    for (id, s) in &states {
+        rows.push(match s {
+            RunState::Cached { key } => PlanRow {
+                run: id.clone(),
+                state: "cached".into(),
+                key: key[..12].into(),
+                reason: String::new(),
+            },
+            RunState::WillRun { key, reasons } => {
+                will += 1;
+                PlanRow {
+                    run: id.clone(),
+                    state: "will run".into(),
+                    key: key
+                        .as_deref()
+                        .map(|k| k[..12].to_string())
+                        .unwrap_or_else(|| "pending".into()),
+                    reason: reasons.join("; "),
+                }
+            }
+        });
+    }
+    println!("{}", Table::new(rows).with(Style::sharp()));
+    println!(
+        "profile {profile}: {} runs, {} cached, {will} to run",
+        states.len(),
+        states.len() - will
+    );
+    Ok(())
+}
+
+fn run_cmd(
+    ctx: &Ctx,
+    profile: &str,
+    force: bool,
+    jobs: usize,
+    device: DeviceChoice,
+    mirror: Option<String>,
+    targets: &[String],
+) -> Result<()> {
+    if jobs == 0 {
+        return Err(Failure::Usage("--jobs must be at least 1".into()).into());
+    }
+    let plan = ctx.plan(profile, targets)?;
+    let device = resolve_device(device)?;
+    let threads = threads_for(&plan);
+    // --force applies to the targets themselves, not to what they depend on.
+    let force: BTreeSet<String> = if !force {
+        BTreeSet::new()
+    } else if targets.is_empty() {
+        plan.runs.iter().map(|r| r.id.clone()).collect()
+    } else {
+        plan.runs
+            .iter()
+            .filter(|r| targets.iter().any(|t| t == &r.id || t == &r.experiment))
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    let opts = RunOptions {
+        device,
+        threads,
+        force,
+        quiet: ctx.quiet,
+        mirror,
+    };
+    let summary = ctx.exec().run(&plan, &opts)?;
+    println!(
+        "profile {profile}: {} ran, {} cached, {} failed, {} skipped; store: {}",
+        summary.ran.len(),
+        summary.cached.len(),
+        summary.failed.len(),
+        summary.skipped.len(),
+        ctx.store.root().display()
+    );
+    if !summary.failed.is_empty() {
+        for (id, e) in &summary.failed {
+            eprintln!("failed: {id}: {e}");
+        }
+        return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
+    }
+    Ok(())
+}
+
+#[derive(Tabled)]
+struct StatusRow {
+    experiment: String,
+    runs: usize,
+    cached: usize,
+    to_run: usize,
+}
+
+fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
+    let plan = ctx.plan(profile, &[])?;
+    let device = resolve_device(device)?;
+    let states = ctx.exec().states(&plan, device, threads_for(&plan))?;
+    let mut rows: Vec<StatusRow> = Vec::new();
+    for (run, (_, s)) in plan.runs.iter().zip(&states) {
+        if rows.last().is_none_or(|r| r.experiment != run.experiment) {
+            rows.push(StatusRow {
+                experiment: run.experiment.clone(),
+                runs: 0,
+                cached: 0,
+                to_run: 0,
+            });
+        }
+        if let Some(r) = rows.last_mut() {
+            r.runs += 1;
+            match s {
+                RunState::Cached { .. } => r.cached += 1,
+                RunState::WillRun { .. } => r.to_run += 1,
+            }
+        }
+    }
+    println!("{}", Table::new(&rows).with(Style::sharp()));
+    let records = std::fs::read_dir(ctx.store.root().join("runs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!(
+        "profile {profile}: {} runs, {} cached; store {}: {records} run records",
+        states.len(),
+        states
+            .iter()
+            .filter(|(_, s)| matches!(s, RunState::Cached { .. }))
+            .count(),
+        ctx.store.root().display()
+    );
+    Ok(())
+}
+
+fn verify_cmd(ctx: &Ctx, profile: Option<String>) -> Result<()> {
+    let lock = LockFile::load(&ctx.lock_path)?;
+    let profiles: Vec<String> = profile.into_iter().collect();
+    let v = verify::verify(&ctx.store, &lock, &ctx.datasets_dir, &profiles)?;
+    if !v.problems.is_empty() {
+        for p in &v.problems {
+            eprintln!("mismatch: {p}");
+        }
+        return Err(Failure::Work(format!(
+            "verification failed: {} problem(s)",
+            v.problems.len()
+        ))
+        .into());
+    }
+    println!(
+        "verified {} objects, {} locked runs, {} dataset files: all match",
+        v.objects, v.locked_runs, v.dataset_files
+    );
+    Ok(())
+}
+
+fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, names: &[String]) -> Result<()> {
+    let names: Vec<String> = if names.is_empty() {
+        ctx.pipeline.datasets.keys().cloned().collect()
+    } else {
+        names.to_vec()
+    };
+    let fancy = !ctx.quiet && std::io::stderr().is_terminal();
+    let opts = datasets::fetch_options(&ctx.store, mirror.as_deref(), fancy);
+    let mut lock = LockFile::load(&ctx.lock_path)?;
+    let mut failures = Vec::new();
+    for name in &names {
+        let Some(spec) = ctx.pipeline.datasets.get(name) else {
+            return Err(Failure::Usage(format!(
+                "dataset `{name}` is not declared in {}",
+                ctx.pipeline.path.display()
+            ))
+            .into());
+        };
+        for f in &spec.files {
+            match crate::data::fetch::fetch_file(f, &ctx.datasets_dir.join(name), &opts) {
+                Ok(got) => {
+                    println!(
+                        "{name}/{}: ok ({} bytes, sha256 {})",
+                        f.name, got.size, got.sha256
+                    );
+                    verify::lock_dataset_file(
+                        &mut lock,
+                        name,
+                        &f.name,
+                        &got.sha256,
+                        &got.md5,
+                        got.size,
+                    );
+                }
+                Err(e) => {
+                    eprintln!("{name}/{}: {e:#}", f.name);
+                    failures.push(format!("{name}/{}", f.name));
+                }
+            }
+        }
+    }
+    lock.save(&ctx.lock_path)?;
+    if !failures.is_empty() {
+        return Err(Failure::Work(format!("could not fetch: {}", failures.join(", "))).into());
+    }
+    Ok(())
+}
+
+fn gc_cmd(ctx: &Ctx, apply: bool) -> Result<()> {
+    let _excl = ctx.store.lock_exclusive()?;
+    let lock = LockFile::load(&ctx.lock_path)?;
+    let keep: BTreeSet<String> = lock.digests().cloned().collect();
+    let garbage = ctx.store.unreferenced(&keep)?;
+    let bytes: u64 = garbage.iter().map(|(_, _, s)| s).sum();
+    for (sha, _, size) in &garbage {
+        println!(
+            "{} {sha} ({size} bytes)",
+            if apply { "removed" } else { "would remove" }
+        );
+    }
+    if apply {
+        for (_, path, _) in &garbage {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        // No run holds the shared lock now, so leftover scratch folders are from crashed runs.
+        if let Ok(rd) = std::fs::read_dir(ctx.store.root().join("tmp")) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        println!("removed {} objects, {bytes} bytes", garbage.len());
+    } else {
+        println!(
+            "{} unreferenced objects, {bytes} bytes; run `repro gc --apply` to remove them",
+            garbage.len()
+        );
+    }
+    Ok(())
+}
+
+fn lock_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
+    let plan = ctx.plan(profile, &[])?;
+    let device = resolve_device(device)?;
+    let mut lock = LockFile::load(&ctx.lock_path)?;
+    let n = verify::lock_profile(&ctx.exec(), &plan, &mut lock, device, threads_for(&plan))
+        .map_err(|e| Failure::Work(format!("{e:#}")))?;
+    lock.save(&ctx.lock_path)?;
+    println!(
+        "locked {n} bitwise runs of profile {profile} in {}",
+        ctx.lock_path.display()
+    );
+    Ok(())
+}

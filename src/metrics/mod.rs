@@ -1,0 +1,50 @@
+//! Metrics series written by stages: one JSON object per line (per epoch), appended and flushed
+//! as training goes, so a partial series is readable while a run is in progress.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+pub struct JsonLines {
+    out: BufWriter<File>,
+}
+
+impl JsonLines {
+    pub fn create(path: &Path) -> Result<JsonLines> {
+        let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(JsonLines {
+            out: BufWriter::new(f),
+        })
+    }
+
+    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.out, row)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Flush and fsync.
+    pub fn finish(mut self) -> Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        Ok(())
+    }
+}
+
+/// Read back a JSON-lines file.
+pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
+        })
+        .collect()
+}

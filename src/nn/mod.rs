@@ -1,0 +1,3 @@
+//! Models, built with tch's `nn` modules.
+
+pub mod small_cnn;

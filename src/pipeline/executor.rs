@@ -1,0 +1,448 @@
+//! The local executor: computes each run's key from its manifest, skips runs whose record and
+//! objects are already in the store, and otherwise runs the stage under the key's lock, moving
+//! its outputs into the store and writing the record last (so a crash leaves nothing visible).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::datasets::{self, Prepared};
+use super::key::{Manifest, diff};
+use super::plan::{Plan, RunNode};
+use super::spec::{Determinism, Pipeline};
+use super::stage::{DatasetView, StageContext, UpstreamRun};
+use crate::runtime::{self, RunSettings};
+use crate::store::Store;
+use crate::store::record::RunRecord;
+use crate::store::statcache::StatCache;
+
+/// How a run stands, for `plan` and `status`.
+#[derive(Debug, Clone)]
+pub enum RunState {
+    /// Record and objects present.
+    Cached { key: String },
+    /// Would run, with the reasons.
+    WillRun {
+        key: Option<String>,
+        reasons: Vec<String>,
+    },
+}
+
+/// Options of one `repro run`.
+pub struct RunOptions {
+    pub device: tch::Device,
+    pub threads: usize,
+    /// Run ids to rerun even when cached.
+    pub force: BTreeSet<String>,
+    pub quiet: bool,
+    pub mirror: Option<String>,
+}
+
+/// What happened to each run.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub cached: Vec<String>,
+    pub ran: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<(String, String)>,
+}
+
+pub struct Executor<'a> {
+    pub pipeline: &'a Pipeline,
+    pub store: &'a Store,
+    pub datasets_dir: PathBuf,
+}
+
+impl Executor<'_> {
+    fn settings(&self, run: &RunNode, device: tch::Device, threads: usize) -> RunSettings {
+        RunSettings {
+            device,
+            threads,
+            bitwise: run.determinism == Determinism::Bitwise,
+        }
+    }
+
+    /// The manifest of a run given its inputs' digests.
+    fn manifest(
+        &self,
+        run: &RunNode,
+        inputs: BTreeMap<String, BTreeMap<String, String>>,
+        settings: &RunSettings,
+    ) -> Manifest {
+        Manifest {
+            salt: self.pipeline.salt.clone(),
+            kind: run.kind.name().to_string(),
+            kind_version: run.kind.version(),
+            params: run.params.clone(),
+            inputs,
+            env: settings.key_env(),
+        }
+    }
+
+    fn complete(&self, r: &RunRecord) -> bool {
+        r.outputs.values().all(|o| self.store.has_object(o))
+    }
+
+    /// Why a run would run, compared with the last run of the same id in this profile.
+    fn reasons(&self, profile: &str, run_id: &str, m: &Manifest) -> Vec<String> {
+        let prev = self
+            .store
+            .get_ref(profile, run_id)
+            .and_then(|k| self.store.read_record(&k).ok().flatten());
+        match prev {
+            None => vec!["never run".into()],
+            Some(p) if p.manifest.key() == m.key() => vec!["outputs missing from the store".into()],
+            Some(p) => {
+                let d = diff(&p.manifest, m);
+                if d.is_empty() {
+                    vec!["key changed".into()]
+                } else {
+                    d
+                }
+            }
+        }
+    }
+
+    /// State of every run without doing any work (no fetch, no generation, no training).
+    pub fn states(
+        &self,
+        plan: &Plan,
+        device: tch::Device,
+        threads: usize,
+    ) -> Result<Vec<(String, RunState)>> {
+        let mut ds_ids = BTreeMap::new();
+        for d in &plan.datasets {
+            ds_ids.insert(
+                d.name.clone(),
+                datasets::identity(self.store, &self.pipeline.salt, d)?,
+            );
+        }
+        let mut keys: BTreeMap<String, Option<RunRecord>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for run in &plan.runs {
+            let settings = self.settings(run, device, threads);
+            let mut inputs = BTreeMap::new();
+            let mut pending = Vec::new();
+            for d in &run.datasets {
+                match ds_ids.get(d).cloned().flatten() {
+                    Some(ids) => {
+                        inputs.insert(format!("dataset:{d}"), ids);
+                    }
+                    None => pending.push(format!("dataset {d} not generated yet")),
+                }
+            }
+            for u in &run.upstream {
+                match keys.get(u).cloned().flatten() {
+                    Some(r) => {
+                        inputs.insert(
+                            format!("run:{u}"),
+                            r.outputs
+                                .iter()
+                                .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                                .collect(),
+                        );
+                    }
+                    None => pending.push(format!("upstream {u} will run")),
+                }
+            }
+            let state = if !pending.is_empty() {
+                keys.insert(run.id.clone(), None);
+                RunState::WillRun {
+                    key: None,
+                    reasons: pending,
+                }
+            } else {
+                let m = self.manifest(run, inputs, &settings);
+                let key = m.key();
+                match self.store.read_record(&key)? {
+                    Some(r) if self.complete(&r) => {
+                        keys.insert(run.id.clone(), Some(r));
+                        RunState::Cached { key }
+                    }
+                    _ => {
+                        keys.insert(run.id.clone(), None);
+                        RunState::WillRun {
+                            reasons: self.reasons(&plan.profile, &run.id, &m),
+                            key: Some(key),
+                        }
+                    }
+                }
+            };
+            out.push((run.id.clone(), state));
+        }
+        Ok(out)
+    }
+
+    /// Prepare datasets, then run every run of the plan in order.
+    pub fn run(&self, plan: &Plan, opts: &RunOptions) -> Result<Summary> {
+        let _shared = self.store.lock_shared()?;
+        let fancy = !opts.quiet && std::io::stderr().is_terminal();
+        let multi = MultiProgress::new();
+        let say = |msg: String| {
+            if fancy {
+                let _ = multi.println(msg);
+            } else if !opts.quiet {
+                eprintln!("{msg}");
+            }
+        };
+
+        let mut stat = StatCache::load(&self.store.root().join("cache/stat.json"));
+        let fetch = datasets::fetch_options(self.store, opts.mirror.as_deref(), fancy);
+        let mut views: BTreeMap<String, (DatasetView, BTreeMap<String, String>)> = BTreeMap::new();
+        for d in &plan.datasets {
+            let t = Instant::now();
+            let Prepared {
+                view,
+                digests,
+                did_work,
+            } = datasets::prepare(
+                self.store,
+                &self.datasets_dir,
+                &self.pipeline.salt,
+                d,
+                &mut stat,
+                &fetch,
+            )?;
+            if did_work {
+                say(format!(
+                    "dataset {} ready ({:.1} s) at {}",
+                    d.name,
+                    t.elapsed().as_secs_f64(),
+                    view.root.display()
+                ));
+            }
+            views.insert(d.name.clone(), (view, digests));
+        }
+        stat.save()?;
+
+        let overall = if fancy {
+            let pb = multi.add(ProgressBar::new(plan.runs.len() as u64));
+            pb.set_style(
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} runs {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.set_prefix("overall");
+            Some(pb)
+        } else {
+            None
+        };
+        let mut summary = Summary::default();
+        let mut done: BTreeMap<String, RunRecord> = BTreeMap::new();
+        let total = plan.runs.len();
+        for (i, run) in plan.runs.iter().enumerate() {
+            let n = i + 1;
+            if let Some(bad) = run.upstream.iter().find(|u| !done.contains_key(*u)) {
+                let why = format!("upstream {bad} did not finish");
+                say(format!("[{n}/{total}] {} skipped: {why}", run.id));
+                summary.skipped.push((run.id.clone(), why));
+                continue;
+            }
+            let settings = self.settings(run, opts.device, opts.threads);
+            let mut inputs = BTreeMap::new();
+            let mut ds_views = BTreeMap::new();
+            for d in &run.datasets {
+                let (v, digests) = &views[d];
+                inputs.insert(format!("dataset:{d}"), digests.clone());
+                ds_views.insert(d.clone(), v.clone());
+            }
+            for u in &run.upstream {
+                inputs.insert(
+                    format!("run:{u}"),
+                    done[u]
+                        .outputs
+                        .iter()
+                        .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                        .collect(),
+                );
+            }
+            let m = self.manifest(run, inputs, &settings);
+            let key = m.key();
+            let forced = opts.force.contains(&run.id);
+            if !forced
+                && let Some(r) = self.store.read_record(&key)?
+                && self.complete(&r)
+            {
+                self.store.set_ref(&plan.profile, &run.id, &key)?;
+                say(format!("[{n}/{total}] {} cached ({})", run.id, &key[..12]));
+                summary.cached.push(run.id.clone());
+                done.insert(run.id.clone(), r);
+                if let Some(pb) = &overall {
+                    pb.inc(1);
+                }
+                continue;
+            }
+            let reasons = if forced {
+                vec!["--force".to_string()]
+            } else {
+                self.reasons(&plan.profile, &run.id, &m)
+            };
+            say(format!(
+                "[{n}/{total}] {} running ({}): {}",
+                run.id,
+                &key[..12],
+                reasons.join("; ")
+            ));
+            let bar = fancy.then(|| {
+                let pb = multi.add(ProgressBar::new(1));
+                pb.set_style(
+                    ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                pb.set_prefix(format!("{n}/{total}"));
+                pb
+            });
+            let result = self.execute_one(
+                run,
+                m,
+                &settings,
+                &ds_views,
+                &done,
+                forced,
+                &|pos, len, msg: &str| match &bar {
+                    Some(pb) => {
+                        pb.set_length(len);
+                        pb.set_position(pos);
+                        pb.set_message(format!("{} {msg}", run.id));
+                    }
+                    None if !opts.quiet => eprintln!("[{n}/{total}] {} {pos}/{len} {msg}", run.id),
+                    None => {}
+                },
+            );
+            if let Some(pb) = bar {
+                pb.finish_and_clear();
+            }
+            match result {
+                Ok((r, ran)) => {
+                    self.store.set_ref(&plan.profile, &run.id, &key)?;
+                    if ran {
+                        say(format!(
+                            "[{n}/{total}] {} done in {:.1} s",
+                            run.id, r.seconds
+                        ));
+                        summary.ran.push(run.id.clone());
+                    } else {
+                        say(format!(
+                            "[{n}/{total}] {} cached (finished by another process)",
+                            run.id
+                        ));
+                        summary.cached.push(run.id.clone());
+                    }
+                    done.insert(run.id.clone(), r);
+                }
+                Err(e) => {
+                    say(format!("[{n}/{total}] {} FAILED: {e:#}", run.id));
+                    summary.failed.push((run.id.clone(), format!("{e:#}")));
+                }
+            }
+            if let Some(pb) = &overall {
+                pb.inc(1);
+            }
+        }
+        if let Some(pb) = overall {
+            pb.finish_and_clear();
+        }
+        Ok(summary)
+    }
+
+    /// Run one stage under its key lock and record it.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_one(
+        &self,
+        run: &RunNode,
+        manifest: Manifest,
+        settings: &RunSettings,
+        datasets: &BTreeMap<String, DatasetView>,
+        done: &BTreeMap<String, RunRecord>,
+        forced: bool,
+        progress: &dyn Fn(u64, u64, &str),
+    ) -> Result<(RunRecord, bool)> {
+        let key = manifest.key();
+        let _lock = self.store.lock_key(&key)?;
+        // Another process may have finished this key while we waited for the lock.
+        if !forced
+            && let Some(r) = self.store.read_record(&key)?
+            && self.complete(&r)
+        {
+            return Ok((r, false));
+        }
+        let mut upstream = Vec::new();
+        for u in &run.upstream {
+            let rec = &done[u];
+            let mut outputs = BTreeMap::new();
+            for (name, o) in &rec.outputs {
+                outputs.insert(
+                    name.clone(),
+                    self.store
+                        .verify_object(o)
+                        .with_context(|| format!("input from {u}"))?,
+                );
+            }
+            upstream.push(UpstreamRun {
+                run_id: u.clone(),
+                params: rec.manifest.params.clone(),
+                outputs,
+            });
+        }
+        let scratch = self.store.scratch("run-")?;
+        let out_dir = scratch.path().join("out");
+        std::fs::create_dir_all(&out_dir)?;
+        settings.apply();
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        let ctx = StageContext {
+            run_id: &run.id,
+            params: &run.params,
+            datasets,
+            upstream: &upstream,
+            out_dir: out_dir.clone(),
+            device: settings.device,
+            progress,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| run.kind.run(&ctx)))
+            .map_err(|p| anyhow!("stage panicked: {}", panic_message(&p)))??;
+        let seconds = t0.elapsed().as_secs_f64();
+        let mut outputs = BTreeMap::new();
+        for f in files_under(&out_dir)? {
+            let rel = f.strip_prefix(&out_dir)?.to_string_lossy().into_owned();
+            outputs.insert(rel, self.store.put_file(&f)?);
+        }
+        let record = RunRecord {
+            key,
+            run_id: run.id.clone(),
+            experiment: run.experiment.clone(),
+            manifest,
+            outputs,
+            metrics: outcome.metrics,
+            environment: runtime::fingerprint(settings),
+            started: humantime::format_rfc3339_seconds(started).to_string(),
+            finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            seconds,
+            host: runtime::hostname(),
+        };
+        self.store.write_record(&record)?;
+        Ok((record, true))
+    }
+}
+
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e?;
+        if e.file_type().is_file() {
+            out.push(e.into_path());
+        }
+    }
+    Ok(out)
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}

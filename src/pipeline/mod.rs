@@ -1,0 +1,15 @@
+//! The pipeline engine: `pipeline.yaml` ([`spec`]) → concrete runs ([`plan`]) → content
+//! addresses ([`key`]) → execution against the store ([`executor`]), with datasets prepared by
+//! [`datasets`], stage kinds registered in [`stage`], and the lock and verification in
+//! [`lockfile`] and [`verify`].
+
+pub mod datasets;
+pub mod executor;
+pub mod key;
+pub mod lockfile;
+pub mod params;
+pub mod plan;
+pub mod spec;
+pub mod stage;
+pub mod verify;
+pub mod yaml_pos;

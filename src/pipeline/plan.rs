@@ -1,0 +1,356 @@
+//! Planning: a profile applied to the pipeline gives concrete runs (grid points with fully
+//! resolved parameters) and the datasets they read, in dependency order, narrowed to targets.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value};
+
+use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
+use super::stage::{self, StageKind};
+
+/// A dataset as a profile uses it.
+#[derive(Debug, Clone)]
+pub struct DatasetNode {
+    pub name: String,
+    pub spec: DatasetSpec,
+    pub source: DatasetSource,
+    /// Generator parameters after the profile's overrides (when generated).
+    pub gen_params: Map<String, Value>,
+}
+
+/// One concrete run.
+#[derive(Clone)]
+pub struct RunNode {
+    /// `experiment` or `experiment/axis=value,axis=value`.
+    pub id: String,
+    pub experiment: String,
+    pub kind: &'static dyn StageKind,
+    /// Kind defaults ← experiment params ← profile params ← grid point; normalised.
+    pub params: Map<String, Value>,
+    pub datasets: Vec<String>,
+    /// Run ids this run reads, all earlier in the plan.
+    pub upstream: Vec<String>,
+    pub determinism: Determinism,
+}
+
+/// Runs of a profile in dependency order.
+pub struct Plan {
+    pub profile: String,
+    pub threads: Option<usize>,
+    pub datasets: Vec<DatasetNode>,
+    pub runs: Vec<RunNode>,
+}
+
+impl Plan {
+    /// Resolve `profile` and keep only what `targets` (experiments, run ids or datasets) need;
+    /// no targets means everything.
+    pub fn resolve(p: &Pipeline, profile: &str, targets: &[String]) -> Result<Plan> {
+        let prof = p.profiles.get(profile).with_context(|| {
+            let known: Vec<&str> = p.profiles.keys().map(String::as_str).collect();
+            format!(
+                "profile `{profile}` is not declared in {}; declared: {}",
+                p.path.display(),
+                known.join(", ")
+            )
+        })?;
+        let mut runs: Vec<RunNode> = Vec::new();
+        for (name, exp) in topo_order(p) {
+            let ov: ExperimentOverride = match prof.experiments.get(name) {
+                Some(v) => serde_json::from_value(v.clone())
+                    .with_context(|| format!("profile {profile}, experiment {name}"))?,
+                None => ExperimentOverride::default(),
+            };
+            if ov.skip {
+                continue;
+            }
+            let kind = stage::kind(&exp.kind)
+                .with_context(|| format!("unknown stage kind {}", exp.kind))?;
+            let mut base = Map::new();
+            for s in kind.params() {
+                if let Some(d) = s.default_value() {
+                    base.insert(s.name.to_string(), d);
+                }
+            }
+            for (k, v) in exp.params.iter().chain(ov.params.iter()) {
+                base.insert(k.clone(), normalise(kind, k, v)?);
+            }
+            let mut grid = exp.grid.clone();
+            for (k, v) in &ov.grid {
+                grid.insert(k.clone(), v.clone());
+            }
+            for point in cartesian(&grid) {
+                let mut params = base.clone();
+                let mut id_parts = Vec::new();
+                for (axis, v) in &point {
+                    let v = normalise(kind, axis, v)?;
+                    id_parts.push(format!("{axis}={}", show(&v)));
+                    params.insert(axis.clone(), v);
+                }
+                let id = if id_parts.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}/{}", id_parts.join(","))
+                };
+                let mut upstream = Vec::new();
+                for need in &exp.needs {
+                    let need_axes: BTreeSet<&String> = p
+                        .experiment(need)
+                        .map(|e| e.grid.keys().collect())
+                        .unwrap_or_default();
+                    let shared: Vec<&String> = point
+                        .iter()
+                        .map(|(a, _)| a)
+                        .filter(|a| need_axes.contains(a))
+                        .collect();
+                    let matching: Vec<String> = runs
+                        .iter()
+                        .filter(|r| {
+                            &r.experiment == need
+                                && shared.iter().all(|a| r.params.get(*a) == params.get(*a))
+                        })
+                        .map(|r| r.id.clone())
+                        .collect();
+                    if matching.is_empty() {
+                        bail!(
+                            "run {id} needs experiment `{need}`, which has no matching runs in profile `{profile}`"
+                        );
+                    }
+                    upstream.extend(matching);
+                }
+                runs.push(RunNode {
+                    id,
+                    experiment: name.to_string(),
+                    kind,
+                    params,
+                    datasets: exp.datasets.clone(),
+                    upstream,
+                    determinism: exp.determinism,
+                });
+            }
+        }
+
+        let keep = select(p, &runs, targets)?;
+        runs.retain(|r| keep.runs.contains(&r.id));
+        let mut ds_names: BTreeSet<String> = runs
+            .iter()
+            .flat_map(|r| r.datasets.iter().cloned())
+            .collect();
+        ds_names.extend(keep.datasets);
+        let datasets = ds_names
+            .into_iter()
+            .map(|name| {
+                let spec = p.datasets[&name].clone();
+                let ov = prof.datasets.get(&name).cloned().unwrap_or_default();
+                let mut gen_params = spec
+                    .generate
+                    .as_ref()
+                    .map(|g| g.params.clone())
+                    .unwrap_or_default();
+                gen_params.extend(ov.params);
+                DatasetNode {
+                    name,
+                    spec,
+                    source: ov.source,
+                    gen_params,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            profile: profile.to_string(),
+            threads: prof.threads,
+            datasets,
+            runs,
+        })
+    }
+
+    pub fn run(&self, id: &str) -> Option<&RunNode> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+}
+
+struct Selection {
+    runs: BTreeSet<String>,
+    datasets: BTreeSet<String>,
+}
+
+/// Targets and everything upstream of them.
+fn select(p: &Pipeline, runs: &[RunNode], targets: &[String]) -> Result<Selection> {
+    let mut sel = Selection {
+        runs: BTreeSet::new(),
+        datasets: BTreeSet::new(),
+    };
+    if targets.is_empty() {
+        sel.runs = runs.iter().map(|r| r.id.clone()).collect();
+        return Ok(sel);
+    }
+    let mut todo: Vec<String> = Vec::new();
+    for t in targets {
+        let by_exp: Vec<String> = runs
+            .iter()
+            .filter(|r| &r.experiment == t)
+            .map(|r| r.id.clone())
+            .collect();
+        if !by_exp.is_empty() {
+            todo.extend(by_exp);
+        } else if runs.iter().any(|r| &r.id == t) {
+            todo.push(t.clone());
+        } else if p.datasets.contains_key(t) {
+            sel.datasets.insert(t.clone());
+        } else if p.experiment(t).is_some() {
+            bail!("experiment `{t}` has no runs in this profile (skipped?)");
+        } else {
+            bail!(
+                "target `{t}` is neither an experiment, a run id nor a dataset of the pipeline (try `repro plan` to list run ids)"
+            );
+        }
+    }
+    while let Some(id) = todo.pop() {
+        if sel.runs.insert(id.clone())
+            && let Some(r) = runs.iter().find(|r| r.id == id)
+        {
+            todo.extend(r.upstream.iter().cloned());
+        }
+    }
+    Ok(sel)
+}
+
+/// Experiments with every `needs` before its dependents (the spec was checked for cycles).
+fn topo_order(p: &Pipeline) -> Vec<(&str, &super::spec::ExperimentSpec)> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    while out.len() < p.experiments.len() {
+        let before = out.len();
+        for (n, e) in &p.experiments {
+            if !done.contains(n.as_str()) && e.needs.iter().all(|d| done.contains(d.as_str())) {
+                done.insert(n);
+                out.push((n.as_str(), e));
+            }
+        }
+        if out.len() == before {
+            break; // a cycle; validation reports it
+        }
+    }
+    out
+}
+
+fn normalise(kind: &dyn StageKind, name: &str, v: &Value) -> Result<Value> {
+    let spec = kind
+        .params()
+        .iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("unknown parameter {name}"))?;
+    spec.check(v)
+        .map_err(|e| anyhow::anyhow!("parameter {name}: {e}"))
+}
+
+/// A value as written in run ids.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        _ => v.to_string(),
+    }
+}
+
+/// Grid points in axis order; the last axis varies fastest. No axes → one empty point.
+fn cartesian(grid: &Map<String, Value>) -> Vec<Vec<(String, Value)>> {
+    let mut points: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    for (axis, values) in grid {
+        let values = values.as_array().cloned().unwrap_or_default();
+        points = points
+            .into_iter()
+            .flat_map(|pt| {
+                values.iter().map(move |v| {
+                    let mut pt = pt.clone();
+                    pt.push((axis.clone(), v.clone()));
+                    pt
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PIPE: &str = r#"
+datasets:
+  c: {format: cifar10-binary, files: [{name: c.tar.gz}]}
+experiments:
+  a:
+    kind: vision
+    datasets: [c]
+    params: {epochs: 7}
+    grid: {schedule: [none, early], seed: [0, 1]}
+  b:
+    kind: vision
+    datasets: [c]
+    needs: [a]
+    grid: {seed: [0, 1]}
+profiles:
+  paper: {}
+  small:
+    experiments:
+      a: {params: {epochs: 2, lr: 1}, grid: {seed: [5]}}
+      b: {skip: true}
+"#;
+
+    #[test]
+    fn profiles_grids_and_upstream_matching() {
+        let p = Pipeline::parse(std::path::Path::new("pipeline.yaml"), PIPE).unwrap();
+        let plan = Plan::resolve(&p, "paper", &[]).unwrap();
+        assert_eq!(plan.runs.len(), 6);
+        let b0 = plan.run("b/seed=0").unwrap();
+        assert_eq!(
+            b0.upstream,
+            vec!["a/schedule=none,seed=0", "a/schedule=early,seed=0"]
+        );
+        // Defaults fill in what the experiment does not set; experiment params override them.
+        assert_eq!(
+            plan.run("a/schedule=none,seed=1").unwrap().params["epochs"],
+            json!(7)
+        );
+        assert_eq!(b0.params["epochs"], json!(200));
+
+        let small = Plan::resolve(&p, "small", &[]).unwrap();
+        let ids: Vec<&str> = small.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a/schedule=none,seed=5", "a/schedule=early,seed=5"]);
+        assert_eq!(
+            small.runs[0].params["lr"],
+            json!(1.0),
+            "ints given for floats are normalised"
+        );
+        assert_eq!(small.runs[0].params["epochs"], json!(2));
+
+        // A target pulls in its upstream runs, and nothing else.
+        let t = Plan::resolve(&p, "paper", &["b/seed=1".into()]).unwrap();
+        let ids: Vec<&str> = t.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "a/schedule=none,seed=1",
+                "a/schedule=early,seed=1",
+                "b/seed=1"
+            ]
+        );
+        assert_eq!(t.datasets.len(), 1);
+        assert!(Plan::resolve(&p, "paper", &["zzz".into()]).is_err());
+    }
+
+    #[test]
+    fn cartesian_order() {
+        let g = json!({"schedule": ["a", "b"], "seed": [0, 1, 2]});
+        let pts = cartesian(g.as_object().unwrap());
+        assert_eq!(pts.len(), 6);
+        assert_eq!(
+            pts[1],
+            vec![
+                ("schedule".to_string(), json!("a")),
+                ("seed".to_string(), json!(1))
+            ]
+        );
+    }
+}

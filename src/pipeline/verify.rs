@@ -1,0 +1,200 @@
+//! `repro verify`, `repro lock` and the reachability `repro gc` needs: re-hashing every object
+//! the run records and the lock reference, and comparing locked digests with the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use super::datasets::generation_manifest;
+use super::executor::{Executor, RunState};
+use super::lockfile::{LockFile, LockedFile, LockedRun};
+use super::plan::Plan;
+use super::spec::{DatasetSource, Determinism};
+use crate::store::Store;
+use crate::store::hash::digests_file;
+
+/// Result of a verification.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub objects: usize,
+    pub locked_runs: usize,
+    pub dataset_files: usize,
+    pub problems: Vec<String>,
+}
+
+/// Re-hash every object of every run record; check dataset files and, for `profiles`, the
+/// locked digests against what the store holds.
+pub fn verify(
+    store: &Store,
+    lock: &LockFile,
+    datasets_dir: &Path,
+    profiles: &[String],
+) -> Result<Verification> {
+    let mut v = Verification::default();
+    let mut seen = BTreeSet::new();
+    for r in store.records()? {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                v.problems.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        for (name, o) in &r.outputs {
+            if seen.insert(o.sha256.clone()) {
+                v.objects += 1;
+                if let Err(e) = store.verify_object(o) {
+                    v.problems.push(format!("{} output {name}: {e}", r.run_id));
+                }
+            }
+        }
+    }
+    for (ds, files) in &lock.datasets {
+        for (name, l) in files {
+            let path = datasets_dir.join(ds).join(name);
+            if !path.exists() {
+                continue; // not fetched on this machine: nothing to check
+            }
+            v.dataset_files += 1;
+            let d = digests_file(&path)?;
+            if d.sha256 != l.sha256 {
+                v.problems.push(format!(
+                    "dataset file {}: sha256 {} but pipeline.lock has {}",
+                    path.display(),
+                    d.sha256,
+                    l.sha256
+                ));
+            }
+        }
+    }
+    for p in profiles {
+        let Some(locked) = lock.profiles.get(p) else {
+            v.problems.push(format!(
+                "pipeline.lock has no entry for profile {p}; run `repro lock --profile {p}`"
+            ));
+            continue;
+        };
+        for (id, l) in &locked.runs {
+            v.locked_runs += 1;
+            let rec = store
+                .get_ref(p, id)
+                .and_then(|k| store.read_record(&k).ok().flatten());
+            let Some(rec) = rec else {
+                v.problems.push(format!("{id}: locked for profile {p} but not in this store; run `repro run --profile {p}` first"));
+                continue;
+            };
+            let actual: BTreeMap<String, String> = rec
+                .outputs
+                .iter()
+                .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                .collect();
+            for (name, want) in &l.outputs {
+                match actual.get(name) {
+                    None => v.problems.push(format!("{id}: locked output {name} was not produced")),
+                    Some(got) if got != want => v.problems.push(format!("{id}: output {name} is {got}, pipeline.lock has {want} (not bitwise reproduced)")),
+                    Some(_) => {}
+                }
+            }
+            for name in actual.keys().filter(|n| !l.outputs.contains_key(*n)) {
+                v.problems
+                    .push(format!("{id}: output {name} is not in pipeline.lock"));
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Rewrite a profile's entry of the lock from the store; every bitwise run must have run.
+pub fn lock_profile(
+    exec: &Executor,
+    plan: &Plan,
+    lock: &mut LockFile,
+    device: tch::Device,
+    threads: usize,
+) -> Result<usize> {
+    let mut entry = super::lockfile::LockedProfile::default();
+    for d in &plan.datasets {
+        if d.source == DatasetSource::Generate
+            && let Some(m) = generation_manifest(&exec.pipeline.salt, d)
+        {
+            match exec.store.read_record(&m.key())? {
+                Some(r) => {
+                    entry.generated.insert(
+                        d.name.clone(),
+                        r.outputs
+                            .iter()
+                            .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                            .collect(),
+                    );
+                }
+                None => bail!(
+                    "dataset {} has not been generated for profile {}; run `repro run --profile {}` first",
+                    d.name,
+                    plan.profile,
+                    plan.profile
+                ),
+            }
+        }
+    }
+    let states = exec.states(plan, device, threads)?;
+    let mut missing = Vec::new();
+    for (run, (id, state)) in plan.runs.iter().zip(states) {
+        if run.determinism != Determinism::Bitwise {
+            continue;
+        }
+        match state {
+            RunState::Cached { key } => {
+                if let Some(r) = exec.store.read_record(&key)? {
+                    entry.runs.insert(
+                        id,
+                        LockedRun {
+                            key,
+                            outputs: r
+                                .outputs
+                                .iter()
+                                .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                                .collect(),
+                        },
+                    );
+                }
+            }
+            RunState::WillRun { .. } => missing.push(id),
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "{} bitwise run(s) of profile {} are not in the store (e.g. {}); run `repro run --profile {}` first",
+            missing.len(),
+            plan.profile,
+            missing[0],
+            plan.profile
+        );
+    }
+    let n = entry.runs.len();
+    lock.profiles.insert(plan.profile.clone(), entry);
+    Ok(n)
+}
+
+/// Record a verified upstream file's digests in the lock (the first verified download of an
+/// md5-only dataset is where its sha256 comes from).
+pub fn lock_dataset_file(
+    lock: &mut LockFile,
+    dataset: &str,
+    name: &str,
+    sha256: &str,
+    md5: &str,
+    size: u64,
+) {
+    lock.datasets
+        .entry(dataset.to_string())
+        .or_default()
+        .insert(
+            name.to_string(),
+            LockedFile {
+                sha256: sha256.into(),
+                md5: Some(md5.into()),
+                size,
+            },
+        );
+}

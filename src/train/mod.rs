@@ -1,0 +1,56 @@
+//! Training: the learning-rate and weight-decay schedules shared by the stage kinds, and the
+//! stage kinds that train (`vision` now; language modelling and RL plug in beside it).
+
+pub mod vision;
+
+/// When weight decay is applied, by epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WdSchedule {
+    None,
+    Always,
+    /// On for epochs `< switch_epoch`.
+    Early,
+    /// On from `switch_epoch`.
+    Late,
+}
+
+impl WdSchedule {
+    pub fn parse(s: &str) -> anyhow::Result<WdSchedule> {
+        Ok(match s {
+            "none" => WdSchedule::None,
+            "always" => WdSchedule::Always,
+            "early" => WdSchedule::Early,
+            "late" => WdSchedule::Late,
+            _ => anyhow::bail!("unknown schedule {s:?}: expected none, always, early or late"),
+        })
+    }
+
+    pub fn active(self, epoch: usize, switch_epoch: usize) -> bool {
+        match self {
+            WdSchedule::None => false,
+            WdSchedule::Always => true,
+            WdSchedule::Early => epoch < switch_epoch,
+            WdSchedule::Late => epoch >= switch_epoch,
+        }
+    }
+}
+
+/// Exponential learning-rate decay per epoch: lr₀ · rate^epoch.
+pub fn lr_at(lr0: f64, rate: f64, epoch: usize) -> f64 {
+    lr0 * rate.powi(epoch as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_switch_at_ts() {
+        let on: Vec<bool> = (0..4).map(|e| WdSchedule::Early.active(e, 2)).collect();
+        assert_eq!(on, [true, true, false, false]);
+        let on: Vec<bool> = (0..4).map(|e| WdSchedule::Late.active(e, 2)).collect();
+        assert_eq!(on, [false, false, true, true]);
+        assert!(!WdSchedule::None.active(0, 2) && WdSchedule::Always.active(9, 2));
+        assert!((lr_at(0.1, 0.97, 2) - 0.1 * 0.97 * 0.97).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,96 @@
+//! Helpers for the end-to-end tests: a temporary project with a small pipeline, and the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// A small pipeline on generated CIFAR-10: 2 schedules × 2 seeds, a couple of epochs.
+pub const PIPELINE: &str = r#"version: 1
+salt: test
+datasets:
+  cifar10:
+    format: cifar10-binary
+    files:
+      - name: cifar-10-binary.tar.gz
+        urls: [http://127.0.0.1:9/unreachable.tar.gz]
+        md5: c32a1d4ab5d03f1284b67883e8d87530
+    generate:
+      generator: cifar10
+      params: {train_per_class: 20, test_per_class: 5, seed: 0}
+experiments:
+  small:
+    kind: vision
+    datasets: [cifar10]
+    determinism: bitwise
+    params: {width: 4, epochs: 2, batch_size: 50, lr: 0.05, switch_epoch: 1}
+    grid:
+      schedule: [none, early]
+      seed: [0, 1]
+profiles:
+  smoke:
+    threads: 1
+    datasets:
+      cifar10: {source: generate}
+"#;
+
+impl Project {
+    pub fn new(pipeline: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pipeline.yaml"), pipeline).expect("write pipeline");
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
+        c.current_dir(self.path())
+            .args(args)
+            .env_remove("REPRO_PROFILE")
+            .env_remove("REPRO_STORE")
+            .env_remove("REPRO_MIRROR");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("spawn repro")
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path().join("artifacts")
+    }
+
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.store().join("runs")).expect("runs dir") {
+            let p = e.expect("entry").path();
+            out.push(serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json"));
+        }
+        out
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Assert success and return the combined output.
+pub fn ok(o: Output) -> String {
+    let t = text(&o);
+    assert!(
+        o.status.success(),
+        "repro failed ({:?}):\n{t}",
+        o.status.code()
+    );
+    t
+}

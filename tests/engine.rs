@@ -1,0 +1,285 @@
+//! End to end: runs on generated data, cache hits and misses with their reasons, key stability
+//! across processes, corrupted objects, concurrent processes on one store, kill -9 atomicity,
+//! gc, lock and verify.
+
+mod common;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{PIPELINE, Project, ok, text};
+
+fn keys_of(plan_output: &str) -> BTreeMap<String, String> {
+    plan_output
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('│').map(str::trim).collect();
+            (cells.len() > 4 && cells[1].starts_with("small/"))
+                .then(|| (cells[1].to_string(), cells[3].to_string()))
+        })
+        .collect()
+}
+
+fn output_digests(p: &Project) -> BTreeMap<String, serde_json::Value> {
+    p.records()
+        .into_iter()
+        .filter(|r| r["experiment"] == "small")
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_string(),
+                r["outputs"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn run_then_cached_then_reason_for_a_change() {
+    let p = Project::new(PIPELINE);
+    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("4 ran, 0 cached, 0 failed"), "{t}");
+    // metrics series has one row per epoch with the logged fields
+    let rec = p
+        .records()
+        .into_iter()
+        .find(|r| r["run_id"] == "small/schedule=early,seed=0")
+        .unwrap();
+    assert_eq!(rec["manifest"]["params"]["schedule"], "early");
+    let sha = rec["outputs"]["metrics.jsonl"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metrics = std::fs::read_to_string(
+        p.store()
+            .join("objects/sha256")
+            .join(&sha[..2])
+            .join(&sha[2..]),
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["wd_on"], true);
+    assert_eq!(rows[1]["wd_on"], false);
+    assert!(
+        rec["outputs"]["checkpoint.safetensors"]["size"]
+            .as_u64()
+            .unwrap()
+            > 1000
+    );
+
+    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("0 ran, 4 cached"), "{t}");
+
+    // Same inputs → same keys in another process.
+    let a = keys_of(&ok(p.run(&[
+        "plan",
+        "--profile",
+        "smoke",
+        "--device",
+        "cpu",
+    ])));
+    let b = keys_of(&ok(p.run(&[
+        "plan",
+        "--profile",
+        "smoke",
+        "--device",
+        "cpu",
+    ])));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+
+    // A parameter change makes every run stale and says why.
+    std::fs::write(
+        p.path().join("pipeline.yaml"),
+        PIPELINE.replace("lr: 0.05", "lr: 0.04"),
+    )
+    .unwrap();
+    let t = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("parameter lr 0.05→0.04"), "{t}");
+    assert!(t.contains("0 cached, 4 to run"), "{t}");
+    // A changed generated dataset is an input change.
+    std::fs::write(
+        p.path().join("pipeline.yaml"),
+        PIPELINE.replace("test_per_class: 5", "test_per_class: 6"),
+    )
+    .unwrap();
+    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "cifar10"]));
+    let t = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("input dataset:cifar10 changed"), "{t}");
+    // Only one target reruns with --force, dependencies stay cached.
+    std::fs::write(p.path().join("pipeline.yaml"), PIPELINE).unwrap();
+    let t = ok(p.run(&[
+        "run",
+        "--profile",
+        "smoke",
+        "--device",
+        "cpu",
+        "--force",
+        "small/schedule=none,seed=1",
+    ]));
+    assert!(t.contains("1 ran, 0 cached"), "{t}");
+}
+
+#[test]
+fn bitwise_reproducible_across_stores_and_locked() {
+    let a = Project::new(PIPELINE);
+    let b = Project::new(PIPELINE);
+    ok(a.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(b.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    let (da, db) = (output_digests(&a), output_digests(&b));
+    assert_eq!(da.len(), 4);
+    assert_eq!(da, db, "the same runs in two stores gave different bytes");
+
+    let t = ok(a.run(&["lock", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("locked 4 bitwise runs"), "{t}");
+    let t = ok(a.run(&["verify", "--profile", "smoke"]));
+    assert!(t.contains("4 locked runs"), "{t}");
+    // The lock from one store verifies the other store's runs.
+    std::fs::copy(
+        a.path().join("pipeline.lock"),
+        b.path().join("pipeline.lock"),
+    )
+    .unwrap();
+    ok(b.run(&["verify", "--profile", "smoke"]));
+    // A tampered lock entry is a mismatch, exit 1.
+    let lock = std::fs::read_to_string(a.path().join("pipeline.lock")).unwrap();
+    let digest = da["small/schedule=none,seed=0"]["metrics.jsonl"]["sha256"]
+        .as_str()
+        .unwrap();
+    std::fs::write(
+        a.path().join("pipeline.lock"),
+        lock.replace(digest, &"0".repeat(64)),
+    )
+    .unwrap();
+    let o = a.run(&["verify", "--profile", "smoke"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not bitwise reproduced"), "{}", text(&o));
+}
+
+#[test]
+fn corrupted_objects_are_found_and_refused() {
+    let p = Project::new(PIPELINE);
+    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(p.run(&["verify"]));
+    // Corrupt the generated dataset archive: verify lists it, and a run that reads it refuses.
+    let generated = p
+        .records()
+        .into_iter()
+        .find(|r| r["run_id"] == "dataset:cifar10")
+        .unwrap();
+    let sha = generated["outputs"]["cifar-10-binary.tar.gz"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let obj = p
+        .store()
+        .join("objects/sha256")
+        .join(&sha[..2])
+        .join(&sha[2..]);
+    std::fs::set_permissions(
+        &obj,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+    )
+    .unwrap();
+    let mut bytes = std::fs::read(&obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&obj, &bytes).unwrap();
+    let o = p.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(&sha) && text(&o).contains("corrupt"),
+        "{}",
+        text(&o)
+    );
+    let o = p.run(&["run", "--profile", "smoke", "--device", "cpu", "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("corrupt"), "{}", text(&o));
+}
+
+#[test]
+fn concurrent_processes_run_each_key_once() {
+    let p = Project::new(PIPELINE);
+    let spawn = || {
+        p.cmd(&["run", "--profile", "smoke", "--device", "cpu"])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ta, tb) = (ok(a), ok(b));
+    let ran = |t: &str| {
+        t.lines()
+            .find_map(|l| {
+                l.strip_prefix("profile smoke: ")
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        ran(&ta) + ran(&tb),
+        4,
+        "each key must run exactly once:\n{ta}\n{tb}"
+    );
+    assert_eq!(output_digests(&p).len(), 4);
+    ok(p.run(&["verify"]));
+}
+
+#[test]
+fn kill_9_leaves_no_partial_output() {
+    let p = Project::new(&PIPELINE.replace("epochs: 2", "epochs: 30"));
+    let mut child = p
+        .cmd(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"])
+        .spawn()
+        .unwrap();
+    // Kill once the first training run is under way (its scratch folder exists).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = std::fs::read_dir(p.store().join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("run-"))
+            })
+            .unwrap_or(false);
+        if busy || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = output_digests(&p);
+    assert!(runs.len() < 4, "the kill came too late to test anything");
+    // Whatever is recorded is complete and verifies; nothing half-written is visible.
+    ok(p.run(&["verify"]));
+    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    assert!(t.contains("0 failed"), "{t}");
+    assert_eq!(output_digests(&p).len(), 4);
+}
+
+#[test]
+fn gc_removes_only_unreferenced_objects() {
+    let p = Project::new(PIPELINE);
+    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    let t = ok(p.run(&["gc"]));
+    assert!(t.contains("0 unreferenced objects"), "{t}");
+    let orphan = p.store().join("objects/sha256/00/orphan");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"x").unwrap();
+    let t = ok(p.run(&["gc"]));
+    assert!(
+        t.contains("would remove 00orphan") && orphan.exists(),
+        "{t}"
+    );
+    let t = ok(p.run(&["gc", "--apply"]));
+    assert!(t.contains("removed 1 objects") && !orphan.exists(), "{t}");
+    ok(p.run(&["verify"]));
+    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    assert!(t.contains("4 cached"), "{t}");
+}

@@ -1,0 +1,92 @@
+//! pipeline.yaml validation: every problem reported at once with FILE:LINE:COL, exit code 2.
+
+mod common;
+use common::{Project, text};
+
+#[test]
+fn every_problem_is_listed_with_its_position() {
+    let p = Project::new(
+        r#"version: 1
+datasets:
+  cifar10:
+    format: cifar10-binary
+    files:
+      - name: c.tar.gz
+        md5: nothex
+experiments:
+  a:
+    kind: vision
+    datasets: [cifar10, missing_ds]
+    needs: [b]
+    params:
+      lrr: 0.1
+      epochs: many
+    grid:
+      seed: []
+  b:
+    kind: telepathy
+    needs: [a]
+profiles:
+  smoke:
+    experiments:
+      nope: {}
+bogus: 1
+"#,
+    );
+    let o = p.run(&["plan", "--profile", "smoke"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    let expect = [
+        "pipeline.yaml:7:14: md5 must be 32 hex digits",
+        "pipeline.yaml:11:25: dataset `missing_ds` is not declared",
+        "pipeline.yaml:14:7: stage kind `vision` has no parameter `lrr`",
+        "pipeline.yaml:15:15: parameter `epochs`: expected an integer",
+        "pipeline.yaml:17:13: grid axis `seed` is empty",
+        "pipeline.yaml:19:11: unknown stage kind `telepathy`",
+        "cycle: a → b → a",
+        "pipeline.yaml:24:7: experiment `nope` is not declared",
+        "pipeline.yaml:25:1: unknown top-level key `bogus`",
+    ];
+    for e in expect {
+        assert!(t.contains(e), "missing {e:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn yaml_syntax_error_has_a_position() {
+    let p = Project::new("version: 1\nexperiments:\n  a: [unclosed\n");
+    let o = p.run(&["plan"]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("pipeline.yaml:") && t.contains("not valid YAML"),
+        "{t}"
+    );
+}
+
+#[test]
+fn unknown_profile_and_target_are_usage_errors() {
+    let p = Project::new(common::PIPELINE);
+    let o = p.run(&["plan", "--profile", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("profile `nope` is not declared"),
+        "{}",
+        text(&o)
+    );
+    let o = p.run(&["plan", "--profile", "smoke", "no_such_target"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no_such_target"));
+}
+
+#[test]
+fn type_errors_inside_sections_are_located() {
+    let p = Project::new("experiments:\n  a:\n    kind: vision\n    determinism: sometimes\n");
+    let o = p.run(&["plan"]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("pipeline.yaml:4:18:") && t.contains("determinism"),
+        "{t}"
+    );
+}
