@@ -92,7 +92,8 @@ enum Cmd {
     Fetch {
         #[arg(long)]
         mirror: Option<String>,
-        datasets: Vec<String>,
+        #[arg(value_name = "DATASET")]
+        names: Vec<String>,
     },
     /// List objects no run record or lock entry refers to; `--apply` deletes them.
     Gc {
@@ -215,7 +216,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => run_cmd(&ctx, &profile, force, jobs, device, mirror, &targets),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
         Cmd::Verify { profile } => verify_cmd(&ctx, profile),
-        Cmd::Fetch { mirror, datasets } => fetch_cmd(&ctx, mirror, &datasets),
+        Cmd::Fetch { mirror, names } => fetch_cmd(&ctx, mirror, &names),
         Cmd::Gc { apply } => gc_cmd(&ctx, apply),
         Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
     }

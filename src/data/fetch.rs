@@ -227,11 +227,10 @@ pub fn fetch_file(file: &DatasetFile, dest_dir: &Path, opts: &FetchOptions) -> R
             }
         }
     }
-    let mut msg = format!(
-        "cannot fetch {}: all {} sources failed:",
-        file.name,
-        failures.len()
-    );
+    let mut msg = match failures.len() {
+        1 => format!("cannot fetch {}: its only source failed:", file.name),
+        n => format!("cannot fetch {}: all {n} sources failed:", file.name),
+    };
     for (i, f) in failures.iter().enumerate() {
         msg.push_str(&format!("\n  {}. {f}", i + 1));
     }
@@ -268,7 +267,7 @@ impl Source {
     fn open(&self, agent: &ureq::Agent) -> Result<(Box<dyn Read>, Option<u64>)> {
         match self {
             Source::Path(p) => {
-                let f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
+                let f = File::open(p)?;
                 let meta = f.metadata()?;
                 if !meta.is_file() {
                     bail!("{} is not a regular file", p.display());
@@ -283,7 +282,17 @@ impl Source {
                     Err(ureq::Error::Status(code, r)) => {
                         bail!("HTTP {code} {}", r.status_text())
                     }
-                    Err(ureq::Error::Transport(t)) => bail!("{t}"),
+                    // Not `{t}`: its Display repeats the URL, which the caller already names.
+                    Err(ureq::Error::Transport(t)) => {
+                        let mut why = t.kind().to_string();
+                        if let Some(m) = t.message() {
+                            why.push_str(&format!(": {m}"));
+                        }
+                        if let Some(cause) = std::error::Error::source(&t) {
+                            why.push_str(&format!(": {cause}"));
+                        }
+                        bail!("{why}")
+                    }
                 };
                 let len = resp
                     .header("Content-Length")

@@ -202,6 +202,7 @@ impl StageKind for VisionStage {
         let mut images_per_s = Vec::new();
         let mut last = json!({});
 
+        let params = vs.trainable_variables();
         for epoch in 0..epochs {
             let start = Instant::now();
             let lr = lr_at(lr0, decay, epoch);
@@ -211,7 +212,9 @@ impl StageKind for VisionStage {
             let mut rng = ChaCha8Rng::seed_from_u64((seed as u64) << 20 | epoch as u64);
             let mut order: Vec<i64> = (0..n_train as i64).collect();
             order.shuffle(&mut rng);
-            let (mut loss_sum, mut correct, mut grad_sq, mut steps) = (0.0, 0i64, 0.0, 0usize);
+            // Accumulate on the device and read once per epoch: no host sync per step.
+            let acc = || Tensor::zeros([], (Kind::Double, dev));
+            let (mut loss_sum, mut correct, mut grad_sq, mut steps) = (acc(), acc(), acc(), 0usize);
             for chunk in order.chunks(batch) {
                 let idx = Tensor::from_slice(chunk).to_device(dev);
                 let mut x = x_train.index_select(0, &idx);
@@ -223,24 +226,24 @@ impl StageKind for VisionStage {
                 let loss = logits.cross_entropy_for_logits(&y);
                 opt.zero_grad();
                 loss.backward();
-                grad_sq += tch::no_grad(|| {
-                    vs.trainable_variables()
-                        .iter()
-                        .map(|v| v.grad().square().sum(Kind::Float).double_value(&[]))
-                        .sum::<f64>()
+                tch::no_grad(|| {
+                    for v in &params {
+                        grad_sq += v.grad().square().sum(Kind::Double);
+                    }
+                    loss_sum += loss.to_kind(Kind::Double) * chunk.len() as f64;
+                    correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Double);
                 });
                 opt.step();
-                loss_sum += loss.double_value(&[]) * chunk.len() as f64;
-                correct += logits
-                    .argmax(-1, false)
-                    .eq_tensor(&y)
-                    .sum(Kind::Int64)
-                    .int64_value(&[]);
                 steps += 1;
             }
+            let (loss_sum, correct, grad_sq) = (
+                loss_sum.double_value(&[]),
+                correct.double_value(&[]),
+                grad_sq.double_value(&[]),
+            );
             let (test_loss, test_acc) = evaluate(&net, &x_test, &y_test, 500);
             let weight_norm = tch::no_grad(|| {
-                vs.trainable_variables()
+                params
                     .iter()
                     .map(|v| v.square().sum(Kind::Float).double_value(&[]))
                     .sum::<f64>()
@@ -251,7 +254,7 @@ impl StageKind for VisionStage {
                 lr,
                 wd_on,
                 train_loss: loss_sum / n_train as f64,
-                train_acc: correct as f64 / n_train as f64,
+                train_acc: correct / n_train as f64,
                 test_loss,
                 test_acc,
                 weight_norm,

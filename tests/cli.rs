@@ -1,0 +1,147 @@
+//! The binary as users meet it: no environment needed, fetch through a mirror into datasets/
+//! with the sha256 of an md5-only dataset recorded in pipeline.lock, refusal of a wrong file.
+
+mod common;
+use common::{Project, ok, text};
+
+#[test]
+fn runs_without_any_environment_from_another_directory() {
+    let p = Project::new(common::PIPELINE);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_repro"))
+        .current_dir(elsewhere.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args([
+            "--pipeline",
+            p.path().join("pipeline.yaml").to_str().unwrap(),
+            "plan",
+            "--profile",
+            "smoke",
+        ])
+        .output()
+        .unwrap();
+    let t = ok(o);
+    assert!(t.contains("profile smoke: 4 runs"), "{t}");
+}
+
+/// A pipeline whose dataset is pinned to the bytes the cifar10 generator writes, so a mirror
+/// folder holding those bytes plays the upstream server.
+fn mirrored(p: &Project, md5: &str, size: u64) -> String {
+    common::PIPELINE
+        .replace(
+            "        md5: c32a1d4ab5d03f1284b67883e8d87530\n",
+            &format!("        md5: {md5}\n        size: {size}\n"),
+        )
+        .replace("cifar10: {source: generate}", "cifar10: {source: fetch}")
+        .replace(
+            "salt: test",
+            &format!("salt: test-{}", p.path().display().to_string().len()),
+        )
+}
+
+#[test]
+fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
+    // Make the "upstream" file with the generator, via a generated run in a scratch project.
+    let upstream = Project::new(common::PIPELINE);
+    ok(upstream.run(&[
+        "run",
+        "--profile",
+        "smoke",
+        "--device",
+        "cpu",
+        "--quiet",
+        "cifar10",
+    ]));
+    let rec = upstream
+        .records()
+        .into_iter()
+        .find(|r| r["run_id"] == "dataset:cifar10")
+        .unwrap();
+    let sha = rec["outputs"]["cifar-10-binary.tar.gz"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = rec["outputs"]["cifar-10-binary.tar.gz"]["size"]
+        .as_u64()
+        .unwrap();
+    let mirror = tempfile::tempdir().unwrap();
+    let archive = mirror.path().join("cifar-10-binary.tar.gz");
+    std::fs::copy(
+        upstream
+            .store()
+            .join("objects/sha256")
+            .join(&sha[..2])
+            .join(&sha[2..]),
+        &archive,
+    )
+    .unwrap();
+    let md5 = repro::store::hash::digests_file(&archive).unwrap().md5;
+
+    let p = Project::new("");
+    std::fs::write(p.path().join("pipeline.yaml"), mirrored(&p, &md5, size)).unwrap();
+    let t = ok(p.run(&[
+        "fetch",
+        "--mirror",
+        mirror.path().to_str().unwrap(),
+        "cifar10",
+    ]));
+    assert!(t.contains(&sha), "{t}");
+    assert!(
+        p.path()
+            .join("datasets/cifar10/cifar-10-binary.tar.gz")
+            .exists()
+    );
+    let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).unwrap();
+    assert!(
+        lock.contains(&sha) && lock.contains(&md5),
+        "sha256 of the md5-only file must be locked:\n{lock}"
+    );
+    // The fetched data trains; the run key uses the pinned identity.
+    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    assert!(t.contains("4 ran"), "{t}");
+    ok(p.run(&["verify"]));
+
+    // A corrupted file in datasets/ is refused by `run` and reported by `verify`.
+    let local = p.path().join("datasets/cifar10/cifar-10-binary.tar.gz");
+    let mut bytes = std::fs::read(&local).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&local, &bytes).unwrap();
+    let o = p.run(&[
+        "run",
+        "--profile",
+        "smoke",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("md5 is") && text(&o).contains(&md5),
+        "{}",
+        text(&o)
+    );
+    let o = p.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // A mirror with the wrong bytes: refused with both digests, quarantined, nothing in datasets/.
+    std::fs::remove_file(&local).unwrap();
+    // Same size, one bit off: only the digest can tell.
+    let mut wrong = std::fs::read(&archive).unwrap();
+    wrong[10] ^= 1;
+    std::fs::write(&archive, &wrong).unwrap();
+    let o = p.run(&[
+        "fetch",
+        "--mirror",
+        mirror.path().to_str().unwrap(),
+        "cifar10",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&md5), "{}", text(&o));
+    assert!(!local.exists());
+    let quarantined = std::fs::read_dir(p.store().join("quarantine"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(quarantined >= 1, "the rejected file must be quarantined");
+}
