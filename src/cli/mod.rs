@@ -375,7 +375,19 @@ fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
 
 fn verify_cmd(ctx: &Ctx, profile: Option<String>) -> Result<()> {
     let lock = LockFile::load(&ctx.lock_path)?;
-    let profiles: Vec<String> = profile.into_iter().collect();
+    let mut profiles = Vec::new();
+    if let Some(p) = profile {
+        let plan = ctx.plan(&p, &[])?;
+        let keys = plan
+            .datasets
+            .iter()
+            .filter_map(|d| {
+                datasets::generation_manifest(&ctx.pipeline.salt, d)
+                    .map(|m| (d.name.clone(), m.key()))
+            })
+            .collect();
+        profiles.push((p, keys));
+    }
     let v = verify::verify(&ctx.store, &lock, &ctx.datasets_dir, &profiles)?;
     if !v.problems.is_empty() {
         for p in &v.problems {

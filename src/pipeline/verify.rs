@@ -25,11 +25,12 @@ pub struct Verification {
 
 /// Re-hash every object of every run record; check dataset files and, for `profiles`, the
 /// locked digests against what the store holds.
+/// `profiles`: each profile to check with the store key of every dataset it generates.
 pub fn verify(
     store: &Store,
     lock: &LockFile,
     datasets_dir: &Path,
-    profiles: &[String],
+    profiles: &[(String, BTreeMap<String, String>)],
 ) -> Result<Verification> {
     let mut v = Verification::default();
     let mut seen = BTreeSet::new();
@@ -68,13 +69,33 @@ pub fn verify(
             }
         }
     }
-    for p in profiles {
+    for (p, generation_keys) in profiles {
         let Some(locked) = lock.profiles.get(p) else {
             v.problems.push(format!(
                 "pipeline.lock has no entry for profile {p}; run `repro lock --profile {p}`"
             ));
             continue;
         };
+        for (ds, want) in &locked.generated {
+            let rec = generation_keys
+                .get(ds)
+                .and_then(|k| store.read_record(k).ok().flatten());
+            let got: Option<BTreeMap<String, String>> = rec.map(|r| {
+                r.outputs
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                    .collect()
+            });
+            match got {
+                None => v.problems.push(format!(
+                    "generated dataset {ds}: not in this store; run `repro run --profile {p}` first"
+                )),
+                Some(got) if &got != want => v.problems.push(format!(
+                    "generated dataset {ds}: files {got:?} differ from pipeline.lock's {want:?}"
+                )),
+                Some(_) => {}
+            }
+        }
         for (id, l) in &locked.runs {
             v.locked_runs += 1;
             let rec = store
