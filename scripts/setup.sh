@@ -6,8 +6,13 @@
 #
 # Order: LIBTORCH=/path (an unpacked libtorch), then REPRO_PYTHON or a python3 that already imports
 # torch 2.11.0, then the cached venv ${XDG_CACHE_HOME:-~/.cache}/repro/venv-torch-2.11.0 (made here
-# with pip if missing). REPRO_CPU_ONLY=1 installs torch without its CUDA wheels (--no-deps) and
-# links without libtorch_cuda.
+# with pip if missing).
+#
+# REPRO_CPU_ONLY=1: a lean install for machines without a GPU: torch's wheel without its CUDA
+# dependencies, except the two libraries libtorch_cpu.so itself needs (CUDA runtime and CUPTI);
+# the binary is then linked without libtorch_cuda. Python's `import torch` does not work in that
+# venv (it preloads cuBLAS), so the build points at the wheel's libtorch directly, and `make test`
+# (which compares against PyTorch) needs the full install.
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
@@ -23,15 +28,23 @@ TEST_PACKAGES=(numpy scipy)
 
 log() { echo "setup: $*" >&2; }
 
-torch_ok() { # python → 0 when it imports the right torch
+torch_ok() { # python → 0 when it has the right torch (read from its metadata, not imported)
   "$1" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
-import sys, torch
-sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("torch").split("+")[0] == sys.argv[1] else 1)
 PY
 }
 
 emit() { # print the exports the build and tests need
   local py="$1"
+  if [ "$CPU_ONLY" = 1 ]; then
+    local site; site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "export LIBTORCH='$site/torch'"
+    echo "export LIBTORCH_CXX11_ABI=1"
+    echo "export REPRO_CPU_ONLY=1"
+    return
+  fi
   echo "export REPRO_PYTHON='$py'"
   echo "export LIBTORCH_USE_PYTORCH=1"
   echo "export VIRTUAL_ENV='$(dirname "$(dirname "$py")")'"
@@ -69,8 +82,7 @@ if ! { [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.
   python3 -m venv "$VENV"
   start=$(date +%s)
   if [ "$CPU_ONLY" = 1 ]; then
-    "$VENV/bin/pip" install --quiet --no-deps "torch==$TORCH_VERSION" >&2
-    "$VENV/bin/pip" install --quiet filelock typing-extensions sympy networkx jinja2 fsspec "${TEST_PACKAGES[@]}" >&2
+    "$VENV/bin/pip" install --quiet --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >&2
   else
     "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "${TEST_PACKAGES[@]}" >&2
   fi

@@ -101,6 +101,11 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
     let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
     assert!(t.contains("4 ran"), "{t}");
     ok(p.run(&["verify"]));
+    // `run` records a fetched file's sha256 too, when the lock does not have it yet.
+    std::fs::remove_file(p.path().join("pipeline.lock")).unwrap();
+    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).unwrap();
+    assert!(lock.contains(&sha), "{lock}");
 
     // A corrupted file in datasets/ is refused by `run` and reported by `verify`.
     let local = p.path().join("datasets/cifar10/cifar-10-binary.tar.gz");

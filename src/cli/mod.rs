@@ -14,10 +14,11 @@ use tabled::{Table, Tabled};
 use crate::pipeline::executor::{Executor, RunOptions, RunState};
 use crate::pipeline::lockfile::LockFile;
 use crate::pipeline::plan::Plan;
-use crate::pipeline::spec::Pipeline;
+use crate::pipeline::spec::{DatasetSource, Pipeline};
 use crate::pipeline::{datasets, verify};
 use crate::runtime::{DeviceChoice, resolve_device};
 use crate::store::Store;
+use crate::store::statcache::StatCache;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -310,6 +311,7 @@ fn run_cmd(
         mirror,
     };
     let summary = ctx.exec().run(&plan, &opts)?;
+    record_fetched_digests(ctx, &plan)?;
     println!(
         "profile {profile}: {} ran, {} cached, {} failed, {} skipped; store: {}",
         summary.ran.len(),
@@ -324,6 +326,38 @@ fn run_cmd(
         }
         return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
     }
+    Ok(())
+}
+
+/// Put the digests of verified upstream files into pipeline.lock when it lacks them (the first
+/// verified download of an md5-only file is where its sha256 comes from).
+fn record_fetched_digests(ctx: &Ctx, plan: &Plan) -> Result<()> {
+    let mut lock = LockFile::load(&ctx.lock_path)?;
+    let mut stat = StatCache::load(&ctx.store.root().join("cache/stat.json"));
+    let before = lock.clone();
+    for d in plan
+        .datasets
+        .iter()
+        .filter(|d| d.source == DatasetSource::Fetch)
+    {
+        for f in &d.spec.files {
+            let path = ctx.datasets_dir.join(&d.name).join(&f.name);
+            let known = lock
+                .datasets
+                .get(&d.name)
+                .is_some_and(|m| m.contains_key(&f.name));
+            if known || !path.exists() {
+                continue;
+            }
+            // prepare() verified this file against its pins during the run.
+            let got = stat.digests(&path)?;
+            verify::lock_dataset_file(&mut lock, &d.name, &f.name, &got.sha256, &got.md5, got.size);
+        }
+    }
+    if lock != before {
+        lock.save(&ctx.lock_path)?;
+    }
+    stat.save()?;
     Ok(())
 }
 
