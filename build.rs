@@ -1,8 +1,9 @@
 //! Link libtorch so the binary runs without any environment set up:
 //! - bake the libtorch folder in as RUNPATH (LD_LIBRARY_PATH still wins, so a GPU box can point the
 //!   same binary at its own libtorch);
-//! - link `libtorch.so` with `--no-as-needed`: rustc passes `--as-needed`, which drops libtorch (and
-//!   with it libtorch_cuda) because no symbol is referenced directly, and CUDA would never load.
+//! - link the worker's `libtorch.so` with `--no-as-needed`: rustc passes `--as-needed`, which
+//!   drops libtorch (and with it libtorch_cuda) because no symbol is referenced directly, and
+//!   CUDA would never load.
 //!   `REPRO_CPU_ONLY=1` skips this for lean installs that lack the CUDA libraries.
 fn main() {
     println!("cargo:rerun-if-env-changed=REPRO_CPU_ONLY");
@@ -15,11 +16,17 @@ fn main() {
     build_shim(&lib);
     println!("cargo:rustc-env=REPRO_LIBTORCH_LIB={lib}");
     let cpu_only = std::env::var("REPRO_CPU_ONLY").is_ok_and(|v| v == "1");
+    // Only the worker loads libtorch; `repro` itself references none of it, so `--as-needed`
+    // keeps libtorch out of it and the control plane starts in milliseconds.
     if !cpu_only {
-        println!("cargo:rustc-link-arg=-L{lib}");
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        for arg in [
+            &format!("-L{lib}"),
+            "-Wl,--no-as-needed",
+            "-ltorch",
+            "-Wl,--as-needed",
+        ] {
+            println!("cargo:rustc-link-arg-bin=repro-worker={arg}");
+        }
     }
 }
 

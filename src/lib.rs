@@ -9,3 +9,4 @@ pub mod pipeline;
 pub mod runtime;
 pub mod store;
 pub mod train;
+pub mod worker;

@@ -254,6 +254,17 @@ fn kill_9_leaves_no_partial_output() {
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
+    // The run's worker process dies with the engine instead of training on as an orphan.
+    std::thread::sleep(Duration::from_millis(500));
+    let orphans: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == p.path()))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("repro-worker"))
+        .collect();
+    assert!(orphans.is_empty(), "orphaned workers: {orphans:?}");
     let runs = output_digests(&p);
     assert!(runs.len() < 4, "the kill came too late to test anything");
     // Whatever is recorded is complete and verifies; nothing half-written is visible.

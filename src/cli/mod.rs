@@ -16,7 +16,7 @@ use crate::pipeline::lockfile::LockFile;
 use crate::pipeline::plan::Plan;
 use crate::pipeline::spec::{DatasetSource, Pipeline};
 use crate::pipeline::{datasets, verify};
-use crate::runtime::{DeviceChoice, resolve_device};
+use crate::runtime::{Device, DeviceChoice};
 use crate::store::Store;
 use crate::store::statcache::StatCache;
 
@@ -171,6 +171,9 @@ impl Ctx {
             datasets_dir: self.datasets_dir.clone(),
         }
     }
+    fn device(&self, choice: DeviceChoice) -> Result<Device> {
+        crate::runtime::probe::resolve(choice, &self.store.root().join("cache"))
+    }
     fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
         Plan::resolve(&self.pipeline, profile, targets)
             .map_err(|e| Failure::Usage(format!("{e:#}")).into())
@@ -233,8 +236,8 @@ struct PlanRow {
 
 fn plan_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, targets: &[String]) -> Result<()> {
     let plan = ctx.plan(profile, targets)?;
-    let device = resolve_device(device)?;
-    let states = ctx.exec().states(&plan, device, threads_for(&plan))?;
+    let device = ctx.device(device)?;
+    let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
     let mut rows = Vec::new();
     for d in &plan.datasets {
         rows.push(PlanRow {
@@ -289,7 +292,7 @@ fn run_cmd(
         return Err(Failure::Usage("--jobs must be at least 1".into()).into());
     }
     let plan = ctx.plan(profile, targets)?;
-    let device = resolve_device(device)?;
+    let device = ctx.device(device)?;
     let threads = threads_for(&plan);
     // --force applies to the targets themselves, not to what they depend on.
     let force: BTreeSet<String> = if !force {
@@ -371,8 +374,8 @@ struct StatusRow {
 
 fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
     let plan = ctx.plan(profile, &[])?;
-    let device = resolve_device(device)?;
-    let states = ctx.exec().states(&plan, device, threads_for(&plan))?;
+    let device = ctx.device(device)?;
+    let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
     let mut rows: Vec<StatusRow> = Vec::new();
     for (run, (_, s)) in plan.runs.iter().zip(&states) {
         if rows.last().is_none_or(|r| r.experiment != run.experiment) {
@@ -523,9 +526,9 @@ fn gc_cmd(ctx: &Ctx, apply: bool) -> Result<()> {
 
 fn lock_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
     let plan = ctx.plan(profile, &[])?;
-    let device = resolve_device(device)?;
+    let device = ctx.device(device)?;
     let mut lock = LockFile::load(&ctx.lock_path)?;
-    let n = verify::lock_profile(&ctx.exec(), &plan, &mut lock, device, threads_for(&plan))
+    let n = verify::lock_profile(&ctx.exec(), &plan, &mut lock, &device, threads_for(&plan))
         .map_err(|e| Failure::Work(format!("{e:#}")))?;
     lock.save(&ctx.lock_path)?;
     println!(

@@ -3,20 +3,20 @@
 //! its outputs into the store and writing the record last (so a crash leaves nothing visible).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::datasets::{self, Prepared};
 use super::key::{Manifest, diff};
 use super::plan::{Plan, RunNode};
 use super::spec::{Determinism, Pipeline};
-use super::stage::{DatasetView, StageContext, UpstreamRun};
-use crate::runtime::{self, RunSettings};
+use super::stage::{DatasetView, Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
+use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
 use crate::store::record::RunRecord;
 use crate::store::statcache::StatCache;
@@ -35,7 +35,7 @@ pub enum RunState {
 
 /// Options of one `repro run`.
 pub struct RunOptions {
-    pub device: tch::Device,
+    pub device: Device,
     pub threads: usize,
     /// Run ids to rerun even when cached.
     pub force: BTreeSet<String>,
@@ -59,9 +59,9 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    fn settings(&self, run: &RunNode, device: tch::Device, threads: usize) -> RunSettings {
+    fn settings(&self, run: &RunNode, device: &Device, threads: usize) -> RunSettings {
         RunSettings {
-            device,
+            device: device.clone(),
             threads,
             bitwise: run.determinism == Determinism::Bitwise,
         }
@@ -76,8 +76,8 @@ impl Executor<'_> {
     ) -> Manifest {
         Manifest {
             salt: self.pipeline.salt.clone(),
-            kind: run.kind.name().to_string(),
-            kind_version: run.kind.version(),
+            kind: run.kind.name.to_string(),
+            kind_version: run.kind.version,
             params: run.params.clone(),
             inputs,
             env: settings.key_env(),
@@ -112,7 +112,7 @@ impl Executor<'_> {
     pub fn states(
         &self,
         plan: &Plan,
-        device: tch::Device,
+        device: &Device,
         threads: usize,
     ) -> Result<Vec<(String, RunState)>> {
         let mut ds_ids = BTreeMap::new();
@@ -242,7 +242,7 @@ impl Executor<'_> {
                 summary.skipped.push((run.id.clone(), why));
                 continue;
             }
-            let settings = self.settings(run, opts.device, opts.threads);
+            let settings = self.settings(run, &opts.device, opts.threads);
             let mut inputs = BTreeMap::new();
             let mut ds_views = BTreeMap::new();
             for d in &run.datasets {
@@ -391,20 +391,18 @@ impl Executor<'_> {
         let scratch = self.store.scratch("run-")?;
         let out_dir = scratch.path().join("out");
         std::fs::create_dir_all(&out_dir)?;
-        settings.apply();
+        let task = Task {
+            run_id: run.id.clone(),
+            kind: run.kind.name.to_string(),
+            params: run.params.clone(),
+            datasets: datasets.clone(),
+            upstream,
+            out_dir: out_dir.clone(),
+            settings: settings.clone(),
+        };
         let started = SystemTime::now();
         let t0 = Instant::now();
-        let ctx = StageContext {
-            run_id: &run.id,
-            params: &run.params,
-            datasets,
-            upstream: &upstream,
-            out_dir: out_dir.clone(),
-            device: settings.device,
-            progress,
-        };
-        let outcome = catch_unwind(AssertUnwindSafe(|| run.kind.run(&ctx)))
-            .map_err(|p| anyhow!("stage panicked: {}", panic_message(&p)))??;
+        let outcome = self.run_worker(&task, scratch.path(), &key, progress)?;
         let seconds = t0.elapsed().as_secs_f64();
         let mut outputs = BTreeMap::new();
         for f in files_under(&out_dir)? {
@@ -418,7 +416,14 @@ impl Executor<'_> {
             manifest,
             outputs,
             metrics: outcome.metrics,
-            environment: runtime::fingerprint(settings),
+            environment: {
+                let mut env = runtime::host_fingerprint();
+                env.insert(
+                    "libtorch_runtime".into(),
+                    serde_json::Value::Object(outcome.environment),
+                );
+                env
+            },
             started: humantime::format_rfc3339_seconds(started).to_string(),
             finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             seconds,
@@ -426,6 +431,61 @@ impl Executor<'_> {
         };
         self.store.write_record(&record)?;
         Ok((record, true))
+    }
+}
+
+impl Executor<'_> {
+    /// Run one task in a worker process: progress lines on its stdout feed `progress`, its
+    /// stderr goes to `artifacts/logs/<key>.log`, its outcome comes back as JSON.
+    fn run_worker(
+        &self,
+        task: &Task,
+        scratch: &Path,
+        key: &str,
+        progress: &dyn Fn(u64, u64, &str),
+    ) -> Result<Outcome> {
+        let task_path = scratch.join("task.json");
+        let outcome_path = scratch.join("outcome.json");
+        std::fs::write(&task_path, serde_json::to_vec_pretty(task)?)?;
+        let logs = self.store.root().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log_path = logs.join(format!("{key}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let worker = runtime::probe::worker_path()?;
+        let mut child = Command::new(&worker)
+            .arg("exec")
+            .arg(&task_path)
+            .arg(&outcome_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start the worker {}", worker.display()))?;
+        if let Some(out) = child.stdout.take() {
+            for line in BufReader::new(out).lines() {
+                let line = line?;
+                if let Some(rest) = line.strip_prefix(PROGRESS_PREFIX) {
+                    let mut parts = rest.splitn(3, ' ');
+                    let pos = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    let len = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    progress(pos, len, parts.next().unwrap_or(""));
+                }
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "worker {status}: {} (log: {})",
+                tail.join(" | "),
+                log_path.display()
+            );
+        }
+        let bytes =
+            std::fs::read(&outcome_path).context("the worker finished without an outcome")?;
+        Ok(serde_json::from_slice(&bytes)?)
     }
 }
 
@@ -438,11 +498,4 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -6,6 +6,7 @@
 pub mod datasets;
 pub mod executor;
 pub mod key;
+pub mod kinds;
 pub mod lockfile;
 pub mod params;
 pub mod plan;

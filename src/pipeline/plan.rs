@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
 use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
-use super::stage::{self, StageKind};
+use super::stage::{self, StageDecl};
 
 /// A dataset as a profile uses it.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct RunNode {
     /// `experiment` or `experiment/axis=value,axis=value`.
     pub id: String,
     pub experiment: String,
-    pub kind: &'static dyn StageKind,
+    pub kind: &'static StageDecl,
     /// Kind defaults ← experiment params ← profile params ← grid point; normalised.
     pub params: Map<String, Value>,
     pub datasets: Vec<String>,
@@ -67,7 +67,7 @@ impl Plan {
             let kind = stage::kind(&exp.kind)
                 .with_context(|| format!("unknown stage kind {}", exp.kind))?;
             let mut base = Map::new();
-            for s in kind.params() {
+            for s in kind.params {
                 if let Some(d) = s.default_value() {
                     base.insert(s.name.to_string(), d);
                 }
@@ -234,9 +234,9 @@ fn topo_order(p: &Pipeline) -> Vec<(&str, &super::spec::ExperimentSpec)> {
     out
 }
 
-fn normalise(kind: &dyn StageKind, name: &str, v: &Value) -> Result<Value> {
+fn normalise(kind: &StageDecl, name: &str, v: &Value) -> Result<Value> {
     let spec = kind
-        .params()
+        .params
         .iter()
         .find(|s| s.name == name)
         .with_context(|| format!("unknown parameter {name}"))?;

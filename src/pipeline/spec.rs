@@ -406,7 +406,7 @@ impl Pipeline {
                 );
             }
             let Some(kind) = stage::kind(&e.kind) else {
-                let known: Vec<_> = stage::registry().iter().map(|k| k.name()).collect();
+                let known: Vec<_> = stage::registry().iter().map(|k| k.name).collect();
                 ck.at(
                     &format!("{path}.kind"),
                     format!(
@@ -423,13 +423,13 @@ impl Pipeline {
                         &format!("{path}.datasets[{i}]"),
                         format!("dataset `{ds}` is not declared under `datasets:`"),
                     ),
-                    Some(d) if !kind.dataset_formats().contains(&d.format.as_str()) => ck.at(
+                    Some(d) if !kind.dataset_formats.contains(&d.format.as_str()) => ck.at(
                         &format!("{path}.datasets[{i}]"),
                         format!(
                             "stage kind `{}` cannot read format `{}` (it reads {})",
-                            kind.name(),
+                            kind.name,
                             d.format,
-                            kind.dataset_formats().join(", ")
+                            kind.dataset_formats.join(", ")
                         ),
                     ),
                     Some(_) => {}
@@ -564,12 +564,12 @@ impl Pipeline {
 fn check_params(
     ck: &mut Checker,
     path: &str,
-    kind: &dyn stage::StageKind,
+    kind: &stage::StageDecl,
     params: &Map<String, Value>,
     grid: &Map<String, Value>,
     full: bool,
 ) {
-    let schema = kind.params();
+    let schema = kind.params;
     let valid: Vec<&str> = schema.iter().map(|s| s.name).collect();
     let find = |n: &str| schema.iter().find(|s| s.name == n);
     for (k, v) in params {
@@ -578,7 +578,7 @@ fn check_params(
                 &format!("{path}.params.{k}"),
                 format!(
                     "stage kind `{}` has no parameter `{k}`; valid: {}",
-                    kind.name(),
+                    kind.name,
                     valid.join(", ")
                 ),
             ),
@@ -599,7 +599,7 @@ fn check_params(
                 &ap,
                 format!(
                     "grid axis `{axis}` is not a parameter of stage kind `{}`; valid: {}",
-                    kind.name(),
+                    kind.name,
                     valid.join(", ")
                 ),
             );
@@ -642,9 +642,7 @@ fn check_params(
                     path,
                     format!(
                         "stage kind `{}` needs parameter `{}` ({})",
-                        kind.name(),
-                        s.name,
-                        s.doc
+                        kind.name, s.name, s.doc
                     ),
                 );
             }

@@ -131,7 +131,7 @@ pub fn lock_profile(
     exec: &Executor,
     plan: &Plan,
     lock: &mut LockFile,
-    device: tch::Device,
+    device: &crate::runtime::Device,
     threads: usize,
 ) -> Result<usize> {
     let mut entry = super::lockfile::LockedProfile::default();

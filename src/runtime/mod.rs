@@ -1,26 +1,23 @@
-//! The compute runtime of this process: device choice, CPU threads, determinism switches, and
-//! the environment fingerprint (the key-relevant part goes into run keys, all of it into records).
+//! The compute runtime, seen from the control plane (no libtorch here, so `repro plan`,
+//! `status` and `verify` start fast): device choice, the settings a run executes under, the
+//! key-relevant environment, and the host fingerprint. The part that talks to libtorch lives in
+//! [`torch`] and runs only inside the worker process.
+
+pub mod probe;
+pub mod torch;
 
 use std::collections::BTreeMap;
-use std::os::raw::c_int;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-
-unsafe extern "C" {
-    fn repro_set_deterministic(on: c_int);
-    fn repro_deterministic_algorithms() -> c_int;
-    fn repro_set_mkldnn(on: c_int);
-    fn repro_mkldnn_enabled() -> c_int;
-}
 
 /// CPU kernel family pinned for every run, so results do not depend on which vector extensions
 /// a machine has (AVX-512 and AVX2 kernels round differently). Overridable, and part of the key.
 pub const DEFAULT_CPU_CAPABILITY: &str = "avx2";
 
-/// Set the process-wide environment libtorch reads once at first use. Call first thing in main,
-/// before any tensor exists and before other threads start.
+/// Set the process-wide environment libtorch reads once at first use. Called first thing in
+/// both binaries (the worker inherits it), before other threads start.
 pub fn init_process_env() {
     let set_default = |k: &str, v: &str| {
         if std::env::var_os(k).is_none() {
@@ -35,7 +32,7 @@ pub fn init_process_env() {
     set_default("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
 }
 
-/// Where runs execute.
+/// Where runs execute, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
     Auto,
@@ -60,78 +57,42 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
-/// Resolve a choice against what this machine has.
-pub fn resolve_device(choice: DeviceChoice) -> Result<tch::Device> {
-    match choice {
-        DeviceChoice::Cpu => Ok(tch::Device::Cpu),
-        DeviceChoice::Auto => Ok(if tch::Cuda::is_available() {
-            tch::Device::Cuda(0)
-        } else {
-            tch::Device::Cpu
-        }),
-        DeviceChoice::Cuda(i) => {
-            if !tch::Cuda::is_available() {
-                bail!(
-                    "--device cuda:{i} was asked for, but CUDA is not available (libtorch {}, {} devices)",
-                    libtorch_version(),
-                    tch::Cuda::device_count()
-                );
-            }
-            let n = tch::Cuda::device_count() as usize;
-            if i >= n {
-                bail!("--device cuda:{i} was asked for, but this machine has {n} CUDA device(s)");
-            }
-            Ok(tch::Device::Cuda(i))
-        }
-    }
+/// A resolved device: what runs execute on, and (for CUDA) the device class that enters keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Cuda { index: usize, capability: String },
 }
 
-/// Settings applied before a run starts; all of them are in its key.
-#[derive(Debug, Clone, Copy)]
+/// Settings a run executes under; all of them are in its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSettings {
-    pub device: tch::Device,
+    pub device: Device,
     pub threads: usize,
     /// Bitwise runs turn off oneDNN on CPU (its kernel choice depends on the CPU model).
     pub bitwise: bool,
 }
 
 impl RunSettings {
-    pub fn apply(&self) {
-        tch::set_num_threads(self.threads as i32);
-        // SAFETY: plain setters on libtorch's global context.
-        unsafe {
-            repro_set_deterministic(1);
-            repro_set_mkldnn(c_int::from(!self.bitwise));
-        }
-        if self.device.is_cuda() {
-            tch::Cuda::cudnn_set_benchmark(false);
-        }
-    }
-
     /// The environment that changes results, for the run key.
     pub fn key_env(&self) -> BTreeMap<String, Value> {
         let mut env = BTreeMap::new();
         env.insert("libtorch".into(), json!(libtorch_version()));
         env.insert("deterministic_algorithms".into(), json!(true));
-        match self.device {
-            tch::Device::Cuda(i) => {
-                env.insert(
-                    "device".into(),
-                    json!(format!("cuda:{}", cuda_compute_capability(i))),
-                );
+        match &self.device {
+            Device::Cuda { capability, .. } => {
+                env.insert("device".into(), json!(format!("cuda:{capability}")));
             }
-            _ => {
+            Device::Cpu => {
                 env.insert("device".into(), json!("cpu"));
                 // Reduction order in several CPU kernels depends on the thread count.
                 env.insert("threads".into(), json!(self.threads));
                 env.insert(
                     "cpu_capability".into(),
-                    json!(std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_default()),
+                    json!(env_var("ATEN_CPU_CAPABILITY")),
                 );
-                env.insert(
-                    "mkl_cbwr".into(),
-                    json!(std::env::var("MKL_CBWR").unwrap_or_default()),
-                );
+                env.insert("mkl_cbwr".into(), json!(env_var("MKL_CBWR")));
                 env.insert("mkldnn".into(), json!(!self.bitwise));
             }
         }
@@ -139,36 +100,26 @@ impl RunSettings {
     }
 }
 
-/// What determinism held during the run, read back from libtorch.
-pub fn determinism_state() -> Map<String, Value> {
-    // SAFETY: plain getters on libtorch's global context.
-    let (det, mkldnn) = unsafe {
-        (
-            repro_deterministic_algorithms() != 0,
-            repro_mkldnn_enabled() != 0,
-        )
-    };
-    let mut m = Map::new();
-    m.insert("deterministic_algorithms".into(), json!(det));
-    m.insert("mkldnn".into(), json!(mkldnn));
-    m.insert("threads".into(), json!(tch::get_num_threads()));
-    m
+fn env_var(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
 }
 
-/// The folder of the libtorch this process loaded (falls back to the one it was built against).
+/// The libtorch folder the worker will load: the first `LD_LIBRARY_PATH` entry holding
+/// `libtorch_cpu.so` (that is how another machine's libtorch is chosen), else the one the
+/// binaries were built against (their RUNPATH).
 pub fn libtorch_dir() -> PathBuf {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.ends_with("/libtorch_cpu.so"))
-        .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from(option_env!("REPRO_LIBTORCH_LIB").unwrap_or("")))
+    let from_env = std::env::var("LD_LIBRARY_PATH").ok().and_then(|p| {
+        p.split(':')
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .find(|d| d.join("libtorch_cpu.so").exists())
+    });
+    from_env.unwrap_or_else(|| PathBuf::from(option_env!("REPRO_LIBTORCH_LIB").unwrap_or("")))
 }
 
-/// Version of the loaded libtorch, e.g. `2.11.0+cu130`: from the Python package's `version.py`
+/// Version of a libtorch folder, e.g. `2.11.0+cu130`: from the Python package's `version.py`
 /// or a standalone libtorch's `build-version`.
-pub fn libtorch_version() -> String {
-    let dir = libtorch_dir();
+pub fn libtorch_version_at(dir: &Path) -> String {
     let root = dir.join("..");
     if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
         for line in text.lines() {
@@ -183,22 +134,11 @@ pub fn libtorch_version() -> String {
     "unknown".into()
 }
 
-/// `sm_90`-style compute capability via nvidia-smi (tch does not expose device properties).
-fn cuda_compute_capability(index: usize) -> String {
-    let out = std::process::Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=compute_cap",
-            "--format=csv,noheader",
-            &format!("--id={index}"),
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => format!(
-            "sm_{}",
-            String::from_utf8_lossy(&o.stdout).trim().replace('.', "")
-        ),
-        _ => "sm_unknown".into(),
-    }
+/// Version of the libtorch runs will use (read once per process).
+pub fn libtorch_version() -> String {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| libtorch_version_at(&libtorch_dir()))
+        .clone()
 }
 
 /// The machine's name, for records.
@@ -208,8 +148,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Everything about the environment worth keeping with a run record.
-pub fn fingerprint(settings: &RunSettings) -> Map<String, Value> {
+/// What the host is, for run records (the worker adds what libtorch reports).
+pub fn host_fingerprint() -> Map<String, Value> {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -236,15 +176,8 @@ pub fn fingerprint(settings: &RunSettings) -> Map<String, Value> {
     );
     m.insert("os".into(), json!(std::env::consts::OS));
     m.insert("arch".into(), json!(std::env::consts::ARCH));
-    m.insert("device".into(), json!(format!("{:?}", settings.device)));
-    m.insert("cuda_available".into(), json!(tch::Cuda::is_available()));
-    m.insert(
-        "cudnn_available".into(),
-        json!(tch::Cuda::cudnn_is_available()),
-    );
-    m.insert("determinism".into(), Value::Object(determinism_state()));
     for k in ["ATEN_CPU_CAPABILITY", "MKL_CBWR", "CUBLAS_WORKSPACE_CONFIG"] {
-        m.insert(k.into(), json!(std::env::var(k).unwrap_or_default()));
+        m.insert(k.into(), json!(env_var(k)));
     }
     m
 }

@@ -1,7 +1,36 @@
-//! Training: the learning-rate and weight-decay schedules shared by the stage kinds, and the
-//! stage kinds that train (`vision` now; language modelling and RL plug in beside it).
+//! Training: the stage implementations (run inside the worker process), the context they run
+//! in, and the learning-rate and weight-decay schedules they share. `vision` now; language
+//! modelling and RL plug in beside it.
 
 pub mod vision;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::pipeline::stage::{DatasetView, Outcome, UpstreamRun};
+
+/// Everything a stage may read while it runs.
+pub struct StageContext<'a> {
+    pub run_id: &'a str,
+    pub params: &'a Map<String, Value>,
+    pub datasets: &'a BTreeMap<String, DatasetView>,
+    pub upstream: &'a [UpstreamRun],
+    /// Empty folder for the outputs; every file left here becomes an output.
+    pub out_dir: PathBuf,
+    pub device: tch::Device,
+    /// Reports progress (units done of a total) to the executor's progress bar.
+    pub progress: &'a dyn Fn(u64, u64, &str),
+}
+
+/// Run the implementation of stage kind `kind`.
+pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
+    match kind {
+        "vision" => vision::run(ctx),
+        _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
+    }
+}
 
 /// When weight decay is applied, by epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

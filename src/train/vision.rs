@@ -13,97 +13,13 @@ use serde_json::json;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
+use super::StageContext;
 use super::{WdSchedule, lr_at};
 use crate::data::cifar::{CifarVariant, read_cifar};
 use crate::metrics::JsonLines;
 use crate::nn::small_cnn::small_cnn;
-use crate::pipeline::params::{Lit, ParamSpec, ParamType, Params};
-use crate::pipeline::stage::{StageContext, StageKind, StageOutcome};
-
-pub struct VisionStage;
-
-/// Defaults are the paper profile's (SPEC.md §4 E1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
-/// per epoch, 200 epochs, λ 5e-4, Tₛ 50 (a default of ours).
-static PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "model",
-        ty: ParamType::Choice(&["small_cnn"]),
-        default: Lit::Str("small_cnn"),
-        doc: "network architecture",
-    },
-    ParamSpec {
-        name: "width",
-        ty: ParamType::int(1, 4096),
-        default: Lit::Int(32),
-        doc: "channels of the first block",
-    },
-    ParamSpec {
-        name: "epochs",
-        ty: ParamType::int(1, 10_000),
-        default: Lit::Int(200),
-        doc: "training epochs",
-    },
-    ParamSpec {
-        name: "batch_size",
-        ty: ParamType::int(1, 65_536),
-        default: Lit::Int(128),
-        doc: "images per SGD step",
-    },
-    ParamSpec {
-        name: "lr",
-        ty: ParamType::float(0.0, 100.0),
-        default: Lit::Float(0.1),
-        doc: "initial learning rate",
-    },
-    ParamSpec {
-        name: "lr_decay",
-        ty: ParamType::float(0.0, 1.0),
-        default: Lit::Float(0.97),
-        doc: "per-epoch lr factor",
-    },
-    ParamSpec {
-        name: "momentum",
-        ty: ParamType::float(0.0, 1.0),
-        default: Lit::Float(0.9),
-        doc: "SGD momentum",
-    },
-    ParamSpec {
-        name: "weight_decay",
-        ty: ParamType::float(0.0, 1.0),
-        default: Lit::Float(5e-4),
-        doc: "λ, added to the gradient while on",
-    },
-    ParamSpec {
-        name: "schedule",
-        ty: ParamType::Choice(&["none", "always", "early", "late"]),
-        default: Lit::Str("always"),
-        doc: "when weight decay is on",
-    },
-    ParamSpec {
-        name: "switch_epoch",
-        ty: ParamType::int(0, 10_000),
-        default: Lit::Int(50),
-        doc: "Tₛ: early is on before it, late from it",
-    },
-    ParamSpec {
-        name: "seed",
-        ty: ParamType::int(0, i64::MAX),
-        default: Lit::Int(0),
-        doc: "seeds init, shuffling and augmentation",
-    },
-    ParamSpec {
-        name: "train_subset",
-        ty: ParamType::int(0, i64::MAX),
-        default: Lit::Int(0),
-        doc: "use the first N training images (0: all)",
-    },
-    ParamSpec {
-        name: "augment",
-        ty: ParamType::Bool,
-        default: Lit::Bool(true),
-        doc: "4-px pad random crop + horizontal flip",
-    },
-];
+use crate::pipeline::params::Params;
+use crate::pipeline::stage::Outcome;
 
 #[derive(Serialize)]
 struct EpochRow {
@@ -118,176 +34,162 @@ struct EpochRow {
     grad_norm: f64,
 }
 
-impl StageKind for VisionStage {
-    fn name(&self) -> &'static str {
-        "vision"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PARAMS
-    }
-    fn dataset_formats(&self) -> &'static [&'static str] {
-        &["cifar10-binary", "cifar100-binary"]
-    }
+/// Train one run.
+pub fn run(ctx: &StageContext) -> Result<Outcome> {
+    let p = Params(ctx.params);
+    let Some(ds) = ctx.datasets.values().next() else {
+        bail!("the vision stage needs one dataset")
+    };
+    let variant = || match ds.format.as_str() {
+        "cifar10-binary" => Ok(CifarVariant::Cifar10),
+        "cifar100-binary" => Ok(CifarVariant::Cifar100),
+        f => Err(anyhow::anyhow!("the vision stage cannot read format {f}")),
+    };
+    let seed = p.int("seed")?;
+    tch::manual_seed(seed);
+    let dev = ctx.device;
+    let train = read_cifar(&ds.root, variant()?, true).context("reading the training split")?;
+    let test = read_cifar(&ds.root, variant()?, false).context("reading the test split")?;
+    let classes = train.classes as i64;
+    let subset = p.usize("train_subset")?;
+    let n_train = if subset == 0 {
+        train.len
+    } else {
+        subset.min(train.len)
+    };
+    let to_tensor = |images: &[u8], n: usize| {
+        Tensor::from_slice(&images[..n * 3072])
+            .view([n as i64, 3, 32, 32])
+            .to_kind(Kind::Float)
+            / 255.0
+    };
+    let x_train = to_tensor(&train.images, n_train);
+    let y_train = Tensor::from_slice(&train.labels[..n_train]).to_kind(Kind::Int64);
+    // Per-channel normalisation with statistics of the training images used.
+    let mean = x_train.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
+    let std = x_train.std_dim([0i64, 2, 3].as_slice(), false, true);
+    let x_train = ((x_train - &mean) / &std).to_device(dev);
+    let y_train = y_train.to_device(dev);
+    let x_test = ((to_tensor(&test.images, test.len) - &mean) / &std).to_device(dev);
+    let y_test = Tensor::from_slice(&test.labels)
+        .to_kind(Kind::Int64)
+        .to_device(dev);
 
-    fn run(&self, ctx: &StageContext) -> Result<StageOutcome> {
-        let p = Params(ctx.params);
-        let Some(ds) = ctx.datasets.values().next() else {
-            bail!("the vision stage needs one dataset")
-        };
-        let variant = || match ds.format.as_str() {
-            "cifar10-binary" => Ok(CifarVariant::Cifar10),
-            "cifar100-binary" => Ok(CifarVariant::Cifar100),
-            f => Err(anyhow::anyhow!("the vision stage cannot read format {f}")),
-        };
-        let seed = p.int("seed")?;
-        tch::manual_seed(seed);
-        let dev = ctx.device;
-        let train = read_cifar(&ds.root, variant()?, true).context("reading the training split")?;
-        let test = read_cifar(&ds.root, variant()?, false).context("reading the test split")?;
-        let classes = train.classes as i64;
-        let subset = p.usize("train_subset")?;
-        let n_train = if subset == 0 {
-            train.len
-        } else {
-            subset.min(train.len)
-        };
-        let to_tensor = |images: &[u8], n: usize| {
-            Tensor::from_slice(&images[..n * 3072])
-                .view([n as i64, 3, 32, 32])
-                .to_kind(Kind::Float)
-                / 255.0
-        };
-        let x_train = to_tensor(&train.images, n_train);
-        let y_train = Tensor::from_slice(&train.labels[..n_train]).to_kind(Kind::Int64);
-        // Per-channel normalisation with statistics of the training images used.
-        let mean = x_train.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
-        let std = x_train.std_dim([0i64, 2, 3].as_slice(), false, true);
-        let x_train = ((x_train - &mean) / &std).to_device(dev);
-        let y_train = y_train.to_device(dev);
-        let x_test = ((to_tensor(&test.images, test.len) - &mean) / &std).to_device(dev);
-        let y_test = Tensor::from_slice(&test.labels)
-            .to_kind(Kind::Int64)
-            .to_device(dev);
+    let vs = nn::VarStore::new(dev);
+    let width = p.int("width")?;
+    let net = match p.str("model")? {
+        "small_cnn" => small_cnn(&vs.root(), classes, width),
+        m => bail!("unknown model {m}"),
+    };
+    vs.save(ctx.out_dir.join("init.safetensors"))?;
 
-        let vs = nn::VarStore::new(dev);
-        let width = p.int("width")?;
-        let net = match p.str("model")? {
-            "small_cnn" => small_cnn(&vs.root(), classes, width),
-            m => bail!("unknown model {m}"),
-        };
-        vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let (lr0, decay, wd) = (
+        p.float("lr")?,
+        p.float("lr_decay")?,
+        p.float("weight_decay")?,
+    );
+    let schedule = WdSchedule::parse(p.str("schedule")?)?;
+    let switch = p.usize("switch_epoch")?;
+    let epochs = p.usize("epochs")?;
+    let batch = p.usize("batch_size")?;
+    let augment = p.bool("augment")?;
+    let mut opt = nn::Sgd {
+        momentum: p.float("momentum")?,
+        dampening: 0.0,
+        wd: 0.0,
+        nesterov: false,
+    }
+    .build(&vs, lr0)?;
+    let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
+    let mut seconds = Vec::new();
+    let mut images_per_s = Vec::new();
+    let mut last = json!({});
 
-        let (lr0, decay, wd) = (
-            p.float("lr")?,
-            p.float("lr_decay")?,
-            p.float("weight_decay")?,
-        );
-        let schedule = WdSchedule::parse(p.str("schedule")?)?;
-        let switch = p.usize("switch_epoch")?;
-        let epochs = p.usize("epochs")?;
-        let batch = p.usize("batch_size")?;
-        let augment = p.bool("augment")?;
-        let mut opt = nn::Sgd {
-            momentum: p.float("momentum")?,
-            dampening: 0.0,
-            wd: 0.0,
-            nesterov: false,
-        }
-        .build(&vs, lr0)?;
-        let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
-        let mut seconds = Vec::new();
-        let mut images_per_s = Vec::new();
-        let mut last = json!({});
-
-        let params = vs.trainable_variables();
-        for epoch in 0..epochs {
-            let start = Instant::now();
-            let lr = lr_at(lr0, decay, epoch);
-            let wd_on = schedule.active(epoch, switch);
-            opt.set_lr(lr);
-            opt.set_weight_decay(if wd_on { wd } else { 0.0 });
-            let mut rng = ChaCha8Rng::seed_from_u64((seed as u64) << 20 | epoch as u64);
-            let mut order: Vec<i64> = (0..n_train as i64).collect();
-            order.shuffle(&mut rng);
-            // Accumulate on the device and read once per epoch: no host sync per step.
-            let acc = || Tensor::zeros([], (Kind::Double, dev));
-            let (mut loss_sum, mut correct, mut grad_sq, mut steps) = (acc(), acc(), acc(), 0usize);
-            for chunk in order.chunks(batch) {
-                let idx = Tensor::from_slice(chunk).to_device(dev);
-                let mut x = x_train.index_select(0, &idx);
-                if augment {
-                    x = augment_batch(&x, &mut rng);
-                }
-                let y = y_train.index_select(0, &idx);
-                let logits = net.forward_t(&x, true);
-                let loss = logits.cross_entropy_for_logits(&y);
-                opt.zero_grad();
-                loss.backward();
-                tch::no_grad(|| {
-                    for v in &params {
-                        grad_sq += v.grad().square().sum(Kind::Double);
-                    }
-                    loss_sum += loss.to_kind(Kind::Double) * chunk.len() as f64;
-                    correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Double);
-                });
-                opt.step();
-                steps += 1;
+    let params = vs.trainable_variables();
+    for epoch in 0..epochs {
+        let start = Instant::now();
+        let lr = lr_at(lr0, decay, epoch);
+        let wd_on = schedule.active(epoch, switch);
+        opt.set_lr(lr);
+        opt.set_weight_decay(if wd_on { wd } else { 0.0 });
+        let mut rng = ChaCha8Rng::seed_from_u64((seed as u64) << 20 | epoch as u64);
+        let mut order: Vec<i64> = (0..n_train as i64).collect();
+        order.shuffle(&mut rng);
+        // Accumulate on the device and read once per epoch: no host sync per step.
+        let acc = || Tensor::zeros([], (Kind::Double, dev));
+        let (mut loss_sum, mut correct, mut grad_sq, mut steps) = (acc(), acc(), acc(), 0usize);
+        for chunk in order.chunks(batch) {
+            let idx = Tensor::from_slice(chunk).to_device(dev);
+            let mut x = x_train.index_select(0, &idx);
+            if augment {
+                x = augment_batch(&x, &mut rng);
             }
-            let (loss_sum, correct, grad_sq) = (
-                loss_sum.double_value(&[]),
-                correct.double_value(&[]),
-                grad_sq.double_value(&[]),
-            );
-            let (test_loss, test_acc) = evaluate(&net, &x_test, &y_test, 500);
-            let weight_norm = tch::no_grad(|| {
-                params
-                    .iter()
-                    .map(|v| v.square().sum(Kind::Float).double_value(&[]))
-                    .sum::<f64>()
-            })
-            .sqrt();
-            let row = EpochRow {
-                epoch,
-                lr,
-                wd_on,
-                train_loss: loss_sum / n_train as f64,
-                train_acc: correct / n_train as f64,
-                test_loss,
-                test_acc,
-                weight_norm,
-                grad_norm: (grad_sq / steps.max(1) as f64).sqrt(),
-            };
-            metrics.write(&row)?;
-            last = serde_json::to_value(&row)?;
-            let secs = start.elapsed().as_secs_f64();
-            seconds.push(secs);
-            images_per_s.push(n_train as f64 / secs);
-            (ctx.progress)(
-                epoch as u64 + 1,
-                epochs as u64,
-                &format!("test acc {test_acc:.3}"),
-            );
+            let y = y_train.index_select(0, &idx);
+            let logits = net.forward_t(&x, true);
+            let loss = logits.cross_entropy_for_logits(&y);
+            opt.zero_grad();
+            loss.backward();
+            tch::no_grad(|| {
+                for v in &params {
+                    grad_sq += v.grad().square().sum(Kind::Double);
+                }
+                loss_sum += loss.to_kind(Kind::Double) * chunk.len() as f64;
+                correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Double);
+            });
+            opt.step();
+            steps += 1;
         }
-        metrics.finish()?;
-        vs.save(ctx.out_dir.join("checkpoint.safetensors"))?;
-
-        let mut outcome = StageOutcome::default();
-        if let serde_json::Value::Object(m) = last {
-            outcome
-                .metrics
-                .insert("final".into(), serde_json::Value::Object(m));
-        }
-        outcome
-            .metrics
-            .insert("epoch_seconds".into(), json!(seconds));
-        outcome
-            .metrics
-            .insert("images_per_s".into(), json!(images_per_s));
-        Ok(outcome)
+        let (loss_sum, correct, grad_sq) = (
+            loss_sum.double_value(&[]),
+            correct.double_value(&[]),
+            grad_sq.double_value(&[]),
+        );
+        let (test_loss, test_acc) = evaluate(&net, &x_test, &y_test, 500);
+        let weight_norm = tch::no_grad(|| {
+            params
+                .iter()
+                .map(|v| v.square().sum(Kind::Float).double_value(&[]))
+                .sum::<f64>()
+        })
+        .sqrt();
+        let row = EpochRow {
+            epoch,
+            lr,
+            wd_on,
+            train_loss: loss_sum / n_train as f64,
+            train_acc: correct / n_train as f64,
+            test_loss,
+            test_acc,
+            weight_norm,
+            grad_norm: (grad_sq / steps.max(1) as f64).sqrt(),
+        };
+        metrics.write(&row)?;
+        last = serde_json::to_value(&row)?;
+        let secs = start.elapsed().as_secs_f64();
+        seconds.push(secs);
+        images_per_s.push(n_train as f64 / secs);
+        (ctx.progress)(
+            epoch as u64 + 1,
+            epochs as u64,
+            &format!("test acc {test_acc:.3}"),
+        );
     }
+    metrics.finish()?;
+    vs.save(ctx.out_dir.join("checkpoint.safetensors"))?;
+
+    let mut outcome = Outcome::default();
+    if let serde_json::Value::Object(m) = last {
+        outcome
+            .metrics
+            .insert("final".into(), serde_json::Value::Object(m));
+    }
+    outcome
+        .metrics
+        .insert("epoch_seconds".into(), json!(seconds));
+    outcome
+        .metrics
+        .insert("images_per_s".into(), json!(images_per_s));
+    Ok(outcome)
 }
 
 /// Random 4-pixel zero-pad crop and horizontal flip, per image, drawn from `rng`.
