@@ -43,14 +43,22 @@ pub fn main() -> i32 {
     }
 }
 
+/// The engine's pid, passed so the worker can tell whether its engine is still there.
+pub const PARENT_ENV: &str = "REPRO_ENGINE_PID";
+
 /// A worker whose engine was killed (kill -9, power loss of the session) must not train on as
 /// an orphan: ask the kernel to kill it when its parent goes.
 fn die_with_parent() {
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a signal number; getppid has no preconditions.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() == 1 {
-            libc::_exit(1); // the parent was already gone before the request took effect
+        // The engine may have died while this process was still loading libtorch, before the
+        // request took effect; it was then re-parented (to init or a subreaper).
+        let engine = std::env::var(PARENT_ENV)
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok());
+        if engine.is_some_and(|pid| pid != libc::getppid()) {
+            libc::_exit(1);
         }
     }
 }

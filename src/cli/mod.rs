@@ -66,7 +66,8 @@ enum Cmd {
         /// Rerun the targets (not their dependencies) even when cached.
         #[arg(long)]
         force: bool,
-        /// Runs at once (1 today: runs execute one after another in this process).
+        /// Runs executed at once, each in its own worker process (results do not depend on it:
+        /// threads per run are fixed by the profile and part of the key).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
         #[arg(long, default_value = "auto")]
@@ -291,6 +292,13 @@ fn run_cmd(
     if jobs == 0 {
         return Err(Failure::Usage("--jobs must be at least 1".into()).into());
     }
+    if jobs > 1 && std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        // Several workers share the cores: OpenMP threads that spin while waiting then burn
+        // the CPU the other workers need. Passive waiting changes
+        // scheduling only, never results.
+        // SAFETY: no other thread exists yet in this process.
+        unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
+    }
     let plan = ctx.plan(profile, targets)?;
     let device = ctx.device(device)?;
     let threads = threads_for(&plan);
@@ -307,6 +315,7 @@ fn run_cmd(
             .collect()
     };
     let opts = RunOptions {
+        jobs,
         device,
         threads,
         force,

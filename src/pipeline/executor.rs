@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -41,6 +42,29 @@ pub struct RunOptions {
     pub force: BTreeSet<String>,
     pub quiet: bool,
     pub mirror: Option<String>,
+    /// Runs executed at once (one worker process each).
+    pub jobs: usize,
+}
+
+/// Shared state of the `--jobs` scheduling loops.
+struct Sched {
+    started: Vec<bool>,
+    /// Finished successfully (ran or cached), with their records.
+    done: BTreeMap<String, RunRecord>,
+    /// Finished in any way (done, failed or skipped).
+    finished: BTreeSet<String>,
+    summary: Summary,
+}
+
+/// What every scheduling loop reads.
+struct RunCtx<'a> {
+    plan: &'a Plan,
+    opts: &'a RunOptions,
+    views: &'a BTreeMap<String, (DatasetView, BTreeMap<String, String>)>,
+    say: &'a (dyn Fn(String) + Sync),
+    multi: &'a MultiProgress,
+    fancy: bool,
+    overall: &'a Option<ProgressBar>,
 }
 
 /// What happened to each run.
@@ -231,122 +255,197 @@ impl Executor<'_> {
         } else {
             None
         };
-        let mut summary = Summary::default();
-        let mut done: BTreeMap<String, RunRecord> = BTreeMap::new();
         let total = plan.runs.len();
-        for (i, run) in plan.runs.iter().enumerate() {
-            let n = i + 1;
-            if let Some(bad) = run.upstream.iter().find(|u| !done.contains_key(*u)) {
-                let why = format!("upstream {bad} did not finish");
-                say(format!("[{n}/{total}] {} skipped: {why}", run.id));
-                summary.skipped.push((run.id.clone(), why));
-                continue;
+        let sched = Mutex::new(Sched {
+            started: vec![false; total],
+            done: BTreeMap::new(),
+            finished: BTreeSet::new(),
+            summary: Summary::default(),
+        });
+        let wake = Condvar::new();
+        let ctx = RunCtx {
+            plan,
+            opts,
+            views: &views,
+            say: &say,
+            multi: &multi,
+            fancy,
+            overall: &overall,
+        };
+        std::thread::scope(|s| {
+            for _ in 0..opts.jobs.clamp(1, total.max(1)) {
+                s.spawn(|| self.schedule(&ctx, &sched, &wake));
             }
-            let settings = self.settings(run, &opts.device, opts.threads);
-            let mut inputs = BTreeMap::new();
-            let mut ds_views = BTreeMap::new();
-            for d in &run.datasets {
-                let (v, digests) = &views[d];
-                inputs.insert(format!("dataset:{d}"), digests.clone());
-                ds_views.insert(d.clone(), v.clone());
-            }
-            for u in &run.upstream {
-                inputs.insert(
-                    format!("run:{u}"),
-                    done[u]
-                        .outputs
-                        .iter()
-                        .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                        .collect(),
-                );
-            }
-            let m = self.manifest(run, inputs, &settings);
-            let key = m.key();
-            let forced = opts.force.contains(&run.id);
-            if !forced
-                && let Some(r) = self.store.read_record(&key)?
-                && self.complete(&r)
-            {
-                self.store.set_ref(&plan.profile, &run.id, &key)?;
-                say(format!("[{n}/{total}] {} cached ({})", run.id, &key[..12]));
-                summary.cached.push(run.id.clone());
-                done.insert(run.id.clone(), r);
-                if let Some(pb) = &overall {
-                    pb.inc(1);
-                }
-                continue;
-            }
-            let reasons = if forced {
-                vec!["--force".to_string()]
-            } else {
-                self.reasons(&plan.profile, &run.id, &m)
-            };
-            say(format!(
-                "[{n}/{total}] {} running ({}): {}",
-                run.id,
-                &key[..12],
-                reasons.join("; ")
-            ));
-            let bar = fancy.then(|| {
-                let pb = multi.add(ProgressBar::new(1));
-                pb.set_style(
-                    ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                pb.set_prefix(format!("{n}/{total}"));
-                pb
-            });
-            let result = self.execute_one(
-                run,
-                m,
-                &settings,
-                &ds_views,
-                &done,
-                forced,
-                &|pos, len, msg: &str| match &bar {
-                    Some(pb) => {
-                        pb.set_length(len);
-                        pb.set_position(pos);
-                        pb.set_message(format!("{} {msg}", run.id));
-                    }
-                    None if !opts.quiet => eprintln!("[{n}/{total}] {} {pos}/{len} {msg}", run.id),
-                    None => {}
-                },
-            );
-            if let Some(pb) = bar {
-                pb.finish_and_clear();
-            }
-            match result {
-                Ok((r, ran)) => {
-                    self.store.set_ref(&plan.profile, &run.id, &key)?;
-                    if ran {
-                        say(format!(
-                            "[{n}/{total}] {} done in {:.1} s",
-                            run.id, r.seconds
-                        ));
-                        summary.ran.push(run.id.clone());
-                    } else {
-                        say(format!(
-                            "[{n}/{total}] {} cached (finished by another process)",
-                            run.id
-                        ));
-                        summary.cached.push(run.id.clone());
-                    }
-                    done.insert(run.id.clone(), r);
-                }
-                Err(e) => {
-                    say(format!("[{n}/{total}] {} FAILED: {e:#}", run.id));
-                    summary.failed.push((run.id.clone(), format!("{e:#}")));
-                }
-            }
-            if let Some(pb) = &overall {
-                pb.inc(1);
-            }
-        }
+        });
         if let Some(pb) = overall {
             pb.finish_and_clear();
         }
-        Ok(summary)
+        Ok(sched
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .summary)
+    }
+
+    /// One of `--jobs` scheduling loops: take the next run whose upstream runs are done, process
+    /// it, repeat until every run has been taken.
+    fn schedule(&self, ctx: &RunCtx, sched: &Mutex<Sched>, wake: &Condvar) {
+        let runs = &ctx.plan.runs;
+        let total = runs.len();
+        loop {
+            let (i, upstream) = {
+                let mut st = sched.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    // Runs downstream of a failure are skipped, not waited for.
+                    for (i, run) in runs.iter().enumerate() {
+                        if st.started[i] {
+                            continue;
+                        }
+                        let failed = run
+                            .upstream
+                            .iter()
+                            .find(|u| st.finished.contains(*u) && !st.done.contains_key(*u));
+                        if let Some(bad) = failed {
+                            let why = format!("upstream {bad} did not finish");
+                            (ctx.say)(format!("[{}/{total}] {} skipped: {why}", i + 1, run.id));
+                            st.started[i] = true;
+                            st.finished.insert(run.id.clone());
+                            st.summary.skipped.push((run.id.clone(), why));
+                            wake.notify_all();
+                        }
+                    }
+                    let ready = (0..total).find(|&i| {
+                        !st.started[i] && runs[i].upstream.iter().all(|u| st.done.contains_key(u))
+                    });
+                    if let Some(i) = ready {
+                        st.started[i] = true;
+                        let upstream: BTreeMap<String, RunRecord> = runs[i]
+                            .upstream
+                            .iter()
+                            .map(|u| (u.clone(), st.done[u].clone()))
+                            .collect();
+                        break (i, upstream);
+                    }
+                    if st.started.iter().all(|s| *s) {
+                        return;
+                    }
+                    st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let run = &runs[i];
+            let result = self.process(ctx, i, &upstream);
+            let mut st = sched.lock().unwrap_or_else(|e| e.into_inner());
+            match result {
+                Ok((r, true)) => {
+                    st.summary.ran.push(run.id.clone());
+                    st.done.insert(run.id.clone(), r);
+                }
+                Ok((r, false)) => {
+                    st.summary.cached.push(run.id.clone());
+                    st.done.insert(run.id.clone(), r);
+                }
+                Err(e) => {
+                    (ctx.say)(format!("[{}/{total}] {} FAILED: {e:#}", i + 1, run.id));
+                    st.summary.failed.push((run.id.clone(), format!("{e:#}")));
+                }
+            }
+            st.finished.insert(run.id.clone());
+            if let Some(pb) = ctx.overall {
+                pb.inc(1);
+            }
+            wake.notify_all();
+        }
+    }
+
+    /// Key one run, then skip it if cached or execute it; `Ok((record, ran))`.
+    fn process(
+        &self,
+        ctx: &RunCtx,
+        i: usize,
+        upstream: &BTreeMap<String, RunRecord>,
+    ) -> Result<(RunRecord, bool)> {
+        let (run, opts, total, n) = (&ctx.plan.runs[i], ctx.opts, ctx.plan.runs.len(), i + 1);
+        let settings = self.settings(run, &opts.device, opts.threads);
+        let mut inputs = BTreeMap::new();
+        let mut ds_views = BTreeMap::new();
+        for d in &run.datasets {
+            let (v, digests) = &ctx.views[d];
+            inputs.insert(format!("dataset:{d}"), digests.clone());
+            ds_views.insert(d.clone(), v.clone());
+        }
+        for (u, rec) in upstream {
+            inputs.insert(
+                format!("run:{u}"),
+                rec.outputs
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.sha256.clone()))
+                    .collect(),
+            );
+        }
+        let m = self.manifest(run, inputs, &settings);
+        let key = m.key();
+        let forced = opts.force.contains(&run.id);
+        if !forced
+            && let Some(r) = self.store.read_record(&key)?
+            && self.complete(&r)
+        {
+            self.store.set_ref(&ctx.plan.profile, &run.id, &key)?;
+            (ctx.say)(format!("[{n}/{total}] {} cached ({})", run.id, &key[..12]));
+            return Ok((r, false));
+        }
+        let reasons = if forced {
+            vec!["--force".to_string()]
+        } else {
+            self.reasons(&ctx.plan.profile, &run.id, &m)
+        };
+        (ctx.say)(format!(
+            "[{n}/{total}] {} running ({}): {}",
+            run.id,
+            &key[..12],
+            reasons.join("; ")
+        ));
+        let bar = ctx.fancy.then(|| {
+            let pb = ctx.multi.add(ProgressBar::new(1));
+            pb.set_style(
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.set_prefix(format!("{n}/{total}"));
+            pb
+        });
+        let result = self.execute_one(
+            run,
+            m,
+            &settings,
+            &ds_views,
+            upstream,
+            forced,
+            &|pos, len, msg: &str| match &bar {
+                Some(pb) => {
+                    pb.set_length(len);
+                    pb.set_position(pos);
+                    pb.set_message(format!("{} {msg}", run.id));
+                }
+                None if !opts.quiet => eprintln!("[{n}/{total}] {} {pos}/{len} {msg}", run.id),
+                None => {}
+            },
+        );
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        let (r, ran) = result?;
+        self.store.set_ref(&ctx.plan.profile, &run.id, &key)?;
+        if ran {
+            (ctx.say)(format!(
+                "[{n}/{total}] {} done in {:.1} s",
+                run.id, r.seconds
+            ));
+        } else {
+            (ctx.say)(format!(
+                "[{n}/{total}] {} cached (finished by another process)",
+                run.id
+            ));
+        }
+        Ok((r, ran))
     }
 
     /// Run one stage under its key lock and record it.
@@ -357,7 +456,7 @@ impl Executor<'_> {
         manifest: Manifest,
         settings: &RunSettings,
         datasets: &BTreeMap<String, DatasetView>,
-        done: &BTreeMap<String, RunRecord>,
+        upstream_records: &BTreeMap<String, RunRecord>,
         forced: bool,
         progress: &dyn Fn(u64, u64, &str),
     ) -> Result<(RunRecord, bool)> {
@@ -372,7 +471,7 @@ impl Executor<'_> {
         }
         let mut upstream = Vec::new();
         for u in &run.upstream {
-            let rec = &done[u];
+            let rec = &upstream_records[u];
             let mut outputs = BTreeMap::new();
             for (name, o) in &rec.outputs {
                 outputs.insert(
@@ -456,6 +555,7 @@ impl Executor<'_> {
             .arg("exec")
             .arg(&task_path)
             .arg(&outcome_path)
+            .env(crate::worker::PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
