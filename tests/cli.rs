@@ -2,7 +2,7 @@
 //! with the sha256 of an md5-only dataset recorded in pipeline.lock, refusal of a wrong file.
 
 mod common;
-use common::{Project, ok, text};
+use common::{Project, flip_byte, ok, text};
 
 #[test]
 fn runs_without_any_environment_from_another_directory() {
@@ -53,11 +53,7 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
         "--quiet",
         "cifar10",
     ]));
-    let rec = upstream
-        .records()
-        .into_iter()
-        .find(|r| r["run_id"] == "dataset:cifar10")
-        .unwrap();
+    let rec = upstream.record("dataset:cifar10");
     let sha = rec["outputs"]["cifar-10-binary.tar.gz"]["sha256"]
         .as_str()
         .unwrap()
@@ -67,15 +63,7 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
         .unwrap();
     let mirror = tempfile::tempdir().unwrap();
     let archive = mirror.path().join("cifar-10-binary.tar.gz");
-    std::fs::copy(
-        upstream
-            .store()
-            .join("objects/sha256")
-            .join(&sha[..2])
-            .join(&sha[2..]),
-        &archive,
-    )
-    .unwrap();
+    std::fs::copy(upstream.object(&sha), &archive).unwrap();
     let md5 = repro::store::hash::digests_file(&archive).unwrap().md5;
 
     let p = Project::new("");
@@ -109,9 +97,7 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
 
     // A corrupted file in datasets/ is refused by `run` and reported by `verify`.
     let local = p.path().join("datasets/cifar10/cifar-10-binary.tar.gz");
-    let mut bytes = std::fs::read(&local).unwrap();
-    bytes[100] ^= 1;
-    std::fs::write(&local, &bytes).unwrap();
+    flip_byte(&local, 100);
     let o = p.run(&[
         "run",
         "--profile",

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{PIPELINE, Project, ok, text};
+use common::{PIPELINE, Project, flip_byte, ok, text};
 
 fn keys_of(plan_output: &str) -> BTreeMap<String, String> {
     plan_output
@@ -48,13 +48,7 @@ fn run_then_cached_then_reason_for_a_change() {
         .as_str()
         .unwrap()
         .to_string();
-    let metrics = std::fs::read_to_string(
-        p.store()
-            .join("objects/sha256")
-            .join(&sha[..2])
-            .join(&sha[2..]),
-    )
-    .unwrap();
+    let metrics = std::fs::read_to_string(p.object(&sha)).unwrap();
     let rows: Vec<serde_json::Value> = metrics
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -174,29 +168,13 @@ fn corrupted_objects_are_found_and_refused() {
     ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
     ok(p.run(&["verify"]));
     // Corrupt the generated dataset archive: verify lists it, and a run that reads it refuses.
-    let generated = p
-        .records()
-        .into_iter()
-        .find(|r| r["run_id"] == "dataset:cifar10")
-        .unwrap();
+    let generated = p.record("dataset:cifar10");
     let sha = generated["outputs"]["cifar-10-binary.tar.gz"]["sha256"]
         .as_str()
         .unwrap()
         .to_string();
-    let obj = p
-        .store()
-        .join("objects/sha256")
-        .join(&sha[..2])
-        .join(&sha[2..]);
-    std::fs::set_permissions(
-        &obj,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
-    )
-    .unwrap();
-    let mut bytes = std::fs::read(&obj).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&obj, &bytes).unwrap();
+    let obj = p.object(&sha);
+    flip_byte(&obj, std::fs::metadata(&obj).unwrap().len() as usize / 2);
     let o = p.run(&["verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(

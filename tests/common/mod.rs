@@ -76,6 +76,33 @@ impl Project {
     }
 }
 
+impl Project {
+    /// The record of one run id.
+    pub fn record(&self, run_id: &str) -> serde_json::Value {
+        self.records()
+            .into_iter()
+            .find(|r| r["run_id"] == run_id)
+            .unwrap_or_else(|| panic!("no record of {run_id}"))
+    }
+
+    /// Path of a store object.
+    pub fn object(&self, sha256: &str) -> PathBuf {
+        self.store()
+            .join("objects/sha256")
+            .join(&sha256[..2])
+            .join(&sha256[2..])
+    }
+}
+
+/// Flip the bits of one byte of a file (making it writable first, as store objects are not).
+pub fn flip_byte(path: &Path, offset: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[offset] ^= 0xff;
+    std::fs::write(path, &bytes).expect("write");
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
