@@ -109,7 +109,7 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        text(&o).contains("md5 is") && text(&o).contains(&md5),
+        text(&o).contains("md5 mismatch") && text(&o).contains(&md5),
         "{}",
         text(&o)
     );

@@ -163,7 +163,7 @@ pub fn check_file(file: &DatasetFile, path: &Path) -> Result<FileDigests, Digest
         }
     }
     let digests = hash::digests_file(path).map_err(io_err)?;
-    verify(file, &digests, path)?;
+    check_digests(file, &digests, path)?;
     Ok(digests)
 }
 
@@ -356,7 +356,7 @@ fn try_source(
         .sync_all()
         .context("syncing the downloaded file")?;
 
-    if let Err(m) = verify(file, &digests, dest) {
+    if let Err(m) = check_digests(file, &digests, dest) {
         let where_ = match quarantine(tmp.into_temp_path(), &file.name, &digests.sha256, opts) {
             Ok(q) => format!("moved to {}", q.display()),
             Err(e) => format!("deleted (could not quarantine: {e:#})"),
@@ -490,7 +490,12 @@ fn progress_bar(enabled: bool, total: Option<u64>, name: &str) -> Option<Progres
     Some(bar)
 }
 
-fn verify(file: &DatasetFile, d: &FileDigests, path: &Path) -> Result<(), DigestMismatch> {
+/// Compare already computed digests of `path` with what `file` pins (each only if pinned).
+pub fn check_digests(
+    file: &DatasetFile,
+    d: &FileDigests,
+    path: &Path,
+) -> Result<(), DigestMismatch> {
     if let Some(size) = file.size
         && size != d.size
     {

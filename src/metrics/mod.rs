@@ -34,17 +34,3 @@ impl JsonLines {
         Ok(())
     }
 }
-
-/// Read back a JSON-lines file.
-pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
-        })
-        .collect()
-}

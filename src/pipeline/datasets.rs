@@ -95,7 +95,7 @@ pub fn prepare(
                     let d = stat
                         .digests(&path)
                         .with_context(|| format!("cannot read {}", path.display()))?;
-                    if let Err(e) = check_pins(f, &d, &path) {
+                    if let Err(e) = crate::data::fetch::check_digests(f, &d, &path) {
                         stat.forget(&path);
                         bail!(
                             "{e}\n(the file in datasets/ is not the published one; delete it and run `repro fetch {}`)",
@@ -246,32 +246,4 @@ pub fn fetch_options(store: &Store, mirror: Option<&str>, progress: bool) -> Fet
         progress,
         max_bytes: None,
     }
-}
-
-/// Compare a file's digests with what pipeline.yaml pins.
-pub fn check_pins(
-    f: &crate::data::DatasetFile,
-    d: &crate::store::hash::FileDigests,
-    path: &Path,
-) -> Result<()> {
-    if let Some(size) = f.size
-        && size != d.size
-    {
-        bail!(
-            "{}: size is {} bytes, pipeline.yaml pins {size}",
-            path.display(),
-            d.size
-        );
-    }
-    for (what, pinned, actual) in [("sha256", &f.sha256, &d.sha256), ("md5", &f.md5, &d.md5)] {
-        if let Some(p) = pinned
-            && !p.eq_ignore_ascii_case(actual)
-        {
-            bail!(
-                "{}: {what} is {actual}, pipeline.yaml pins {p}",
-                path.display()
-            );
-        }
-    }
-    Ok(())
 }

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use super::params::describe;
 use super::stage::{self, DATASET_FORMATS};
 use super::yaml_pos::{PosIndex, child};
-use crate::data::{ArchiveKind, DatasetFile, generate};
+use crate::data::generate::{self, GenSpec};
+use crate::data::{ArchiveKind, DatasetFile};
 
 /// A validated pipeline.
 #[derive(Debug, Clone)]
@@ -40,15 +41,7 @@ pub struct DatasetSpec {
     pub extract: Option<ArchiveKind>,
     /// How the offline stand-in is generated (used where a profile says `source: generate`).
     #[serde(default)]
-    pub generate: Option<GenerateSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateSpec {
-    pub generator: String,
-    #[serde(default)]
-    pub params: Map<String, Value>,
+    pub generate: Option<GenSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
