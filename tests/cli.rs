@@ -44,15 +44,7 @@ fn mirrored(p: &Project, md5: &str, size: u64) -> String {
 fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
     // Make the "upstream" file with the generator, via a generated run in a scratch project.
     let upstream = Project::new(common::PIPELINE);
-    ok(upstream.run(&[
-        "run",
-        "--profile",
-        "smoke",
-        "--device",
-        "cpu",
-        "--quiet",
-        "cifar10",
-    ]));
+    ok(upstream.smoke(&["--quiet", "cifar10"]));
     let rec = upstream.record("dataset:cifar10");
     let sha = rec["outputs"]["cifar-10-binary.tar.gz"]["sha256"]
         .as_str()
@@ -86,27 +78,19 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
         "sha256 of the md5-only file must be locked:\n{lock}"
     );
     // The fetched data trains; the run key uses the pinned identity.
-    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    let t = ok(p.smoke(&["--quiet"]));
     assert!(t.contains("4 ran"), "{t}");
     ok(p.run(&["verify"]));
     // `run` records a fetched file's sha256 too, when the lock does not have it yet.
     std::fs::remove_file(p.path().join("pipeline.lock")).unwrap();
-    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(p.smoke(&["--quiet"]));
     let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).unwrap();
     assert!(lock.contains(&sha), "{lock}");
 
     // A corrupted file in datasets/ is refused by `run` and reported by `verify`.
     let local = p.path().join("datasets/cifar10/cifar-10-binary.tar.gz");
     flip_byte(&local, 100);
-    let o = p.run(&[
-        "run",
-        "--profile",
-        "smoke",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--force",
-    ]);
+    let o = p.smoke(&["--quiet", "--force"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("md5 mismatch") && text(&o).contains(&md5),

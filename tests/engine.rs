@@ -35,7 +35,7 @@ fn output_digests(p: &Project) -> BTreeMap<String, serde_json::Value> {
 #[test]
 fn run_then_cached_then_reason_for_a_change() {
     let p = Project::new(PIPELINE);
-    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    let t = ok(p.smoke(&[]));
     assert!(t.contains("4 ran, 0 cached, 0 failed"), "{t}");
     // metrics series has one row per epoch with the logged fields
     let rec = p
@@ -63,7 +63,7 @@ fn run_then_cached_then_reason_for_a_change() {
             > 1000
     );
 
-    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    let t = ok(p.smoke(&[]));
     assert!(t.contains("0 ran, 4 cached"), "{t}");
 
     // Same inputs → same keys in another process.
@@ -99,20 +99,12 @@ fn run_then_cached_then_reason_for_a_change() {
         PIPELINE.replace("test_per_class: 5", "test_per_class: 6"),
     )
     .unwrap();
-    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "cifar10"]));
+    ok(p.smoke(&["cifar10"]));
     let t = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu"]));
     assert!(t.contains("input dataset:cifar10 changed"), "{t}");
     // Only one target reruns with --force, dependencies stay cached.
     std::fs::write(p.path().join("pipeline.yaml"), PIPELINE).unwrap();
-    let t = ok(p.run(&[
-        "run",
-        "--profile",
-        "smoke",
-        "--device",
-        "cpu",
-        "--force",
-        "small/schedule=none,seed=1",
-    ]));
+    let t = ok(p.smoke(&["--force", "small/schedule=none,seed=1"]));
     assert!(t.contains("1 ran, 0 cached"), "{t}");
 }
 
@@ -120,18 +112,9 @@ fn run_then_cached_then_reason_for_a_change() {
 fn bitwise_reproducible_across_stores_and_locked() {
     let a = Project::new(PIPELINE);
     let b = Project::new(PIPELINE);
-    ok(a.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(a.smoke(&["--quiet"]));
     // --jobs runs several workers at once; the bytes must not depend on it.
-    ok(b.run(&[
-        "run",
-        "--profile",
-        "smoke",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--jobs",
-        "3",
-    ]));
+    ok(b.smoke(&["--quiet", "--jobs", "3"]));
     let (da, db) = (output_digests(&a), output_digests(&b));
     assert_eq!(da.len(), 4);
     assert_eq!(da, db, "the same runs in two stores gave different bytes");
@@ -165,7 +148,7 @@ fn bitwise_reproducible_across_stores_and_locked() {
 #[test]
 fn corrupted_objects_are_found_and_refused() {
     let p = Project::new(PIPELINE);
-    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(p.smoke(&["--quiet"]));
     ok(p.run(&["verify"]));
     // Corrupt the generated dataset archive: verify lists it, and a run that reads it refuses.
     let generated = p.record("dataset:cifar10");
@@ -182,7 +165,7 @@ fn corrupted_objects_are_found_and_refused() {
         "{}",
         text(&o)
     );
-    let o = p.run(&["run", "--profile", "smoke", "--device", "cpu", "--force"]);
+    let o = p.smoke(&["--force"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("corrupt"), "{}", text(&o));
 }
@@ -271,7 +254,7 @@ fn kill_9_leaves_no_partial_output() {
     );
     // The store works on after the kill (shorter runs, to keep the test fast).
     std::fs::write(p.path().join("pipeline.yaml"), PIPELINE).unwrap();
-    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    let t = ok(p.smoke(&["--quiet"]));
     assert!(t.contains("4 ran, 0 cached, 0 failed"), "{t}");
     ok(p.run(&["verify"]));
 }
@@ -279,7 +262,7 @@ fn kill_9_leaves_no_partial_output() {
 #[test]
 fn gc_removes_only_unreferenced_objects() {
     let p = Project::new(PIPELINE);
-    ok(p.run(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"]));
+    ok(p.smoke(&["--quiet"]));
     let t = ok(p.run(&["gc"]));
     assert!(t.contains("0 unreferenced objects"), "{t}");
     let orphan = p.store().join("objects/sha256/00/orphan");
@@ -293,6 +276,6 @@ fn gc_removes_only_unreferenced_objects() {
     let t = ok(p.run(&["gc", "--apply"]));
     assert!(t.contains("removed 1 objects") && !orphan.exists(), "{t}");
     ok(p.run(&["verify"]));
-    let t = ok(p.run(&["run", "--profile", "smoke", "--device", "cpu"]));
+    let t = ok(p.smoke(&[]));
     assert!(t.contains("4 cached"), "{t}");
 }

@@ -77,6 +77,13 @@ impl Project {
 }
 
 impl Project {
+    /// `repro run --profile smoke --device cpu EXTRA…`.
+    pub fn smoke(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "--profile", "smoke", "--device", "cpu"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// The record of one run id.
     pub fn record(&self, run_id: &str) -> serde_json::Value {
         self.records()
