@@ -128,14 +128,7 @@ pub fn prepare(
                         .with_context(|| format!("generated dataset {} ({name})", node.name))?,
                 );
             }
-            (
-                paths,
-                record
-                    .outputs
-                    .iter()
-                    .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                    .collect(),
-            )
+            (paths, record.output_digests())
         }
     };
     let mut roots = Vec::new();

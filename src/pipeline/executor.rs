@@ -146,7 +146,8 @@ impl Executor<'_> {
                 datasets::identity(self.store, &self.pipeline.salt, d)?,
             );
         }
-        let mut keys: BTreeMap<String, Option<RunRecord>> = BTreeMap::new();
+        // Run id → output digests of runs that are cached (None: will run).
+        let mut keys: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
         let mut out = Vec::new();
         for run in &plan.runs {
             let settings = self.settings(run, device, threads);
@@ -162,14 +163,8 @@ impl Executor<'_> {
             }
             for u in &run.upstream {
                 match keys.get(u).cloned().flatten() {
-                    Some(r) => {
-                        inputs.insert(
-                            format!("run:{u}"),
-                            r.outputs
-                                .iter()
-                                .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                                .collect(),
-                        );
+                    Some(digests) => {
+                        inputs.insert(format!("run:{u}"), digests);
                     }
                     None => pending.push(format!("upstream {u} will run")),
                 }
@@ -185,7 +180,7 @@ impl Executor<'_> {
                 let key = m.key();
                 match self.store.read_record(&key)? {
                     Some(r) if self.complete(&r) => {
-                        keys.insert(run.id.clone(), Some(r));
+                        keys.insert(run.id.clone(), Some(r.output_digests()));
                         RunState::Cached { key }
                     }
                     _ => {
@@ -373,13 +368,7 @@ impl Executor<'_> {
             ds_views.insert(d.clone(), v.clone());
         }
         for (u, rec) in upstream {
-            inputs.insert(
-                format!("run:{u}"),
-                rec.outputs
-                    .iter()
-                    .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                    .collect(),
-            );
+            inputs.insert(format!("run:{u}"), rec.output_digests());
         }
         let m = self.manifest(run, inputs, &settings);
         let key = m.key();

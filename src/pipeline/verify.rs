@@ -80,12 +80,7 @@ pub fn verify(
             let rec = generation_keys
                 .get(ds)
                 .and_then(|k| store.read_record(k).ok().flatten());
-            let got: Option<BTreeMap<String, String>> = rec.map(|r| {
-                r.outputs
-                    .iter()
-                    .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                    .collect()
-            });
+            let got: Option<BTreeMap<String, String>> = rec.map(|r| r.output_digests());
             match got {
                 None => v.problems.push(format!(
                     "generated dataset {ds}: not in this store; run `repro run --profile {p}` first"
@@ -105,11 +100,7 @@ pub fn verify(
                 v.problems.push(format!("{id}: locked for profile {p} but not in this store; run `repro run --profile {p}` first"));
                 continue;
             };
-            let actual: BTreeMap<String, String> = rec
-                .outputs
-                .iter()
-                .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                .collect();
+            let actual: BTreeMap<String, String> = rec.output_digests();
             for (name, want) in &l.outputs {
                 match actual.get(name) {
                     None => v.problems.push(format!("{id}: locked output {name} was not produced")),
@@ -141,13 +132,7 @@ pub fn lock_profile(
         {
             match exec.store.read_record(&m.key())? {
                 Some(r) => {
-                    entry.generated.insert(
-                        d.name.clone(),
-                        r.outputs
-                            .iter()
-                            .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                            .collect(),
-                    );
+                    entry.generated.insert(d.name.clone(), r.output_digests());
                 }
                 None => bail!(
                     "dataset {} has not been generated for profile {}; run `repro run --profile {}` first",
@@ -171,11 +156,7 @@ pub fn lock_profile(
                         id,
                         LockedRun {
                             key,
-                            outputs: r
-                                .outputs
-                                .iter()
-                                .map(|(k, o)| (k.clone(), o.sha256.clone()))
-                                .collect(),
+                            outputs: r.output_digests(),
                         },
                     );
                 }

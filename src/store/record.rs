@@ -35,3 +35,13 @@ pub struct RunRecord {
     pub seconds: f64,
     pub host: String,
 }
+
+impl RunRecord {
+    /// Output name → sha256: what downstream keys and the lock record of this run.
+    pub fn output_digests(&self) -> BTreeMap<String, String> {
+        self.outputs
+            .iter()
+            .map(|(k, o)| (k.clone(), o.sha256.clone()))
+            .collect()
+    }
+}
