@@ -5,6 +5,7 @@ pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod nn;
+pub mod optim;
 pub mod pipeline;
 pub mod runtime;
 pub mod store;
