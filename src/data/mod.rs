@@ -6,6 +6,7 @@ pub mod cifar;
 pub mod extract;
 pub mod fetch;
 pub mod generate;
+pub mod loader;
 
 use serde::{Deserialize, Serialize};
 
