@@ -4,8 +4,8 @@
 //! Randomness never comes from torch's generator: the permutation, crop offsets and flips of an
 //! epoch are drawn from a ChaCha8 stream fixed by `(seed, epoch)` ([`epoch_rng`]), so the batches of
 //! an epoch are bitwise the same on any machine, thread count and device, and do not depend on
-//! what happened in earlier epochs. Augmentation is applied to whole uint8 batches with one
-//! gather ([`apply_augmentation`]); a background thread prepares the next batches (gather,
+//! what happened in earlier epochs. Augmentation is applied to whole uint8 batches with a row
+//! and a column gather ([`apply_augmentation`]); a background thread prepares the next batches (gather,
 //! augment, transfer, normalise) while the caller trains on the current one.
 
 use anyhow::{Result, bail, ensure};
@@ -165,35 +165,43 @@ pub fn epoch_plan(
 
 /// Crop (after zero padding by `pad`) and flip a batch `x` [B, C, H, W] (any dtype and device) with
 /// one draw per image: `out[b, c, i, j] = padded[b, c, dy + i, dx + j']` where `j' = W−1−j` when
-/// flipped, else `j`. One gather over the whole batch; the Rust loop only builds index vectors.
+/// flipped, else `j`. Two whole-batch ops: the rows of every crop are picked with one
+/// `index_select` (row copies), then the columns (offset and mirror) with one `gather`; the Rust
+/// loop only builds index vectors (B·C·H + B·W entries), never touches pixels.
 pub fn apply_augmentation(x: &Tensor, draws: &[Draw], pad: i64) -> Tensor {
     let size = x.size();
     assert_eq!(size.len(), 4, "a batch [B, C, H, W], got {size:?}");
     let (b, c, h, w) = (size[0], size[1], size[2], size[3]);
     assert_eq!(draws.len() as i64, b, "one draw per image");
     assert!(pad >= 0, "negative padding {pad}");
-    let dev = x.device();
-    let mut rows = Vec::with_capacity((b * h) as usize);
+    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    let mut rows = Vec::with_capacity((b * c * h) as usize);
     let mut cols = Vec::with_capacity((b * w) as usize);
-    for &(dy, dx, flip) in draws {
+    for (bi, &(dy, dx, flip)) in draws.iter().enumerate() {
         assert!(
             (0..=2 * pad).contains(&dy) && (0..=2 * pad).contains(&dx),
             "offset ({dy}, {dx}) outside 0..={}",
             2 * pad
         );
-        rows.extend((0..h).map(|i| dy + i));
+        for ci in 0..c {
+            let first = (bi as i64 * c + ci) * hp + dy;
+            rows.extend(first..first + h);
+        }
         cols.extend((0..w).map(|j| dx + if flip { w - 1 - j } else { j }));
     }
-    let padded = if pad > 0 {
-        x.constant_pad_nd([pad, pad, pad, pad])
-    } else {
-        x.shallow_clone()
-    };
-    let bi = Tensor::arange(b, (Kind::Int64, dev)).view([b, 1, 1, 1]);
-    let ci = Tensor::arange(c, (Kind::Int64, dev)).view([1, c, 1, 1]);
-    let rows = Tensor::from_slice(&rows).to_device(dev).view([b, 1, h, 1]);
-    let cols = Tensor::from_slice(&cols).to_device(dev).view([b, 1, 1, w]);
-    padded.index(&[Some(bi), Some(ci), Some(rows), Some(cols)])
+    let dev = x.device();
+    // Padded rows as one [B·C·Hp, Wp] matrix: row (b, c, r) is at (b·C + c)·Hp + r.
+    let padded = x
+        .constant_pad_nd([pad, pad, pad, pad])
+        .contiguous()
+        .view([b * c * hp, wp]);
+    let rows = Tensor::from_slice(&rows).to_device(dev);
+    let picked = padded.index_select(0, &rows).view([b, c * h, wp]);
+    let cols = Tensor::from_slice(&cols)
+        .to_device(dev)
+        .view([b, 1, w])
+        .expand([b, c * h, w], false);
+    picked.gather(2, &cols, false).view([b, c, h, w])
 }
 
 /// Per-channel normalisation: `(x/255 − mean) / std`.
