@@ -2,11 +2,11 @@
 //! random crop and horizontal flip; label noise for E4).
 //!
 //! Randomness never comes from torch's generator: the permutation, crop offsets and flips of an
-//! epoch are drawn from a ChaCha8 stream fixed by `(seed, epoch)` ([`epoch_rng`]), so the batches of
-//! an epoch are bitwise the same on any machine, thread count and device, and do not depend on
-//! what happened in earlier epochs. Augmentation is applied to whole uint8 batches with a row
-//! and a column gather ([`apply_augmentation`]); a background thread prepares the next batches (gather,
-//! augment, transfer, normalise) while the caller trains on the current one.
+//! epoch are drawn from a ChaCha8 stream fixed by `(seed, epoch)` ([`epoch_rng`]), so the batches
+//! of an epoch are bitwise the same on any machine, thread count and device, and do not depend on
+//! what happened in earlier epochs. Augmentation is applied to whole uint8 batches with a row and
+//! a column gather ([`apply_augmentation`]); a background thread prepares the next batches
+//! (gather, augment, transfer, normalise) while the caller trains on the current one.
 
 use anyhow::{Result, bail, ensure};
 use rand::seq::SliceRandom;
