@@ -338,14 +338,12 @@ impl Net {
         tch::no_grad(|| {
             for bn in &net.bns {
                 let n = bn.ws.as_ref().unwrap().size()[0];
-                let _ = bn
-                    .ws
+                bn.ws
                     .as_ref()
                     .unwrap()
                     .detach()
                     .copy_(&(Tensor::rand([n], (Kind::Double, Device::Cpu)) + 0.5));
-                let _ = bn
-                    .bs
+                bn.bs
                     .as_ref()
                     .unwrap()
                     .detach()
