@@ -44,7 +44,11 @@ fn parameter_counts_match_pytorch_and_the_published_cifar_counts() {
         let vs = vs_cpu();
         build(arch, &vs.root(), classes, width);
         ours.push(param_count(&vs));
-        args.extend([arch.name().to_string(), classes.to_string(), width.to_string()]);
+        args.extend([
+            arch.name().to_string(),
+            classes.to_string(),
+            width.to_string(),
+        ]);
     }
     let mut full = vec!["count".to_string()];
     full.extend(args);
@@ -69,7 +73,11 @@ fn output_shapes_for_32_and_64_pixel_inputs() {
             let x = Tensor::randn([2, 3, side, side], (Kind::Float, Device::Cpu));
             for train in [false, true] {
                 let y = tch::no_grad(|| m.net.forward_t(&x, train));
-                assert_eq!(y.size(), vec![2, classes], "{arch:?} {side}px train={train}");
+                assert_eq!(
+                    y.size(),
+                    vec![2, classes],
+                    "{arch:?} {side}px train={train}"
+                );
                 assert!(
                     y.isfinite().all().int64_value(&[]) == 1,
                     "{arch:?}: non-finite output"
@@ -180,12 +188,17 @@ fn scale_invariant_weights_are_the_convs_and_scaling_them_changes_nothing() {
             .collect();
         convs.sort();
         assert!(!m.scale_invariant.is_empty(), "{arch:?}");
-        assert_eq!(m.scale_invariant, convs, "{arch:?}: every conv, nothing else");
-        let classifier = if arch == Arch::SmallCnn { "fc" } else { "linear" };
+        assert_eq!(
+            m.scale_invariant, convs,
+            "{arch:?}: every conv, nothing else"
+        );
+        let classifier = if arch == Arch::SmallCnn {
+            "fc"
+        } else {
+            "linear"
+        };
         assert!(
-            m.scale_invariant
-                .iter()
-                .all(|n| !n.starts_with(classifier)),
+            m.scale_invariant.iter().all(|n| !n.starts_with(classifier)),
             "{arch:?}"
         );
 
@@ -203,7 +216,10 @@ fn scale_invariant_weights_are_the_convs_and_scaling_them_changes_nothing() {
         let changed = tch::no_grad(|| m.net.forward_t(&x, true));
         let diff = (&changed - &before).abs().max().double_value(&[]);
         let scale_out = before.abs().max().double_value(&[]);
-        assert!(diff > 0.1 * scale_out, "{arch:?}: classifier ×3 changed only {diff:e}");
+        assert!(
+            diff > 0.1 * scale_out,
+            "{arch:?}: classifier ×3 changed only {diff:e}"
+        );
     }
 }
 
@@ -224,7 +240,10 @@ fn resnet18_scale_invariant_names() {
     // 1 stem + 8 blocks × 2 + 3 projection shortcuts.
     assert_eq!(si.len(), 20);
     assert!(si.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
-    assert!(!si.iter().any(|n| n.starts_with("linear") || n.contains("bn")));
+    assert!(
+        !si.iter()
+            .any(|n| n.starts_with("linear") || n.contains("bn"))
+    );
 }
 
 #[test]
@@ -232,7 +251,10 @@ fn names_carry_the_path_prefix() {
     let vs = vs_cpu();
     let m = build(Arch::ResNet18, &(vs.root() / "model"), 10, 0.125);
     assert!(m.scale_invariant.iter().all(|n| n.starts_with("model.")));
-    assert!(vs.variables().contains_key("model.layer3.0.shortcut.1.running_var"));
+    assert!(
+        vs.variables()
+            .contains_key("model.layer3.0.shortcut.1.running_var")
+    );
 }
 
 #[test]

@@ -12,8 +12,8 @@ pub mod densenet;
 pub mod resnet;
 pub mod small_cnn;
 
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// The architectures the paper trains (CIFAR variants) and the engine's small test net.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -85,9 +85,8 @@ impl Block {
                 ConvBn::new(p, "conv3", "bn3", planes, cout, 1, 1, si),
             ],
         };
-        let shortcut = (stride != 1 || cin != cout).then(|| {
-            ConvBn::new(&(p / "shortcut"), "0", "1", cin, cout, 1, stride, si)
-        });
+        let shortcut = (stride != 1 || cin != cout)
+            .then(|| ConvBn::new(&(p / "shortcut"), "0", "1", cin, cout, 1, stride, si));
         Block { layers, shortcut }
     }
 
