@@ -1,6 +1,8 @@
 //! Metrics series written by stages: one JSON object per line (per epoch), appended and flushed
 //! as training goes, so a partial series is readable while a run is in progress.
 
+pub mod sharpness;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;

@@ -1,35 +1,66 @@
-//! A small VGG-style CNN for 32×32 images: three conv–BN–ReLU blocks of width w, 2w, 4w (the
-//! first two followed by 2×2 max-pool), global average pool, linear classifier. The engine's
-//! first real model; the paper's ResNets and DenseNet live beside it.
+//! A small VGG-style CNN for 32×32 images: three conv3×3–BN–ReLU blocks of c, 2c and 4c channels
+//! with c = channels(32, width) (the first two blocks followed by 2×2 max-pool), global average
+//! pool, linear classifier. The engine's first, cheap model; the paper's ResNets and DenseNet
+//! live beside it. Its three conv weights each feed only their BN, so all are scale-invariant.
 
+use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-fn block(p: nn::Path, cin: i64, cout: i64) -> nn::SequentialT {
-    let conv = nn::ConvConfig {
-        padding: 1,
-        bias: false,
-        ..Default::default()
-    };
-    nn::seq_t()
-        .add(nn::conv2d(&p / "conv", cin, cout, 3, conv))
-        .add(nn::batch_norm2d(&p / "bn", cout, Default::default()))
-        .add_fn(|x| x.relu())
+use super::{bn, channels, conv, global_avg_pool, linear};
+
+#[derive(Debug)]
+struct Block {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
 }
 
-/// The network; `width` is the first block's channel count.
-pub fn small_cnn(p: &nn::Path, classes: i64, width: i64) -> impl ModuleT + use<> {
-    nn::seq_t()
-        .add(block(p / "b1", 3, width))
-        .add_fn(|x| x.max_pool2d_default(2))
-        .add(block(p / "b2", width, 2 * width))
-        .add_fn(|x| x.max_pool2d_default(2))
-        .add(block(p / "b3", 2 * width, 4 * width))
-        .add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
-        .add(nn::linear(p / "fc", 4 * width, classes, Default::default()))
+impl Block {
+    fn new(p: nn::Path, cin: i64, cout: i64, si: &mut Vec<String>) -> Block {
+        Block {
+            conv: conv(&p / "conv", cin, cout, 3, 1, 1, si),
+            bn: bn(&p / "bn", cout),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+    }
 }
 
-/// Parameters of `small_cnn`, by the architecture's arithmetic (tested against the built net).
-pub fn small_cnn_param_count(classes: i64, w: i64) -> i64 {
+/// The network; variables b1.conv, b1.bn, …, b3.bn, fc.
+#[derive(Debug)]
+pub struct SmallCnn {
+    blocks: [Block; 3],
+    fc: nn::Linear,
+}
+
+impl SmallCnn {
+    pub fn new(p: &nn::Path, classes: i64, width: f64, si: &mut Vec<String>) -> SmallCnn {
+        let w = channels(32, width);
+        SmallCnn {
+            blocks: [
+                Block::new(p / "b1", 3, w, si),
+                Block::new(p / "b2", w, 2 * w, si),
+                Block::new(p / "b3", 2 * w, 4 * w, si),
+            ],
+            fc: linear(p / "fc", 4 * w, classes),
+        }
+    }
+}
+
+impl ModuleT for SmallCnn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.blocks[0].forward_t(x, train).max_pool2d_default(2);
+        let x = self.blocks[1].forward_t(&x, train).max_pool2d_default(2);
+        let x = self.blocks[2].forward_t(&x, train);
+        global_avg_pool(&x).apply(&self.fc)
+    }
+}
+
+/// Parameters of the small CNN, by the architecture's arithmetic (tested against the built net).
+pub fn small_cnn_param_count(classes: i64, width: f64) -> i64 {
+    let w = channels(32, width);
+    // Bias-free conv plus its BN's weight and bias.
     let conv = |cin: i64, cout: i64| cin * cout * 9 + 2 * cout;
     conv(3, w) + conv(w, 2 * w) + conv(2 * w, 4 * w) + 4 * w * classes + classes
 }
@@ -37,21 +68,27 @@ pub fn small_cnn_param_count(classes: i64, w: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::{Arch, build, param_count};
 
     #[test]
-    fn shapes_and_parameter_count() {
+    fn shapes_parameter_count_and_scale_invariant_names() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let net = small_cnn(&vs.root(), 10, 8);
-        let y = net.forward_t(
-            &tch::Tensor::zeros([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
+        let m = build(Arch::SmallCnn, &vs.root(), 10, 0.25);
+        let y = m.net.forward_t(
+            &Tensor::zeros([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu)),
             false,
         );
         assert_eq!(y.size(), vec![2, 10]);
-        let n: i64 = vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
-        assert_eq!(n, small_cnn_param_count(10, 8));
+        assert_eq!(param_count(&vs), small_cnn_param_count(10, 0.25));
+        assert_eq!(
+            vs.root().sub("b1").sub("conv").path("weight"),
+            "b1.conv.weight"
+        );
+        assert_eq!(
+            m.scale_invariant,
+            ["b1.conv.weight", "b2.conv.weight", "b3.conv.weight"]
+        );
+        // Width 0.25 → 8, 16, 32 channels.
+        assert_eq!(vs.variables()["b3.conv.weight"].size(), vec![32, 16, 3, 3]);
     }
 }

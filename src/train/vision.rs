@@ -17,7 +17,7 @@ use super::StageContext;
 use super::{WdSchedule, lr_at};
 use crate::data::cifar::{CifarVariant, read_cifar};
 use crate::metrics::JsonLines;
-use crate::nn::small_cnn::small_cnn;
+use crate::nn::{Arch, build};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 
@@ -78,7 +78,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let vs = nn::VarStore::new(dev);
     let width = p.int("width")?;
     let net = match p.str("model")? {
-        "small_cnn" => small_cnn(&vs.root(), classes, width),
+        "small_cnn" => build(Arch::SmallCnn, &vs.root(), classes, width as f64).net,
         m => bail!("unknown model {m}"),
     };
     vs.save(ctx.out_dir.join("init.safetensors"))?;
@@ -144,7 +144,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             correct.double_value(&[]),
             grad_sq.double_value(&[]),
         );
-        let (test_loss, test_acc) = evaluate(&net, &x_test, &y_test, 500);
+        let (test_loss, test_acc) = evaluate(net.as_ref(), &x_test, &y_test, 500);
         let weight_norm = tch::no_grad(|| {
             params
                 .iter()
@@ -212,7 +212,7 @@ fn augment_batch(x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
 }
 
 /// Mean loss and accuracy over a split, in eval mode.
-fn evaluate(net: &impl ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (f64, f64) {
+fn evaluate(net: &dyn ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (f64, f64) {
     tch::no_grad(|| {
         let n = x.size()[0];
         let (mut loss, mut correct) = (0.0, 0i64);
