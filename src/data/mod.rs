@@ -6,7 +6,9 @@ pub mod cifar;
 pub mod extract;
 pub mod fetch;
 pub mod generate;
+pub mod images;
 pub mod loader;
+pub mod tinyimagenet;
 
 use serde::{Deserialize, Serialize};
 
