@@ -564,13 +564,16 @@ impl Executor<'_> {
         let status = child.wait()?;
         if !status.success() {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!(
-                "worker {status}: {} (log: {})",
-                tail.join(" | "),
-                log_path.display()
-            );
+            // The worker's own `error: …` line says what went wrong; libtorch appends C++
+            // backtraces after it, so the log's last lines are only a fallback.
+            let summary = match text.lines().rfind(|l| l.starts_with("error: ")) {
+                Some(line) => line.trim_start_matches("error: ").to_string(),
+                None => {
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                }
+            };
+            bail!("worker {status}: {summary} (log: {})", log_path.display());
         }
         let bytes =
             std::fs::read(&outcome_path).context("the worker finished without an outcome")?;

@@ -6,14 +6,14 @@ use super::params::{Lit, ParamSpec, ParamType};
 use super::stage::StageDecl;
 
 /// Every kind, for lookup by name.
-pub static ALL: &[&StageDecl] = &[&VISION];
+pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS];
 
 /// Image classification with SGD and a weight-decay schedule (`train::vision`).
 pub static VISION: StageDecl = StageDecl {
     name: "vision",
-    version: 1,
+    version: 2,
     params: VISION_PARAMS,
-    dataset_formats: &["cifar10-binary", "cifar100-binary"],
+    dataset_formats: &["cifar10-binary", "cifar100-binary", "tinyimagenet-folder"],
 };
 
 /// Defaults are the paper profile's (SPEC.md §4 E1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
@@ -21,15 +21,15 @@ pub static VISION: StageDecl = StageDecl {
 static VISION_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "model",
-        ty: ParamType::Choice(&["small_cnn"]),
-        default: Lit::Str("small_cnn"),
-        doc: "network architecture",
+        ty: ParamType::Choice(&["small_cnn", "resnet18", "resnet50", "densenet121"]),
+        default: Lit::Str("resnet18"),
+        doc: "network architecture (CIFAR variants: 3×3 stem, no max-pool)",
     },
     ParamSpec {
         name: "width",
-        ty: ParamType::int(1, 4096),
-        default: Lit::Int(32),
-        doc: "channels of the first block",
+        ty: ParamType::float(0.0, 64.0),
+        default: Lit::Float(1.0),
+        doc: "channel multiplier (1 = the paper's width)",
     },
     ParamSpec {
         name: "epochs",
@@ -95,6 +95,80 @@ static VISION_PARAMS: &[ParamSpec] = &[
         name: "augment",
         ty: ParamType::Bool,
         default: Lit::Bool(true),
-        doc: "4-px pad random crop + horizontal flip",
+        doc: "zero-pad random crop + horizontal flip",
+    },
+    ParamSpec {
+        name: "crop_pad",
+        ty: ParamType::int(0, 64),
+        default: Lit::Int(4),
+        doc: "padding of the random crop (4 px for CIFAR)",
+    },
+    ParamSpec {
+        name: "label_noise",
+        ty: ParamType::float(0.0, 1.0),
+        default: Lit::Float(0.0),
+        doc: "fraction of training labels replaced by uniform random ones (E4)",
+    },
+];
+
+/// E3's generalization metrics on the final checkpoints of the `vision` runs it `needs`
+/// (`train::sharpness`): one row per upstream run.
+pub static SHARPNESS: StageDecl = StageDecl {
+    name: "sharpness",
+    version: 1,
+    params: SHARPNESS_PARAMS,
+    dataset_formats: &["cifar10-binary", "cifar100-binary", "tinyimagenet-folder"],
+};
+
+/// Defaults follow SPEC.md §4 E3 where it gives a number (~20 power iterations, ~100 probes,
+/// ~5k samples); the rest are defaults of ours.
+static SHARPNESS_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "subset",
+        ty: ParamType::int(1, i64::MAX),
+        default: Lit::Int(5000),
+        doc: "training images the loss is measured on",
+    },
+    ParamSpec {
+        name: "seed",
+        ty: ParamType::int(0, i64::MAX),
+        default: Lit::Int(0),
+        doc: "chooses the subset and the random probes",
+    },
+    ParamSpec {
+        name: "hessian_iters",
+        ty: ParamType::int(1, 10_000),
+        default: Lit::Int(20),
+        doc: "power iterations for λ_max",
+    },
+    ParamSpec {
+        name: "trace_probes",
+        ty: ParamType::int(2, 100_000),
+        default: Lit::Int(100),
+        doc: "Rademacher probes for the Hutchinson trace (2 or more: the standard error needs two)",
+    },
+    ParamSpec {
+        name: "epsilon",
+        ty: ParamType::float(0.0, 1.0),
+        default: Lit::Float(1e-3),
+        doc: "box size of ε-sharpness (Keskar et al.)",
+    },
+    ParamSpec {
+        name: "ascent_steps",
+        ty: ParamType::int(1, 10_000),
+        default: Lit::Int(10),
+        doc: "projected ascent steps of ε-sharpness",
+    },
+    ParamSpec {
+        name: "per_layer",
+        ty: ParamType::Bool,
+        default: Lit::Bool(true),
+        doc: "also S_inv of each BN-preceded layer",
+    },
+    ParamSpec {
+        name: "chunk",
+        ty: ParamType::int(1, 65_536),
+        default: Lit::Int(500),
+        doc: "images per Hessian-vector-product chunk (bounds memory)",
     },
 ];

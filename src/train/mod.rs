@@ -1,7 +1,9 @@
 //! Training: the stage implementations (run inside the worker process), the context they run
-//! in, and the learning-rate and weight-decay schedules they share. `vision` now; language
-//! modelling and RL plug in beside it.
+//! in, and the learning-rate and weight-decay schedules they share: `vision` (with the norm
+//! statistics of `norms`) and `sharpness` now; language modelling and RL plug in beside them.
 
+pub mod norms;
+pub mod sharpness;
 pub mod vision;
 
 use std::collections::BTreeMap;
@@ -28,8 +30,34 @@ pub struct StageContext<'a> {
 pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
     match kind {
         "vision" => vision::run(ctx),
+        "sharpness" => sharpness::run(ctx),
         _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
     }
+}
+
+/// Load every variable of `vs` from a safetensors file (store objects have no extension, so
+/// `VarStore::load`, which picks the format by extension, cannot read them). A missing name or
+/// a shape mismatch is an error naming it.
+pub fn load_safetensors(vs: &tch::nn::VarStore, path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let saved: BTreeMap<String, tch::Tensor> = tch::Tensor::read_safetensors(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_iter()
+        .collect();
+    for (name, mut var) in vs.variables() {
+        let src = saved
+            .get(&name)
+            .with_context(|| format!("{} has no tensor `{name}`", path.display()))?;
+        anyhow::ensure!(
+            src.size() == var.size(),
+            "{}: `{name}` has shape {:?}, the model expects {:?}",
+            path.display(),
+            src.size(),
+            var.size()
+        );
+        tch::no_grad(|| var.copy_(src));
+    }
+    Ok(())
 }
 
 /// When weight decay is applied, by epoch.

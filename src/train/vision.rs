@@ -1,25 +1,25 @@
-//! The `vision` stage kind: image classification with SGD and a weight-decay schedule on the
-//! CIFAR binary datasets. Writes the initial and final weights (safetensors) and one metrics row
-//! per epoch (`metrics.jsonl`); timings go to the run record, so outputs stay bitwise stable.
+//! The `vision` stage kind (SPEC.md E1, E2, E4): an image classifier trained with SGD under a
+//! weight-decay schedule. Outputs: `metrics.jsonl` (one row per epoch: losses, accuracies, the
+//! norm statistics of [`super::norms`]), and the weights as safetensors at initialisation, at the
+//! switch epoch Tₛ and at the end. Timings go to the run record, so outputs stay bitwise stable.
 
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
+use anyhow::{Result, bail};
 use serde::Serialize;
 use serde_json::json;
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
-use super::StageContext;
-use super::{WdSchedule, lr_at};
-use crate::data::cifar::{CifarVariant, read_cifar};
+use super::norms::{EpochNorms, NormTracker};
+use super::{StageContext, WdSchedule, lr_at};
+use crate::data::images;
+use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise};
 use crate::metrics::JsonLines;
 use crate::nn::{Arch, build};
+use crate::optim::sgd::Sgd;
 use crate::pipeline::params::Params;
-use crate::pipeline::stage::Outcome;
+use crate::pipeline::stage::{DatasetView, Outcome};
 
 #[derive(Serialize)]
 struct EpochRow {
@@ -30,58 +30,79 @@ struct EpochRow {
     train_acc: f64,
     test_loss: f64,
     test_acc: f64,
-    weight_norm: f64,
-    grad_norm: f64,
+    #[serde(flatten)]
+    norms: EpochNorms,
+}
+
+/// The one dataset a vision-like stage reads.
+pub fn single_dataset<'a>(ctx: &'a StageContext) -> Result<&'a DatasetView> {
+    match ctx.datasets.values().collect::<Vec<_>>().as_slice() {
+        [ds] => Ok(ds),
+        other => bail!(
+            "stage `{}` reads one dataset, got {}",
+            ctx.run_id,
+            other.len()
+        ),
+    }
+}
+
+/// The training set a run with parameters `p` sees: the first `train_subset` images, with the
+/// run's label noise applied (fixed for the whole run by its seed).
+pub fn training_set(train: ImageSet, p: &Params) -> Result<ImageSet> {
+    let subset = p.usize("train_subset")? as i64;
+    let n = train.labels.size()[0];
+    let n = if subset == 0 { n } else { subset.min(n) };
+    let labels = train.labels.narrow(0, 0, n);
+    let noise = p.float("label_noise")?;
+    Ok(ImageSet {
+        images: train.images.narrow(0, 0, n),
+        labels: with_label_noise(&labels, train.classes, noise, p.int("seed")? as u64)?,
+        classes: train.classes,
+    })
 }
 
 /// Train one run.
 pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let p = Params(ctx.params);
-    let Some(ds) = ctx.datasets.values().next() else {
-        bail!("the vision stage needs one dataset")
-    };
-    let variant = || match ds.format.as_str() {
-        "cifar10-binary" => Ok(CifarVariant::Cifar10),
-        "cifar100-binary" => Ok(CifarVariant::Cifar100),
-        f => Err(anyhow::anyhow!("the vision stage cannot read format {f}")),
-    };
     let seed = p.int("seed")?;
     tch::manual_seed(seed);
     let dev = ctx.device;
-    let train = read_cifar(&ds.root, variant()?, true).context("reading the training split")?;
-    let test = read_cifar(&ds.root, variant()?, false).context("reading the test split")?;
-    let classes = train.classes as i64;
-    let subset = p.usize("train_subset")?;
-    let n_train = if subset == 0 {
-        train.len
-    } else {
-        subset.min(train.len)
-    };
-    let to_tensor = |images: &[u8], n: usize| {
-        Tensor::from_slice(&images[..n * 3072])
-            .view([n as i64, 3, 32, 32])
-            .to_kind(Kind::Float)
-            / 255.0
-    };
-    let x_train = to_tensor(&train.images, n_train);
-    let y_train = Tensor::from_slice(&train.labels[..n_train]).to_kind(Kind::Int64);
-    // Per-channel normalisation with statistics of the training images used.
-    let mean = x_train.mean_dim([0i64, 2, 3].as_slice(), true, Kind::Float);
-    let std = x_train.std_dim([0i64, 2, 3].as_slice(), false, true);
-    let x_train = ((x_train - &mean) / &std).to_device(dev);
-    let y_train = y_train.to_device(dev);
-    let x_test = ((to_tensor(&test.images, test.len) - &mean) / &std).to_device(dev);
-    let y_test = Tensor::from_slice(&test.labels)
-        .to_kind(Kind::Int64)
-        .to_device(dev);
+    let (train, test) = images::load(single_dataset(ctx)?)?;
+    let train = training_set(train, &p)?;
+    let classes = train.classes;
+    let n_train = train.labels.size()[0] as usize;
+    let normalize = Normalize::fit(&train);
 
-    let vs = nn::VarStore::new(dev);
-    let width = p.int("width")?;
-    let net = match p.str("model")? {
-        "small_cnn" => build(Arch::SmallCnn, &vs.root(), classes, width as f64).net,
-        m => bail!("unknown model {m}"),
-    };
+    let vs = tch::nn::VarStore::new(dev);
+    let model = build(
+        Arch::parse(p.str("model")?)?,
+        &vs.root(),
+        classes,
+        p.float("width")?,
+    );
     vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let si_index: Vec<usize> = model
+        .scale_invariant
+        .iter()
+        .filter_map(|n| named.iter().position(|(m, _)| m == n))
+        .collect();
+    let mut tracker = NormTracker::new(
+        named
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+        &model.scale_invariant,
+    )?;
+    let mut opt = Sgd::new(
+        named.iter().map(|(_, t)| t.shallow_clone()).collect(),
+        p.float("momentum")?,
+    );
 
     let (lr0, decay, wd) = (
         p.float("lr")?,
@@ -89,85 +110,71 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         p.float("weight_decay")?,
     );
     let schedule = WdSchedule::parse(p.str("schedule")?)?;
-    let switch = p.usize("switch_epoch")?;
-    let epochs = p.usize("epochs")?;
-    let batch = p.usize("batch_size")?;
-    let augment = p.bool("augment")?;
-    let mut opt = nn::Sgd {
-        momentum: p.float("momentum")?,
-        dampening: 0.0,
-        wd: 0.0,
-        nesterov: false,
-    }
-    .build(&vs, lr0)?;
+    let (switch, epochs) = (p.usize("switch_epoch")?, p.usize("epochs")?);
+    let pad = p.int("crop_pad")?;
+    let augment = p.bool("augment")?.then_some(Augment { pad, flip: true });
+    let loader = Loader::new(
+        train,
+        p.usize("batch_size")?,
+        augment,
+        normalize.clone(),
+        dev,
+        seed as u64,
+    );
     let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
-    let mut seconds = Vec::new();
-    let mut images_per_s = Vec::new();
+    let (mut seconds, mut images_per_s) = (Vec::new(), Vec::new());
     let mut last = json!({});
 
-    let params = vs.trainable_variables();
     for epoch in 0..epochs {
         let start = Instant::now();
         let lr = lr_at(lr0, decay, epoch);
-        let wd_on = schedule.active(epoch, switch);
-        opt.set_lr(lr);
-        opt.set_weight_decay(if wd_on { wd } else { 0.0 });
-        let mut rng = ChaCha8Rng::seed_from_u64((seed as u64) << 20 | epoch as u64);
-        let mut order: Vec<i64> = (0..n_train as i64).collect();
-        order.shuffle(&mut rng);
+        let wd_now = if schedule.active(epoch, switch) {
+            wd
+        } else {
+            0.0
+        };
         // Accumulate on the device and read once per epoch: no host sync per step.
         let acc = || Tensor::zeros([], (Kind::Double, dev));
-        let (mut loss_sum, mut correct, mut grad_sq, mut steps) = (acc(), acc(), acc(), 0usize);
-        for chunk in order.chunks(batch) {
-            let idx = Tensor::from_slice(chunk).to_device(dev);
-            let mut x = x_train.index_select(0, &idx);
-            if augment {
-                x = augment_batch(&x, &mut rng);
-            }
-            let y = y_train.index_select(0, &idx);
-            let logits = net.forward_t(&x, true);
+        let (mut loss_sum, mut correct) = (acc(), acc());
+        for (x, y) in loader.epoch(epoch) {
+            let logits = model.net.forward_t(&x, true);
             let loss = logits.cross_entropy_for_logits(&y);
             opt.zero_grad();
             loss.backward();
+            tracker.record_grads();
             tch::no_grad(|| {
-                for v in &params {
-                    grad_sq += v.grad().square().sum(Kind::Double);
-                }
-                loss_sum += loss.to_kind(Kind::Double) * chunk.len() as f64;
+                loss_sum += loss.to_kind(Kind::Double) * y.size()[0] as f64;
                 correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Double);
             });
-            opt.step();
-            steps += 1;
+            opt.step(lr, wd_now);
+            tracker.record_step(|k| {
+                opt.momentum_buffer(si_index[k])
+                    .expect("a momentum buffer exists after a step")
+                    * lr
+            });
         }
-        let (loss_sum, correct, grad_sq) = (
-            loss_sum.double_value(&[]),
-            correct.double_value(&[]),
-            grad_sq.double_value(&[]),
-        );
-        let (test_loss, test_acc) = evaluate(net.as_ref(), &x_test, &y_test, 500);
-        let weight_norm = tch::no_grad(|| {
-            params
-                .iter()
-                .map(|v| v.square().sum(Kind::Float).double_value(&[]))
-                .sum::<f64>()
-        })
-        .sqrt();
+        let (test_loss, test_acc) = evaluate(&*model.net, &test, &normalize, dev, 500);
         let row = EpochRow {
             epoch,
             lr,
-            wd_on,
-            train_loss: loss_sum / n_train as f64,
-            train_acc: correct / n_train as f64,
+            wd_on: wd_now > 0.0,
+            train_loss: loss_sum.double_value(&[]) / n_train as f64,
+            train_acc: correct.double_value(&[]) / n_train as f64,
             test_loss,
             test_acc,
-            weight_norm,
-            grad_norm: (grad_sq / steps.max(1) as f64).sqrt(),
+            norms: tracker.finish_epoch(lr),
         };
         metrics.write(&row)?;
-        last = serde_json::to_value(&row)?;
+        last = json!({
+            "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
+            "test_loss": test_loss, "test_acc": test_acc, "weight_norm": row.norms.weight_norm,
+        });
         let secs = start.elapsed().as_secs_f64();
         seconds.push(secs);
         images_per_s.push(n_train as f64 / secs);
+        if epoch + 1 == switch && switch < epochs {
+            vs.save(ctx.out_dir.join("switch.safetensors"))?;
+        }
         (ctx.progress)(
             epoch as u64 + 1,
             epochs as u64,
@@ -175,14 +182,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         );
     }
     metrics.finish()?;
-    vs.save(ctx.out_dir.join("checkpoint.safetensors"))?;
+    vs.save(ctx.out_dir.join("final.safetensors"))?;
 
     let mut outcome = Outcome::default();
-    if let serde_json::Value::Object(m) = last {
-        outcome
-            .metrics
-            .insert("final".into(), serde_json::Value::Object(m));
-    }
+    outcome.metrics.insert("final".into(), last);
     outcome
         .metrics
         .insert("epoch_seconds".into(), json!(seconds));
@@ -192,43 +195,27 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Random 4-pixel zero-pad crop and horizontal flip, per image, drawn from `rng`.
-fn augment_batch(x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
-    use rand::Rng;
-    let n = x.size()[0];
-    let padded = x.constant_pad_nd([4, 4, 4, 4]);
-    let crops: Vec<Tensor> = (0..n)
-        .map(|i| {
-            let (dy, dx) = (rng.random_range(0..=8), rng.random_range(0..=8));
-            let img = padded.get(i).narrow(1, dy, 32).narrow(2, dx, 32);
-            if rng.random_bool(0.5) {
-                img.flip([2])
-            } else {
-                img
-            }
-        })
-        .collect();
-    Tensor::stack(&crops, 0)
-}
-
 /// Mean loss and accuracy over a split, in eval mode.
-fn evaluate(net: &dyn ModuleT, x: &Tensor, y: &Tensor, batch: i64) -> (f64, f64) {
+pub fn evaluate(
+    net: &dyn ModuleT,
+    set: &ImageSet,
+    normalize: &Normalize,
+    dev: tch::Device,
+    batch: usize,
+) -> (f64, f64) {
     tch::no_grad(|| {
-        let n = x.size()[0];
-        let (mut loss, mut correct) = (0.0, 0i64);
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
-            let logits = net.forward_t(&x.narrow(0, start, len), false);
-            let yb = y.narrow(0, start, len);
-            loss += logits.cross_entropy_for_logits(&yb).double_value(&[]) * len as f64;
+        let n = set.labels.size()[0];
+        let (mut loss, mut correct) = (0.0, 0.0);
+        for (x, y) in Loader::eval(set, batch, normalize, dev) {
+            let logits = net.forward_t(&x, false);
+            let len = y.size()[0] as f64;
+            loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * len;
             correct += logits
                 .argmax(-1, false)
-                .eq_tensor(&yb)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            start += len;
+                .eq_tensor(&y)
+                .sum(Kind::Double)
+                .double_value(&[]);
         }
-        (loss / n as f64, correct as f64 / n as f64)
+        (loss / n as f64, correct / n as f64)
     })
 }
