@@ -57,7 +57,7 @@ fn run_then_cached_then_reason_for_a_change() {
     assert_eq!(rows[0]["wd_on"], true);
     assert_eq!(rows[1]["wd_on"], false);
     assert!(
-        rec["outputs"]["checkpoint.safetensors"]["size"]
+        rec["outputs"]["final.safetensors"]["size"]
             .as_u64()
             .unwrap()
             > 1000

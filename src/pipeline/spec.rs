@@ -258,7 +258,7 @@ impl Pipeline {
             file: path.to_path_buf(),
             problems,
         };
-        let root: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        let yaml_error = |e: serde_yaml::Error| {
             let (line, col) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -268,7 +268,10 @@ impl Pipeline {
                 col,
                 message: format!("not valid YAML: {e}"),
             }])
-        })?;
+        };
+        let mut root: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
+        // Anchors and `<<:` merge keys let profiles share settings without repeating them.
+        root.apply_merge().map_err(yaml_error)?;
         let pos = PosIndex::build(text);
         let mut ck = Checker {
             pos: &pos,

@@ -28,7 +28,7 @@ experiments:
     kind: vision
     datasets: [cifar10]
     determinism: bitwise
-    params: {width: 4, epochs: 2, batch_size: 50, lr: 0.05, switch_epoch: 1}
+    params: {model: small_cnn, width: 0.125, epochs: 2, batch_size: 50, lr: 0.05, switch_epoch: 1}
     grid:
       schedule: [none, early]
       seed: [0, 1]
