@@ -26,7 +26,7 @@ replicate: build
 	@echo "results: run records in artifacts/runs/, outputs in artifacts/objects/ (see 'repro status')"
 
 bench: build
-	$(ENV) scripts/bench.sh
+	$(ENV) scripts/bench.sh && scripts/bench_vision.sh
 
 lint: setup
 	$(ENV) cargo fmt --check && cargo clippy --release --all-targets -- -D warnings

@@ -28,7 +28,7 @@ experiments:
   tiny:
     kind: vision
     datasets: [cifar10]
-    params: {width: 1, epochs: 1, batch_size: 10, augment: false}
+    params: {model: small_cnn, width: 0.03125, epochs: 1, batch_size: 10, augment: false}
     grid: {seed: [SEEDS]}
 profiles:
   smoke: {threads: 1, datasets: {cifar10: {source: generate}}}
