@@ -125,7 +125,7 @@ impl Plan {
                     params,
                     datasets: exp.datasets.clone(),
                     upstream,
-                    determinism: exp.determinism,
+                    determinism: prof.determinism.unwrap_or(exp.determinism),
                 });
             }
         }
@@ -293,6 +293,7 @@ experiments:
 profiles:
   paper: {}
   small:
+    determinism: bitwise
     experiments:
       a: {params: {epochs: 2, lr: 1}, grid: {seed: [5]}}
       b: {skip: true}
@@ -324,6 +325,9 @@ profiles:
             "ints given for floats are normalised"
         );
         assert_eq!(small.runs[0].params["epochs"], json!(2));
+        // The profile's determinism overrides the experiments' (statistical by default).
+        assert_eq!(plan.runs[0].determinism, Determinism::Statistical);
+        assert_eq!(small.runs[0].determinism, Determinism::Bitwise);
 
         // A target pulls in its upstream runs, and nothing else.
         let t = Plan::resolve(&p, "paper", &["b/seed=1".into()]).unwrap();

@@ -82,6 +82,10 @@ pub struct ProfileSpec {
     /// CPU threads per run (part of the key on CPU); default: all cores.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Overrides every experiment's `determinism` in this profile (e.g. `bitwise` for smoke,
+    /// whose outputs are locked, while full-scale runs keep oneDNN's faster CPU kernels).
+    #[serde(default)]
+    pub determinism: Option<Determinism>,
     #[serde(default)]
     pub datasets: BTreeMap<String, DatasetOverride>,
     #[serde(default)]
