@@ -35,6 +35,18 @@ pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The trainable variables of `vs` by name, sorted: one fixed order for optimizer state, norm
+/// statistics and the sharpness metrics.
+pub fn trainable_by_name(vs: &tch::nn::VarStore) -> Vec<(String, tch::Tensor)> {
+    let mut named: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
 /// Load every variable of `vs` from a safetensors file (store objects have no extension, so
 /// `VarStore::load`, which picks the format by extension, cannot read them). A missing name or
 /// a shape mismatch is an error naming it.

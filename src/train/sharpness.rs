@@ -95,12 +95,7 @@ fn measure(
         loss: &loss,
     };
 
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let named = super::trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let by_name = |name: &String| {
         named

@@ -81,12 +81,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         p.float("width")?,
     );
     vs.save(ctx.out_dir.join("init.safetensors"))?;
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let named = super::trainable_by_name(&vs);
     let si_index: Vec<usize> = model
         .scale_invariant
         .iter()
