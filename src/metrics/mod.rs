@@ -2,6 +2,7 @@
 //! as training goes, so a partial series is readable while a run is in progress.
 
 pub mod sharpness;
+pub mod stats;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

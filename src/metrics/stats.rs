@@ -1,0 +1,154 @@
+//! Seed statistics for the claims (SPEC.md §3): mean with a 95% Student-t interval, Welch's
+//! one-sided t-test for orderings, TOST equivalence for "≈ within a margin", and how many seeds
+//! an undecided comparison would need. scipy's conventions (`ttest_ind(equal_var=False)`), so the
+//! tests can check the numbers against it.
+
+use anyhow::{Result, bail};
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+/// Mean and spread of one arm's per-seed values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); NaN for one value.
+    pub sd: f64,
+    /// 95% confidence interval of the mean (Student t, n − 1 df); `None` for one value.
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// Welch's t-test of H₁: mean(a) < mean(b).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Welch {
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// One-sided p-value (scipy's `alternative="less"`).
+    pub p_less: f64,
+}
+
+fn check(x: &[f64], what: &str, min: usize) -> Result<()> {
+    if x.len() < min {
+        bail!("{what}: {} value(s), at least {min} needed", x.len());
+    }
+    if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+        bail!("{what}: non-finite value {v}");
+    }
+    Ok(())
+}
+
+fn mean_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var)
+}
+
+fn t_dist(df: f64) -> StudentsT {
+    StudentsT::new(0.0, 1.0, df).expect("df > 0 was checked")
+}
+
+pub fn summarize(x: &[f64]) -> Result<Summary> {
+    check(x, "summary", 1)?;
+    let n = x.len();
+    if n == 1 {
+        return Ok(Summary {
+            n,
+            mean: x[0],
+            sd: f64::NAN,
+            ci95: None,
+        });
+    }
+    let (mean, var) = mean_var(x);
+    let sd = var.sqrt();
+    let half = t_dist(n as f64 - 1.0).inverse_cdf(0.975) * sd / (n as f64).sqrt();
+    Ok(Summary {
+        n,
+        mean,
+        sd,
+        ci95: Some((mean - half, mean + half)),
+    })
+}
+
+/// Welch's test of H₁: mean(a) − mean(b) < `shift` (`shift` = 0 for a plain ordering).
+fn welch_shifted(a: &[f64], b: &[f64], shift: f64) -> Result<Welch> {
+    check(a, "welch: first sample", 2)?;
+    check(b, "welch: second sample", 2)?;
+    let (ma, va) = mean_var(a);
+    let (mb, vb) = mean_var(b);
+    let (sa, sb) = (va / a.len() as f64, vb / b.len() as f64);
+    let se2 = sa + sb;
+    if se2 == 0.0 {
+        bail!("welch: both samples are constant; the test is undefined");
+    }
+    let t = (ma - mb - shift) / se2.sqrt();
+    let df = se2 * se2 / (sa * sa / (a.len() as f64 - 1.0) + sb * sb / (b.len() as f64 - 1.0));
+    Ok(Welch {
+        t,
+        df,
+        p_less: t_dist(df).cdf(t),
+    })
+}
+
+/// Welch's one-sided test of H₁: mean(a) < mean(b).
+pub fn welch_less(a: &[f64], b: &[f64]) -> Result<Welch> {
+    welch_shifted(a, b, 0.0)
+}
+
+/// Two one-sided tests (Welch) of equivalence: H₁: |mean(a) − mean(b)| < `margin`. Returns the
+/// TOST p-value, the larger of the two one-sided p-values.
+pub fn tost(a: &[f64], b: &[f64], margin: f64) -> Result<f64> {
+    if !(margin > 0.0 && margin.is_finite()) {
+        bail!("tost: margin must be positive and finite, got {margin}");
+    }
+    let upper = welch_shifted(a, b, margin)?.p_less; // H₁: diff < +m
+    let lower = 1.0 - welch_shifted(a, b, -margin)?.p_less; // H₁: diff > −m
+    Ok(upper.max(lower))
+}
+
+/// Seeds per arm that a one-sided comparison at level `alpha` with power `power` would need,
+/// given the observed difference of means and pooled spread (normal approximation,
+/// n = 2 (z₁₋α + z_power)² σ² / δ²). `None` when the observed difference is zero.
+pub fn seeds_needed(a: &[f64], b: &[f64], alpha: f64, power: f64) -> Result<Option<usize>> {
+    check(a, "seeds_needed: first sample", 2)?;
+    check(b, "seeds_needed: second sample", 2)?;
+    let (ma, va) = mean_var(a);
+    let (mb, vb) = mean_var(b);
+    let delta = (ma - mb).abs();
+    if delta == 0.0 {
+        return Ok(None);
+    }
+    let z = Normal::standard();
+    let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
+    let n = 2.0 * k * k * (va + vb) / 2.0 / (delta * delta);
+    Ok(Some((n.ceil() as usize).max(2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(summarize(&[]).is_err());
+        assert!(welch_less(&[1.0], &[1.0, 2.0]).is_err());
+        assert!(welch_less(&[1.0, f64::NAN], &[1.0, 2.0]).is_err());
+        assert!(welch_less(&[1.0, 1.0], &[2.0, 2.0]).is_err());
+        assert!(tost(&[1.0, 2.0], &[1.0, 2.0], 0.0).is_err());
+        let one = summarize(&[3.0]).unwrap();
+        assert_eq!((one.mean, one.ci95), (3.0, None));
+    }
+
+    #[test]
+    fn seeds_needed_grows_as_the_difference_shrinks() {
+        let a = [1.0, 1.2, 0.8, 1.1];
+        let near = seeds_needed(&a, &[1.05, 1.25, 0.85, 1.15], 0.05, 0.8)
+            .unwrap()
+            .unwrap();
+        let far = seeds_needed(&a, &[2.0, 2.2, 1.8, 2.1], 0.05, 0.8)
+            .unwrap()
+            .unwrap();
+        assert!(near > 50 * far / 2, "near {near}, far {far}");
+        assert_eq!(seeds_needed(&a, &a, 0.05, 0.8).unwrap(), None);
+    }
+}

@@ -1,0 +1,20 @@
+"""Reference statistics from scipy for tests/stats.rs: reads a JSON list of cases (argv[1]),
+prints a JSON list of results (mean, 95% t interval, Welch one-sided p, TOST p)."""
+import json
+import sys
+
+import numpy as np
+from scipy import stats
+
+
+def case(c):
+    a, b, m = np.array(c["a"]), np.array(c["b"]), c["margin"]
+    lo, hi = stats.t.interval(0.95, len(a) - 1, loc=a.mean(), scale=stats.sem(a))
+    w = stats.ttest_ind(a, b, equal_var=False, alternative="less")
+    up = stats.ttest_ind(a - m, b, equal_var=False, alternative="less").pvalue
+    low = stats.ttest_ind(a + m, b, equal_var=False, alternative="greater").pvalue
+    return {"mean": a.mean(), "ci": [lo, hi], "t": w.statistic, "df": w.df,
+            "p_less": w.pvalue, "tost": max(up, low)}
+
+
+print(json.dumps([case(c) for c in json.loads(sys.argv[1])]))
