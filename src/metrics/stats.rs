@@ -124,6 +124,57 @@ pub fn seeds_needed(a: &[f64], b: &[f64], alpha: f64, power: f64) -> Result<Opti
     Ok(Some((n.ceil() as usize).max(2)))
 }
 
+/// Seeds a one-sample comparison of a mean against `threshold` would need (normal
+/// approximation, n = (z₁₋α + z_power)² σ² / δ²), from the observed values. `None` when the
+/// observed mean equals the threshold or the values do not vary.
+pub fn seeds_needed_one(
+    x: &[f64],
+    threshold: f64,
+    alpha: f64,
+    power: f64,
+) -> Result<Option<usize>> {
+    check(x, "seeds_needed_one", 2)?;
+    let (m, v) = mean_var(x);
+    let delta = (m - threshold).abs();
+    if delta == 0.0 || v == 0.0 {
+        return Ok(None);
+    }
+    let z = Normal::standard();
+    let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
+    Ok(Some(((k * k * v / (delta * delta)).ceil() as usize).max(2)))
+}
+
+/// Kendall's τ-b rank correlation (ties counted as scipy's `kendalltau` does). `None` when
+/// either variable is constant (τ undefined).
+pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
+    if x.len() != y.len() {
+        bail!("kendall: {} x values but {} y values", x.len(), y.len());
+    }
+    check(x, "kendall: x", 2)?;
+    check(y, "kendall: y", 2)?;
+    let (mut concordant, mut discordant, mut ties_x, mut ties_y) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..x.len() {
+        for j in i + 1..x.len() {
+            let dx = (x[i] - x[j]).partial_cmp(&0.0);
+            let dy = (y[i] - y[j]).partial_cmp(&0.0);
+            use std::cmp::Ordering::Equal;
+            match (dx, dy) {
+                (Some(Equal), Some(Equal)) => {}
+                (Some(Equal), _) => ties_x += 1,
+                (_, Some(Equal)) => ties_y += 1,
+                (a, b) if a == b => concordant += 1,
+                _ => discordant += 1,
+            }
+        }
+    }
+    let n0 = (concordant + discordant + ties_x) as f64;
+    let n1 = (concordant + discordant + ties_y) as f64;
+    if n0 == 0.0 || n1 == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some((concordant - discordant) as f64 / (n0 * n1).sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +201,20 @@ mod tests {
             .unwrap();
         assert!(near > 50 * far / 2, "near {near}, far {far}");
         assert_eq!(seeds_needed(&a, &a, 0.05, 0.8).unwrap(), None);
+    }
+
+    #[test]
+    fn kendall_extremes() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(
+            kendall_tau_b(&x, &[10.0, 20.0, 30.0, 40.0]).unwrap(),
+            Some(1.0)
+        );
+        assert_eq!(
+            kendall_tau_b(&x, &[4.0, 3.0, 2.0, 1.0]).unwrap(),
+            Some(-1.0)
+        );
+        assert_eq!(kendall_tau_b(&x, &[5.0; 4]).unwrap(), None);
+        assert!(kendall_tau_b(&x, &[1.0]).is_err());
     }
 }

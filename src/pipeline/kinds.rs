@@ -2,8 +2,28 @@
 //! and parameter schema. Kept apart from the implementations (in `train`, run by the worker) so
 //! the `repro` binary links no libtorch and starts in milliseconds.
 
+use serde_json::{Map, Value};
+
 use super::params::{Lit, ParamSpec, ParamType};
-use super::stage::StageDecl;
+use super::stage::{MetricDecl, Results, Rows, StageDecl};
+
+const fn metric(name: &'static str, label: &'static str, in_table: bool) -> MetricDecl {
+    MetricDecl {
+        name,
+        label,
+        in_table,
+        derived: None,
+    }
+}
+
+fn number(row: &Map<String, Value>, k: &str) -> Option<f64> {
+    row.get(k).and_then(Value::as_f64)
+}
+
+/// Train minus test accuracy of an epoch row (train accuracy as measured during the epoch).
+fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
+    Some(number(row, "train_acc")? - number(row, "test_acc")?)
+}
 
 /// Every kind, for lookup by name.
 pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS];
@@ -14,7 +34,59 @@ pub static VISION: StageDecl = StageDecl {
     version: 2,
     params: VISION_PARAMS,
     dataset_formats: &["cifar10-binary", "cifar100-binary", "tinyimagenet-folder"],
+    results: Results {
+        file: "metrics.jsonl",
+        rows: Rows::PerEpoch,
+        metrics: VISION_METRICS,
+    },
 };
+
+/// The per-epoch columns of `metrics.jsonl` (`train::vision`).
+static VISION_METRICS: &[MetricDecl] = &[
+    metric("test_acc", "test accuracy (fraction)", true),
+    metric(
+        "train_acc",
+        "train accuracy during the epoch (fraction)",
+        true,
+    ),
+    metric("test_loss", "test loss (cross-entropy, nats)", false),
+    metric("train_loss", "train loss during the epoch (nats)", false),
+    MetricDecl {
+        name: "gen_gap_acc",
+        label: "train − test accuracy (fraction)",
+        in_table: false,
+        derived: Some(vision_gap),
+    },
+    metric("weight_norm", "total weight norm ‖w‖₂", true),
+    metric(
+        "eff_lr_mean",
+        "mean α/‖w‖² of BN-preceded weights (1/‖w‖² units)",
+        true,
+    ),
+    metric(
+        "rel_update_mean",
+        "mean ‖Δw‖/‖w‖ of BN-preceded weights per step",
+        true,
+    ),
+    metric("si_norm_sq", "Σ‖w‖² of BN-preceded weights", false),
+    metric(
+        "si_growth_measured",
+        "measured change of Σ‖w‖² over the epoch",
+        false,
+    ),
+    metric(
+        "si_growth_pred_grad",
+        "predicted growth Σα²‖∇f‖² over the epoch",
+        false,
+    ),
+    metric(
+        "si_growth_pred_step",
+        "predicted growth Σ‖Δw‖² over the epoch",
+        false,
+    ),
+    metric("grad_norm", "gradient norm ‖∇f‖₂", false),
+    metric("lr", "learning rate α", false),
+];
 
 /// Defaults are the paper profile's (SPEC.md §4 E1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
 /// per epoch, 200 epochs, λ 5e-4, Tₛ 50 (a default of ours).
@@ -118,7 +190,31 @@ pub static SHARPNESS: StageDecl = StageDecl {
     version: 1,
     params: SHARPNESS_PARAMS,
     dataset_formats: &["cifar10-binary", "cifar100-binary", "tinyimagenet-folder"],
+    results: Results {
+        file: "sharpness.jsonl",
+        rows: Rows::PerUpstreamRun {
+            coordinates: &["schedule", "switch_epoch", "seed", "label_noise"],
+        },
+        metrics: SHARPNESS_METRICS,
+    },
 };
+
+/// The columns of `sharpness.jsonl` (`train::sharpness`), one row per upstream run.
+static SHARPNESS_METRICS: &[MetricDecl] = &[
+    metric("gen_gap_acc", "train − test accuracy (fraction)", true),
+    metric("gen_gap_loss", "test − train loss (nats)", false),
+    metric("test_acc", "test accuracy (fraction)", false),
+    metric("train_acc", "train accuracy, eval mode (fraction)", false),
+    metric("test_loss", "test loss (nats)", false),
+    metric("train_loss", "train loss, eval mode (nats)", false),
+    metric("lambda_max", "Hessian λ_max", true),
+    metric("trace", "Hessian trace (Hutchinson)", true),
+    metric("eps_sharpness", "ε-sharpness (Keskar, %)", true),
+    metric("frobenius_sum", "Σ‖W‖²_F", true),
+    metric("log_spectral_product", "Σ log‖W‖₂", true),
+    metric("dist_init", "‖w − w₀‖₂", true),
+    metric("s_inv", "S_inv = λ_max·‖w‖²", true),
+];
 
 /// Defaults follow SPEC.md §4 E3 where it gives a number (~20 power iterations, ~100 probes,
 /// ~5k samples); the rest are defaults of ours.

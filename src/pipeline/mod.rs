@@ -1,8 +1,9 @@
 //! The pipeline engine: `pipeline.yaml` ([`spec`]) → concrete runs ([`plan`]) → content
 //! addresses ([`key`]) → execution against the store ([`executor`]), with datasets prepared by
-//! [`datasets`], stage kinds registered in [`stage`], and the lock and verification in
-//! [`lockfile`] and [`verify`].
+//! [`datasets`], stage kinds registered in [`stage`], the paper's claims as checks in
+//! [`claims`], and the lock and verification in [`lockfile`] and [`verify`].
 
+pub mod claims;
 pub mod datasets;
 pub mod executor;
 pub mod key;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::claims::{self, ClaimSpec};
 use super::params::describe;
 use super::stage::{self, DATASET_FORMATS};
 use super::yaml_pos::{PosIndex, child};
@@ -25,8 +26,8 @@ pub struct Pipeline {
     /// In file order.
     pub experiments: Vec<(String, ExperimentSpec)>,
     pub profiles: BTreeMap<String, ProfileSpec>,
-    /// Kept for the report; checked for shape only here.
-    pub claims: Vec<Value>,
+    /// The paper's claims as checks, in file order (evaluated by `report`).
+    pub claims: Vec<ClaimSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,7 +317,7 @@ impl Pipeline {
         let datasets: BTreeMap<String, DatasetSpec> = section(&mut ck, top, "datasets");
         let experiments: Vec<(String, ExperimentSpec)> = section(&mut ck, top, "experiments");
         let profiles: BTreeMap<String, ProfileSpec> = section(&mut ck, top, "profiles");
-        let claims: Vec<Value> = match top.get("claims") {
+        let claims: Vec<ClaimSpec> = match top.get("claims") {
             None => Vec::new(),
             Some(v) => ck.parse("claims", v).unwrap_or_default(),
         };
@@ -333,7 +334,11 @@ impl Pipeline {
         if ck.problems.is_empty() {
             Ok(p)
         } else {
-            ck.problems.sort_by_key(|p| (p.line, p.col));
+            ck.problems
+                .sort_by(|a, b| (a.line, a.col, &a.message).cmp(&(b.line, b.col, &b.message)));
+            // A check applied to several experiments reports the same problem once.
+            ck.problems
+                .dedup_by(|a, b| (a.line, a.col, &a.message) == (b.line, b.col, &b.message));
             Err(fail(ck.problems))
         }
     }
@@ -507,17 +512,7 @@ impl Pipeline {
                 }
             }
         }
-        let mut ids = BTreeSet::new();
-        for (i, c) in self.claims.iter().enumerate() {
-            match c.get("id").and_then(Value::as_str) {
-                None => ck.at(&format!("claims[{i}]"), "each claim needs an `id` string"),
-                Some(id) if !ids.insert(id.to_string()) => ck.at(
-                    &format!("claims[{i}].id"),
-                    format!("duplicate claim id `{id}`"),
-                ),
-                Some(_) => {}
-            }
-        }
+        claims::check(self, &mut |path, msg| ck.at(path, msg));
     }
 
     /// A dependency cycle among experiments, as the names along it, if any.

@@ -20,6 +20,45 @@ pub struct StageDecl {
     pub params: &'static [ParamSpec],
     /// Dataset formats this kind can read.
     pub dataset_formats: &'static [&'static str],
+    /// The results table its runs write, as claims and the report read it.
+    pub results: Results,
+}
+
+/// A JSON-lines output of a stage: which file, what a row is, which numbers it holds.
+#[derive(Debug)]
+pub struct Results {
+    pub file: &'static str,
+    pub rows: Rows,
+    pub metrics: &'static [MetricDecl],
+}
+
+/// What one row of a results file stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// One row per epoch of this run: claims reduce the series (`test_acc@final`).
+    PerEpoch,
+    /// One row per upstream run, carrying that run's `coordinates` (`schedule`, `seed`, …).
+    PerUpstreamRun {
+        coordinates: &'static [&'static str],
+    },
+}
+
+/// A number claims and the report can name.
+#[derive(Debug)]
+pub struct MetricDecl {
+    pub name: &'static str,
+    /// Axis label, with units.
+    pub label: &'static str,
+    /// Shown as a column of the experiment's table in the report.
+    pub in_table: bool,
+    /// Computed by the report from other columns (e.g. a generalization gap), not written.
+    pub derived: Option<fn(&serde_json::Map<String, Value>) -> Option<f64>>,
+}
+
+impl Results {
+    pub fn metric(&self, name: &str) -> Option<&MetricDecl> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
 }
 
 /// All stage kinds this build knows.
