@@ -122,14 +122,19 @@ fn colour(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-/// The regular sans-serif font at `css_px` (see [`TICK_PX`]).
+/// The font family of all text. plotters writes it verbatim as the SVG font-family, so a browser
+/// uses DejaVu Sans (whose metrics the layout was computed with) where it has it; the PNG and
+/// plotters' text measuring use the embedded copy registered under this name.
+const FAMILY: &str = "DejaVu Sans, sans-serif";
+
+/// The regular font at `css_px` (see [`TICK_PX`]).
 fn font(css_px: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::SansSerif, css_px * 1.24, FontStyle::Normal)
+    FontDesc::new(FontFamily::Name(FAMILY), css_px * 1.24, FontStyle::Normal)
 }
 
-/// The bold sans-serif font at `css_px`.
+/// The bold font at `css_px`.
 fn bold(css_px: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::SansSerif, css_px * 1.24, FontStyle::Bold)
+    FontDesc::new(FontFamily::Name(FAMILY), css_px * 1.24, FontStyle::Bold)
 }
 
 /// Turns a plotters error (not always `Send + Sync + 'static`) into anyhow, saying what was drawn.
@@ -143,18 +148,23 @@ impl<T, E: std::fmt::Display> Plot<T> for std::result::Result<T, E> {
     }
 }
 
-/// Registers the embedded DejaVu Sans (regular and bold) as "sans-serif", once per process.
+/// Registers the embedded DejaVu Sans (regular and bold) as [`FAMILY`] and as plotters'
+/// default "sans-serif", once per process.
 fn ensure_fonts() -> Result<()> {
     static REGISTERED: OnceLock<std::result::Result<(), &'static str>> = OnceLock::new();
     let registered = REGISTERED.get_or_init(|| {
-        let regular = dejavu::sans::regular();
-        let bold = dejavu::sans::bold();
-        plotters::style::register_font("sans-serif", FontStyle::Normal, regular)
-            .map_err(|_| "DejaVu Sans")?;
-        plotters::style::register_font("sans-serif", FontStyle::Bold, bold)
-            .map_err(|_| "DejaVu Sans Bold")
+        let faces = [
+            (FontStyle::Normal, dejavu::sans::regular(), "DejaVu Sans"),
+            (FontStyle::Bold, dejavu::sans::bold(), "DejaVu Sans Bold"),
+        ];
+        for name in [FAMILY, "sans-serif"] {
+            for (style, bytes, face) in faces {
+                plotters::style::register_font(name, style, bytes).map_err(|_| face)?;
+            }
+        }
+        Ok(())
     });
-    registered.map_err(|name| anyhow!("cannot load the embedded font {name}"))
+    registered.map_err(|face| anyhow!("cannot load the embedded font {face}"))
 }
 
 /// Columns and rows of the panel grid (at least one of each).
