@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod pipeline;
+pub mod report;
 pub mod runtime;
 pub mod store;
 pub mod train;

@@ -1,0 +1,299 @@
+//! Heatmaps: a grid of cells colour-mapped with viridis, the value printed in each cell, missing
+//! cells grey, and a colour bar on the right labelled with the value's name.
+
+use anyhow::Result;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::axes::{self, Mesh, fmt_value, usable};
+use super::{LABEL_PX, Plot, TICK_PX, font};
+
+/// Fill of a cell without a value.
+pub(super) const MISSING: RGBColor = RGBColor(190, 190, 190);
+/// Viridis at t = 0, 1/8, …, 1 (matplotlib's table); colours in between are interpolated.
+const VIRIDIS: [(u8, u8, u8); 9] = [
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 144, 141),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+];
+/// Colour bar geometry in pixels: gap to the plot, bar width, gap to its tick labels.
+const BAR_GAP: i32 = 12;
+const BAR_WIDTH: i32 = 14;
+const BAR_LABEL_GAP: i32 = 6;
+/// Room on the right of the colour bar's tick labels for the rotated value label.
+const VALUE_LABEL_SPACE: u32 = 28;
+/// Cell value text is shrunk to fit a cell, but not below this size.
+const MIN_CELL_PX: f64 = 9.0;
+
+/// A Heatmap chart, borrowed from [`super::Chart`].
+pub(super) struct Grid<'a> {
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub x_ticks: &'a [String],
+    pub y_ticks: &'a [String],
+    pub values: &'a [Vec<Option<f64>>],
+    pub value_label: &'a str,
+}
+
+impl Grid<'_> {
+    fn rows(&self) -> usize {
+        self.values.len().max(self.y_ticks.len())
+    }
+
+    fn columns(&self) -> usize {
+        self.values
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .max(self.x_ticks.len())
+    }
+
+    /// The drawable value at row `r` (0 = top) and column `c`.
+    fn value(&self, r: usize, c: usize) -> Option<f64> {
+        self.values
+            .get(r)?
+            .get(c)
+            .copied()
+            .flatten()
+            .filter(|v| usable(*v, false))
+    }
+
+    /// The smallest and largest drawable value.
+    fn extent(&self) -> Option<(f64, f64)> {
+        let all = self
+            .values
+            .iter()
+            .flatten()
+            .copied()
+            .flatten()
+            .filter(|v| usable(*v, false));
+        all.fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
+        })
+    }
+}
+
+/// Viridis at `t` in [0, 1].
+pub(super) fn viridis(t: f64) -> RGBColor {
+    let pos = t.clamp(0.0, 1.0) * (VIRIDIS.len() - 1) as f64;
+    let k = (pos.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = pos - k as f64;
+    let (a, b) = (VIRIDIS[k], VIRIDIS[k + 1]);
+    let mix = |p: u8, q: u8| (f64::from(p) + (f64::from(q) - f64::from(p)) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Black or white, whichever reads better on `bg`.
+fn ink_on(bg: RGBColor) -> &'static RGBColor {
+    let luma = 0.299 * f64::from(bg.0) + 0.587 * f64::from(bg.1) + 0.114 * f64::from(bg.2);
+    if luma > 140.0 { &BLACK } else { &WHITE }
+}
+
+/// The tick text at category position `v` (row `rows - 1 - v` for the y axis).
+fn tick(ticks: &[String], i: Option<usize>) -> String {
+    i.and_then(|i| ticks.get(i)).cloned().unwrap_or_default()
+}
+
+fn slot(v: f64) -> Option<usize> {
+    (v >= -0.5).then(|| v.round() as usize)
+}
+
+/// Draws the heatmap; one without any finite value is a "no data" panel.
+pub(super) fn draw<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    grid: &Grid<'_>,
+) -> Result<()> {
+    let (rows, columns) = (grid.rows(), grid.columns());
+    let Some((vmin, vmax)) = grid.extent().filter(|_| rows > 0 && columns > 0) else {
+        return axes::no_data(area, title);
+    };
+    let bar_ticks = bar_ticks(vmin, vmax);
+    let right = colour_bar_space(area, &bar_ticks)?;
+    let mut builder = axes::chart_builder(area, title, grid.y_ticks, right)?;
+    let (xc, yc) = (axes::categories(columns), axes::categories(rows));
+    let mut chart = builder.build_cartesian_2d(xc, yc).plot("the chart")?;
+    let x_fmt = |v: &f64| tick(grid.x_ticks, slot(*v));
+    let y_fmt = |v: &f64| {
+        tick(
+            grid.y_ticks,
+            slot(*v).and_then(|i| (rows - 1).checked_sub(i)),
+        )
+    };
+    let (x_desc, y_desc) = (grid.x_label, grid.y_label);
+    let mesh = Mesh {
+        x_desc,
+        y_desc,
+        x_fmt: &x_fmt,
+        y_fmt: &y_fmt,
+        x_grid: false,
+        y_grid: false,
+    };
+    axes::draw_mesh(&mut chart, &mesh)?;
+    let norm = |v: f64| {
+        if vmax > vmin {
+            (v - vmin) / (vmax - vmin)
+        } else {
+            0.5
+        }
+    };
+    let text_px = cell_text_px(area, &chart, grid, columns)?;
+    for r in 0..rows {
+        for c in 0..columns {
+            let y = (rows - 1 - r) as f64;
+            draw_cell(&mut chart, (c as f64, y), grid.value(r, c), &norm, text_px)?;
+        }
+    }
+    draw_colour_bar(area, &chart, &bar_ticks, (vmin, vmax), grid.value_label)
+}
+
+type Ctx<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;
+
+/// One cell: its colour (grey without a value) and the value as text.
+fn draw_cell<DB, X, Y>(
+    chart: &mut Ctx<'_, DB, X, Y>,
+    (x, y): (f64, f64),
+    value: Option<f64>,
+    norm: &dyn Fn(f64) -> f64,
+    text_px: f64,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let bg = value.map_or(MISSING, |v| viridis(norm(v)));
+    let corners = [(x - 0.5, y + 0.5), (x + 0.5, y - 0.5)];
+    let cell = [
+        Rectangle::new(corners, bg.filled()),
+        Rectangle::new(corners, WHITE.stroke_width(1)),
+    ];
+    chart.draw_series(cell).plot("a heatmap cell")?;
+    if let Some(v) = value {
+        let style = font(text_px)
+            .color(ink_on(bg))
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series([Text::new(fmt_value(v), (x, y), style)])
+            .plot("a cell value")?;
+    }
+    Ok(())
+}
+
+/// The size of the cell value text: [`TICK_PX`], shrunk so the widest value fits its cell.
+fn cell_text_px<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Ctx<'_, DB, X, Y>,
+    grid: &Grid<'_>,
+    columns: usize,
+) -> Result<f64>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let cell_w = chart.plotting_area().dim_in_pixel().0 as f64 / columns as f64;
+    let mut widest = 0u32;
+    for v in grid
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .flatten()
+        .filter(|v| usable(*v, false))
+    {
+        widest = widest.max(
+            area.estimate_text_size(&fmt_value(v), &TextStyle::from(font(TICK_PX)))
+                .plot("a cell value")?
+                .0,
+        );
+    }
+    let fit = TICK_PX * (cell_w - 6.0) / f64::from(widest.max(1));
+    Ok(fit.clamp(MIN_CELL_PX, TICK_PX))
+}
+
+/// The values labelled on the colour bar: its ends and, when they differ, the middle.
+fn bar_ticks(vmin: f64, vmax: f64) -> Vec<f64> {
+    if vmax > vmin {
+        vec![vmin, (vmin + vmax) / 2.0, vmax]
+    } else {
+        vec![vmin]
+    }
+}
+
+/// Right margin that fits the colour bar, its tick labels and the rotated value label.
+fn colour_bar_space<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    ticks: &[f64],
+) -> Result<u32> {
+    let mut widest = 0;
+    for v in ticks {
+        widest = widest.max(
+            area.estimate_text_size(&fmt_value(*v), &TextStyle::from(font(TICK_PX)))
+                .plot("a colour bar label")?
+                .0,
+        );
+    }
+    Ok((BAR_GAP + BAR_WIDTH + BAR_LABEL_GAP) as u32 + widest + VALUE_LABEL_SPACE)
+}
+
+/// The colour bar right of the plot, from `vmin` (bottom) to `vmax` (top), with its labels.
+fn draw_colour_bar<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Ctx<'_, DB, X, Y>,
+    ticks: &[f64],
+    (vmin, vmax): (f64, f64),
+    value_label: &str,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let (bx, by) = area.get_base_pixel();
+    let (x0, top, bottom) = (xr.end - bx + BAR_GAP, yr.start - by, yr.end - by);
+    let steps = 64;
+    let height = bottom - top;
+    for k in 0..steps {
+        let (y0, y1) = (
+            bottom - height * k / steps,
+            bottom - height * (k + 1) / steps,
+        );
+        let fill = viridis((f64::from(k) + 0.5) / f64::from(steps)).filled();
+        area.draw(&Rectangle::new([(x0, y0), (x0 + BAR_WIDTH, y1)], fill))
+            .plot("the colour bar")?;
+    }
+    let frame = Rectangle::new([(x0, top), (x0 + BAR_WIDTH, bottom)], BLACK.mix(0.5));
+    area.draw(&frame).plot("the colour bar")?;
+    let label_x = x0 + BAR_WIDTH + BAR_LABEL_GAP;
+    for v in ticks {
+        let t = if vmax > vmin {
+            (v - vmin) / (vmax - vmin)
+        } else {
+            0.5
+        };
+        let y = bottom - (t * f64::from(height)).round() as i32;
+        let style = TextStyle::from(font(TICK_PX)).pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(fmt_value(*v), (label_x, y), style))
+            .plot("a colour bar label")?;
+    }
+    let (w, _) = area.dim_in_pixel();
+    let rotated = TextStyle::from(font(LABEL_PX).transform(FontTransform::Rotate270));
+    let style = rotated.pos(Pos::new(HPos::Center, VPos::Center));
+    let centre = (
+        w as i32 - VALUE_LABEL_SPACE as i32 / 2 - 4,
+        (top + bottom) / 2,
+    );
+    area.draw(&Text::new(value_label, centre, style))
+        .plot("the value label")
+}

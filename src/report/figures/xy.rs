@@ -1,0 +1,375 @@
+//! Lines and scatter charts: numeric x and y axes (linear or log), CI bands, marked x positions,
+//! and a legend put in the corner of the plot that covers the least data.
+
+use anyhow::Result;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::axes::{self, Axis, Mesh, usable};
+use super::{MUTED, Plot, Series, TICK_PX, colour, font};
+
+/// Lines with at most this many points also get a marker at each point.
+const MARKER_MAX: usize = 40;
+/// Opacity of a CI band.
+const BAND_ALPHA: f64 = 0.18;
+/// Width of the legend's sample line, and the legend's inner margin (as plotters lays it out).
+const LEGEND_SAMPLE: i32 = 30;
+const LEGEND_MARGIN: i32 = 10;
+
+/// A Lines or Scatter chart, borrowed from [`super::Chart`].
+pub(super) struct Xy<'a> {
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub series: &'a [Series],
+    pub vlines: &'a [(f64, String)],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Lines,
+    Scatter,
+}
+
+/// Draws a Lines chart (bands, marked x positions, lines with markers when short).
+pub(super) fn draw_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    xy: &Xy<'_>,
+) -> Result<()> {
+    draw(area, title, xy, Kind::Lines)
+}
+
+/// Draws a Scatter chart (points only; bands and vlines are not part of it).
+pub(super) fn draw_scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    xy: &Xy<'_>,
+) -> Result<()> {
+    draw(area, title, xy, Kind::Scatter)
+}
+
+impl Xy<'_> {
+    fn point_ok(&self, (x, y): (f64, f64)) -> bool {
+        usable(x, self.log_x) && usable(y, self.log_y)
+    }
+
+    /// The drawable points of `s`, in order.
+    fn points<'s>(&'s self, s: &'s Series) -> impl Iterator<Item = (f64, f64)> + 's {
+        s.points.iter().copied().filter(|p| self.point_ok(*p))
+    }
+
+    /// The drawable runs of `s`: a point that cannot be drawn breaks the line.
+    fn segments(&self, s: &Series) -> Vec<Vec<(f64, f64)>> {
+        let mut runs = vec![Vec::new()];
+        for p in &s.points {
+            match runs.last_mut() {
+                Some(run) if self.point_ok(*p) => run.push(*p),
+                Some(run) if !run.is_empty() => runs.push(Vec::new()),
+                _ => {}
+            }
+        }
+        runs.retain(|run| !run.is_empty());
+        runs
+    }
+
+    /// The drawable band entries of `s` as (x, lo, hi) with lo ≤ hi.
+    fn band(&self, s: &Series) -> Vec<(f64, f64, f64)> {
+        let entries = s.band.iter().flatten();
+        let ok = |(x, lo, hi): (f64, f64, f64)| {
+            usable(x, self.log_x) && usable(lo, self.log_y) && usable(hi, self.log_y)
+        };
+        entries
+            .copied()
+            .filter(|b| ok(*b))
+            .map(|(x, a, b)| (x, a.min(b), a.max(b)))
+            .collect()
+    }
+
+    /// Whether the chart gets a legend (more than one series).
+    fn legend(&self) -> bool {
+        self.series.len() > 1
+    }
+}
+
+/// Fits the axes to the data and draws with the coordinate types the log flags call for.
+fn draw<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    xy: &Xy<'_>,
+    kind: Kind,
+) -> Result<()> {
+    let with_bands = kind == Kind::Lines;
+    let bands = |s| if with_bands { xy.band(s) } else { Vec::new() };
+    let xs = xy.series.iter().flat_map(|s| {
+        let band_xs = bands(s).into_iter().map(|b| b.0);
+        xy.points(s).map(|p| p.0).chain(band_xs).collect::<Vec<_>>()
+    });
+    let vline_xs = xy.vlines.iter().map(|v| v.0).filter(|_| with_bands);
+    let ys = xy.series.iter().flat_map(|s| {
+        let band_ys = bands(s).into_iter().flat_map(|b| [b.1, b.2]);
+        xy.points(s).map(|p| p.1).chain(band_ys).collect::<Vec<_>>()
+    });
+    let y = Axis::fit(ys, xy.log_y);
+    let x = Axis::fit(xs.chain(vline_xs), xy.log_x);
+    let (Some(x), Some(y)) = (x, y) else {
+        return axes::no_data(area, title);
+    };
+    let chart = Frame {
+        area,
+        title,
+        xy,
+        kind,
+        x: &x,
+        y: &y,
+    };
+    match (xy.log_x, xy.log_y) {
+        (false, false) => chart.plot(x.linear(), y.linear()),
+        (false, true) => chart.plot(x.linear(), y.logarithmic()),
+        (true, false) => chart.plot(x.logarithmic(), y.linear()),
+        (true, true) => chart.plot(x.logarithmic(), y.logarithmic()),
+    }
+}
+
+/// Everything one chart needs besides the plotters coordinate types.
+struct Frame<'a, 'b, DB: DrawingBackend> {
+    area: &'a DrawingArea<DB, Shift>,
+    title: &'a str,
+    xy: &'a Xy<'b>,
+    kind: Kind,
+    x: &'a Axis,
+    y: &'a Axis,
+}
+
+type Ctx<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;
+
+impl<DB: DrawingBackend> Frame<'_, '_, DB> {
+    fn plot<X, Y>(&self, xc: X, yc: Y) -> Result<()>
+    where
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let mut builder = axes::chart_builder(self.area, self.title, &self.y.labels(), 20)?;
+        let mut chart = builder.build_cartesian_2d(xc, yc).plot("the chart")?;
+        let x_fmt = |v: &f64| self.x.label(*v);
+        let y_fmt = |v: &f64| self.y.label(*v);
+        let (x_desc, y_desc) = (self.xy.x_label, self.xy.y_label);
+        let mesh = Mesh {
+            x_desc,
+            y_desc,
+            x_fmt: &x_fmt,
+            y_fmt: &y_fmt,
+            x_grid: true,
+            y_grid: true,
+        };
+        axes::draw_mesh(&mut chart, &mesh)?;
+        if self.kind == Kind::Lines {
+            self.draw_bands(&mut chart)?;
+            self.draw_vlines(&mut chart)?;
+        }
+        for (i, s) in self.xy.series.iter().enumerate() {
+            match self.kind {
+                Kind::Lines => self.draw_line(&mut chart, i, s)?,
+                Kind::Scatter => self.draw_points(&mut chart, i, s)?,
+            }
+        }
+        if self.xy.legend() {
+            self.draw_legend(&mut chart)?;
+        }
+        Ok(())
+    }
+
+    fn draw_bands<X, Y>(&self, chart: &mut Ctx<'_, DB, X, Y>) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        for (i, s) in self.xy.series.iter().enumerate() {
+            let band = self.xy.band(s);
+            if band.len() < 2 {
+                continue;
+            }
+            let upper = band.iter().map(|b| (b.0, b.2));
+            let outline: Vec<_> = upper.chain(band.iter().rev().map(|b| (b.0, b.1))).collect();
+            let fill = colour(i).mix(BAND_ALPHA).filled();
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, fill)))
+                .plot("a CI band")?;
+        }
+        Ok(())
+    }
+
+    /// Dashed vertical lines at the marked x positions, labelled at the top.
+    fn draw_vlines<X, Y>(&self, chart: &mut Ctx<'_, DB, X, Y>) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let (x_axis, y_axis) = (self.x, self.y);
+        for (x, label) in self.xy.vlines.iter().filter(|v| usable(v.0, x_axis.log)) {
+            let line = vec![(*x, y_axis.lo), (*x, y_axis.hi)];
+            let style = MUTED.stroke_width(1);
+            chart
+                .draw_series(DashedLineSeries::new(line, 6, 4, style))
+                .plot("a marked x")?;
+            let right_half = x_axis.fraction(*x) > 0.75;
+            let (dx, h) = if right_half {
+                (-5, HPos::Right)
+            } else {
+                (5, HPos::Left)
+            };
+            let style = font(TICK_PX).color(&MUTED).pos(Pos::new(h, VPos::Top));
+            let text = EmptyElement::at((*x, y_axis.hi)) + Text::new(label.clone(), (dx, 4), style);
+            chart
+                .draw_series(std::iter::once(text))
+                .plot("a marked x label")?;
+        }
+        Ok(())
+    }
+
+    fn draw_line<X, Y>(&self, chart: &mut Ctx<'_, DB, X, Y>, i: usize, s: &Series) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let style = colour(i).stroke_width(2);
+        let runs = self.xy.segments(s);
+        let lines = runs.iter().map(|run| PathElement::new(run.clone(), style));
+        let anno = chart.draw_series(lines).plot("a line")?;
+        if self.xy.legend() {
+            anno.label(s.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], style));
+        }
+        if runs.iter().map(Vec::len).sum::<usize>() <= MARKER_MAX {
+            let markers = runs
+                .iter()
+                .flatten()
+                .map(|p| Circle::new(*p, 3, colour(i).filled()));
+            chart.draw_series(markers).plot("line markers")?;
+        }
+        Ok(())
+    }
+
+    fn draw_points<X, Y>(&self, chart: &mut Ctx<'_, DB, X, Y>, i: usize, s: &Series) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let fill = colour(i).filled();
+        let points = self.xy.points(s).map(|p| Circle::new(p, 4, fill));
+        let anno = chart.draw_series(points).plot("points")?;
+        if self.xy.legend() {
+            anno.label(s.label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 11, y), 4, fill));
+        }
+        Ok(())
+    }
+
+    fn draw_legend<'c, X, Y>(&self, chart: &mut Ctx<'c, DB, X, Y>) -> Result<()>
+    where
+        DB: 'c,
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let position = self.legend_corner(chart)?;
+        chart
+            .configure_series_labels()
+            .position(position)
+            .margin(LEGEND_MARGIN)
+            .legend_area_size(LEGEND_SAMPLE)
+            .background_style(WHITE.mix(0.85).filled())
+            .border_style(BLACK.mix(0.3))
+            .label_font(font(TICK_PX))
+            .draw()
+            .plot("the legend")
+    }
+
+    /// The plot corner (upper right first) where the legend box covers the fewest data samples.
+    fn legend_corner<X, Y>(&self, chart: &Ctx<'_, DB, X, Y>) -> Result<SeriesLabelPosition>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let (w, h) = self.legend_size()?;
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let samples = self.samples(chart);
+        let (left, right) = (xr.start + 5, xr.end - w - 5);
+        let (top, bottom) = (yr.start + 5, yr.end - h - 5);
+        let corners = [(right, top), (left, top), (right, bottom), (left, bottom)];
+        let covered = |(x0, y0): (i32, i32)| {
+            let inside =
+                |(x, y): &(i32, i32)| (x0..=x0 + w).contains(x) && (y0..=y0 + h).contains(y);
+            samples.iter().filter(|p| inside(p)).count()
+        };
+        let best = (0..corners.len())
+            .min_by_key(|&c| (covered(corners[c]), c))
+            .unwrap_or(0);
+        Ok(match best {
+            0 => SeriesLabelPosition::UpperRight,
+            1 => SeriesLabelPosition::UpperLeft,
+            2 => SeriesLabelPosition::LowerRight,
+            _ => SeriesLabelPosition::LowerLeft,
+        })
+    }
+
+    /// The legend box size as plotters lays it out (text lines at 1.25 line height).
+    fn legend_size(&self) -> Result<(i32, i32)> {
+        let tick_font = TextStyle::from(font(TICK_PX));
+        let (mut width, mut height) = (0, 0);
+        for s in self.xy.series {
+            let (w, h) = self
+                .area
+                .estimate_text_size(&s.label, &tick_font)
+                .plot("the legend")?;
+            (width, height) = (width.max(w as i32), h as i32);
+        }
+        let lines = (self.xy.series.len() as f64 * f64::from(height) * 1.25) as i32;
+        Ok((
+            width + LEGEND_SAMPLE + 2 * LEGEND_MARGIN,
+            lines + 2 * LEGEND_MARGIN,
+        ))
+    }
+
+    /// Pixel positions covered by data: points, and for lines samples along each segment and
+    /// along the marked x positions.
+    fn samples<X, Y>(&self, chart: &Ctx<'_, DB, X, Y>) -> Vec<(i32, i32)>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let pixel = |p: &(f64, f64)| chart.backend_coord(p);
+        let mut runs: Vec<Vec<(i32, i32)>> = match self.kind {
+            Kind::Scatter => self
+                .xy
+                .series
+                .iter()
+                .map(|s| self.xy.points(s).map(|p| pixel(&p)).collect())
+                .collect(),
+            Kind::Lines => self
+                .xy
+                .series
+                .iter()
+                .flat_map(|s| self.xy.segments(s))
+                .map(|run| run.iter().map(pixel).collect())
+                .collect(),
+        };
+        if self.kind == Kind::Lines {
+            let vlines = self.xy.vlines.iter().filter(|v| usable(v.0, self.x.log));
+            runs.extend(vlines.map(|v| vec![pixel(&(v.0, self.y.lo)), pixel(&(v.0, self.y.hi))]));
+        }
+        runs.iter().flat_map(|run| densify(run)).collect()
+    }
+}
+
+/// The points of a pixel polyline with 8 samples along each segment.
+fn densify(run: &[(i32, i32)]) -> Vec<(i32, i32)> {
+    let mut out: Vec<(i32, i32)> = run.first().copied().into_iter().collect();
+    for pair in run.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        out.extend((1..=8).map(|k| (x0 + (x1 - x0) * k / 8, y0 + (y1 - y0) * k / 8)));
+    }
+    out
+}
