@@ -20,10 +20,10 @@ build: setup
 test: build
 	$(ENV) cargo test --release
 
+# Runs the profile, then the report: the claims table and the path of report/$(PROFILE)/ last.
 replicate: build
 	$(REPRO) run --profile $(PROFILE) --device $(DEVICE)
-	$(REPRO) status --profile $(PROFILE) --device $(DEVICE)
-	@echo "results: run records in artifacts/runs/, outputs in artifacts/objects/ (see 'repro status')"
+	$(REPRO) report --profile $(PROFILE) --device $(DEVICE)
 
 bench: build
 	$(ENV) scripts/bench.sh && scripts/bench_vision.sh

@@ -5,7 +5,11 @@
 //!   drops libtorch (and with it libtorch_cuda) because no symbol is referenced directly, and
 //!   CUDA would never load.
 //!   `REPRO_CPU_ONLY=1` skips this for lean installs that lack the CUDA libraries.
+//!
+//! It also digests the sources that decide what the report renders (`REPRO_REPORT_CODE`), so a
+//! changed report module gives new report keys without anyone remembering to bump a version.
 fn main() {
+    report_code_digest();
     println!("cargo:rerun-if-env-changed=REPRO_CPU_ONLY");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
@@ -43,4 +47,39 @@ fn build_shim(lib: &str) {
         .flag("-w")
         .file("src/runtime/shim.cpp")
         .compile("repro_shim");
+}
+
+/// sha256 over the report's code: the report module, the claims schema, the kinds' declared
+/// results and the statistics.
+fn report_code_digest() {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    for root in [
+        "src/report",
+        "src/pipeline/claims.rs",
+        "src/pipeline/kinds.rs",
+        "src/pipeline/stage.rs",
+        "src/metrics/stats.rs",
+    ] {
+        println!("cargo:rerun-if-changed={root}");
+        collect(std::path::Path::new(root), &mut files);
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(std::fs::read(f).unwrap_or_default());
+    }
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=REPRO_REPORT_CODE={digest}");
+}
+
+fn collect(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            collect(&e.path(), out);
+        }
+    } else if p.extension().is_some_and(|e| e == "rs") {
+        out.push(p.to_path_buf());
+    }
 }

@@ -1,8 +1,8 @@
 //! The claim statistics against scipy on fixed samples: the 95% t interval, Welch's one-sided
-//! test, TOST and Kendall's τ-b (with ties).
+//! test, TOST, the one-sample t-test and Kendall's τ-b (with ties).
 
 mod common;
-use repro::metrics::stats::{kendall_tau_b, summarize, tost, welch_less};
+use repro::metrics::stats::{kendall_tau_b, summarize, t_greater, tost, welch_less};
 use serde_json::{Value, json};
 
 fn close(a: f64, b: f64, what: &str) {
@@ -17,7 +17,7 @@ fn matches_scipy() {
     let cases = json!([
         {"a": [93.1, 93.4, 92.8], "b": [94.0, 94.3, 93.9], "margin": 0.5},
         {"a": [0.71, 0.69, 0.74, 0.70, 0.72], "b": [0.70, 0.73, 0.69], "margin": 0.05},
-        {"a": [10.0, 12.5, 9.0, 11.0], "b": [3.0, 2.5, 4.1, 3.3], "margin": 1.0},
+        {"a": [10.0, 12.5, 9.0, 11.0], "b": [3.0, 2.5, 4.1, 3.3], "margin": 1.0, "thr": 10.5},
         {"a": [1.0, 1.1], "b": [1.05, 1.02, 1.2, 0.9, 1.0, 1.1], "margin": 0.2,
          "x": [0.0, 0.2, 0.2, 0.4, 0.6, 0.6, 1.0], "y": [3.0, 2.0, 5.0, 5.0, 4.0, 7.0, 6.5]},
         {"a": [1.0, 2.0, 3.0], "b": [2.0, 2.5, 2.9], "margin": 0.3,
@@ -47,6 +47,12 @@ fn matches_scipy() {
             tost(&a, &b, m).unwrap(),
             r["tost"].as_f64().unwrap(),
             "tost",
+        );
+        let thr = c["thr"].as_f64().unwrap_or(0.0);
+        close(
+            t_greater(&a, thr).unwrap(),
+            r["one"].as_f64().unwrap(),
+            "one-sample t",
         );
         if let Some(tau) = r["tau"].as_f64() {
             let x: Vec<f64> = v("x");

@@ -1,5 +1,5 @@
 //! The `repro` command line: argument parsing (clap) and one function per subcommand, each a
-//! thin layer over the pipeline and store libraries. Exit codes: 0 success, 1 work or
+//! thin layer over the pipeline, store and report libraries. Exit codes: 0 success, 1 work or
 //! verification failed, 2 bad usage or invalid pipeline.
 
 use std::collections::BTreeSet;
@@ -19,6 +19,8 @@ use crate::pipeline::{datasets, verify};
 use crate::runtime::{Device, DeviceChoice};
 use crate::store::Store;
 use crate::store::statcache::StatCache;
+
+mod report;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -102,6 +104,17 @@ enum Cmd {
         #[arg(long)]
         apply: bool,
     },
+    /// Evaluate the claims on the profile's finished runs; print the tables and write
+    /// report/<profile>/ (report.md, report.html, claims.json, CSVs, figures).
+    Report {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Folder the report folders go in (default: `report/` beside the pipeline file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Rewrite the profile's entry of pipeline.lock from the store.
     Lock {
         #[arg(long, default_value = "smoke", env = "REPRO_PROFILE")]
@@ -158,6 +171,8 @@ pub fn main() -> i32 {
 
 struct Ctx {
     pipeline: Pipeline,
+    /// The folder of the pipeline file.
+    base: PathBuf,
     store: Store,
     datasets_dir: PathBuf,
     lock_path: PathBuf,
@@ -201,6 +216,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         datasets_dir: cli.datasets.unwrap_or_else(|| base.join("datasets")),
         lock_path: base.join("pipeline.lock"),
+        base,
         pipeline,
         store,
         quiet: cli.quiet,
@@ -223,6 +239,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Verify { profile } => verify_cmd(&ctx, profile),
         Cmd::Fetch { mirror, names } => fetch_cmd(&ctx, mirror, &names),
         Cmd::Gc { apply } => gc_cmd(&ctx, apply),
+        Cmd::Report {
+            profile,
+            device,
+            out,
+        } => report::report_cmd(&ctx, &profile, device, out.as_deref()),
         Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
     }
 }

@@ -71,7 +71,7 @@ pub fn summarize(x: &[f64]) -> Result<Summary> {
 }
 
 /// Welch's test of H₁: mean(a) − mean(b) < `shift` (`shift` = 0 for a plain ordering).
-fn welch_shifted(a: &[f64], b: &[f64], shift: f64) -> Result<Welch> {
+pub fn welch_shifted(a: &[f64], b: &[f64], shift: f64) -> Result<Welch> {
     check(a, "welch: first sample", 2)?;
     check(b, "welch: second sample", 2)?;
     let (ma, va) = mean_var(a);
@@ -104,6 +104,43 @@ pub fn tost(a: &[f64], b: &[f64], margin: f64) -> Result<f64> {
     let upper = welch_shifted(a, b, margin)?.p_less; // H₁: diff < +m
     let lower = 1.0 - welch_shifted(a, b, -margin)?.p_less; // H₁: diff > −m
     Ok(upper.max(lower))
+}
+
+/// One-sample t-test of H₁: mean(x) > `threshold`; the one-sided p-value. An error when the
+/// values do not vary (the test is undefined).
+pub fn t_greater(x: &[f64], threshold: f64) -> Result<f64> {
+    check(x, "t-test", 2)?;
+    let (m, v) = mean_var(x);
+    if v == 0.0 {
+        bail!("t-test: the values are constant; the test is undefined");
+    }
+    let t = (m - threshold) / (v / x.len() as f64).sqrt();
+    Ok(1.0 - t_dist(x.len() as f64 - 1.0).cdf(t))
+}
+
+/// Seeds per arm a TOST with `margin` would need, from the observed difference and spread
+/// (normal approximation with the distance to the nearer margin as the effect). `None` when
+/// the observed difference is already outside the margin.
+pub fn seeds_needed_equivalence(
+    a: &[f64],
+    b: &[f64],
+    margin: f64,
+    alpha: f64,
+    power: f64,
+) -> Result<Option<usize>> {
+    check(a, "seeds_needed: first sample", 2)?;
+    check(b, "seeds_needed: second sample", 2)?;
+    let (ma, va) = mean_var(a);
+    let (mb, vb) = mean_var(b);
+    let delta = margin - (ma - mb).abs();
+    if delta <= 0.0 {
+        return Ok(None);
+    }
+    let z = Normal::standard();
+    let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
+    Ok(Some(
+        ((k * k * (va + vb) / (delta * delta)).ceil() as usize).max(2),
+    ))
 }
 
 /// Seeds per arm that a one-sided comparison at level `alpha` with power `power` would need,

@@ -6,14 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::spec::{Pipeline, valid_name};
 use super::stage::{self, Rows, StageDecl};
 
 /// One check of one paper claim.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimSpec {
     /// Unique id of this check (`C2-early-below-none`).
@@ -68,7 +68,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 pub type Arm = BTreeMap<String, Value>;
 
 /// The comparison a check makes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TestSpec {
     /// mean(a) < mean(b): Welch's one-sided test.

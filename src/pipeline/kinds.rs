@@ -7,11 +7,15 @@ use serde_json::{Map, Value};
 use super::params::{Lit, ParamSpec, ParamType};
 use super::stage::{MetricDecl, Results, Rows, StageDecl};
 
-const fn metric(name: &'static str, label: &'static str, in_table: bool) -> MetricDecl {
+const fn metric(
+    name: &'static str,
+    label: &'static str,
+    table: Option<&'static str>,
+) -> MetricDecl {
     MetricDecl {
         name,
         label,
-        in_table,
+        table,
         derived: None,
     }
 }
@@ -43,49 +47,57 @@ pub static VISION: StageDecl = StageDecl {
 
 /// The per-epoch columns of `metrics.jsonl` (`train::vision`).
 static VISION_METRICS: &[MetricDecl] = &[
-    metric("test_acc", "test accuracy (fraction)", true),
+    metric(
+        "test_acc",
+        "test accuracy (fraction)",
+        Some("test_acc@final"),
+    ),
     metric(
         "train_acc",
-        "train accuracy during the epoch (fraction)",
-        true,
+        "train accuracy in the epoch (fraction)",
+        Some("train_acc@final"),
     ),
-    metric("test_loss", "test loss (cross-entropy, nats)", false),
-    metric("train_loss", "train loss during the epoch (nats)", false),
+    metric("test_loss", "test loss (cross-entropy, nats)", None),
+    metric("train_loss", "train loss in the epoch (nats)", None),
     MetricDecl {
         name: "gen_gap_acc",
         label: "train − test accuracy (fraction)",
-        in_table: false,
+        table: None,
         derived: Some(vision_gap),
     },
-    metric("weight_norm", "total weight norm ‖w‖₂", true),
+    metric(
+        "weight_norm",
+        "total weight norm ‖w‖₂",
+        Some("weight_norm@final"),
+    ),
     metric(
         "eff_lr_mean",
-        "mean α/‖w‖² of BN-preceded weights (1/‖w‖² units)",
-        true,
+        "mean α/‖w‖², BN-preceded weights",
+        Some("eff_lr_mean@tail:0.2"),
     ),
     metric(
         "rel_update_mean",
-        "mean ‖Δw‖/‖w‖ of BN-preceded weights per step",
-        true,
+        "mean ‖Δw‖/‖w‖ per step, BN-preceded",
+        Some("rel_update_mean@tail:0.2"),
     ),
-    metric("si_norm_sq", "Σ‖w‖² of BN-preceded weights", false),
+    metric("si_norm_sq", "Σ‖w‖² of BN-preceded weights", None),
     metric(
         "si_growth_measured",
-        "measured change of Σ‖w‖² over the epoch",
-        false,
+        "measured change of Σ‖w‖² in the epoch",
+        None,
     ),
     metric(
         "si_growth_pred_grad",
-        "predicted growth Σα²‖∇f‖² over the epoch",
-        false,
+        "predicted growth Σα²‖∇f‖² in the epoch",
+        None,
     ),
     metric(
         "si_growth_pred_step",
-        "predicted growth Σ‖Δw‖² over the epoch",
-        false,
+        "predicted growth Σ‖Δw‖² in the epoch",
+        None,
     ),
-    metric("grad_norm", "gradient norm ‖∇f‖₂", false),
-    metric("lr", "learning rate α", false),
+    metric("grad_norm", "gradient norm ‖∇f‖₂", None),
+    metric("lr", "learning rate α", None),
 ];
 
 /// Defaults are the paper profile's (SPEC.md §4 E1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
@@ -201,19 +213,31 @@ pub static SHARPNESS: StageDecl = StageDecl {
 
 /// The columns of `sharpness.jsonl` (`train::sharpness`), one row per upstream run.
 static SHARPNESS_METRICS: &[MetricDecl] = &[
-    metric("gen_gap_acc", "train − test accuracy (fraction)", true),
-    metric("gen_gap_loss", "test − train loss (nats)", false),
-    metric("test_acc", "test accuracy (fraction)", false),
-    metric("train_acc", "train accuracy, eval mode (fraction)", false),
-    metric("test_loss", "test loss (nats)", false),
-    metric("train_loss", "train loss, eval mode (nats)", false),
-    metric("lambda_max", "Hessian λ_max", true),
-    metric("trace", "Hessian trace (Hutchinson)", true),
-    metric("eps_sharpness", "ε-sharpness (Keskar, %)", true),
-    metric("frobenius_sum", "Σ‖W‖²_F", true),
-    metric("log_spectral_product", "Σ log‖W‖₂", true),
-    metric("dist_init", "‖w − w₀‖₂", true),
-    metric("s_inv", "S_inv = λ_max·‖w‖²", true),
+    metric(
+        "gen_gap_acc",
+        "train − test accuracy (fraction)",
+        Some("gen_gap_acc"),
+    ),
+    metric("gen_gap_loss", "test − train loss (nats)", None),
+    metric("test_acc", "test accuracy (fraction)", None),
+    metric("train_acc", "train accuracy, eval mode (fraction)", None),
+    metric("test_loss", "test loss (nats)", None),
+    metric("train_loss", "train loss, eval mode (nats)", None),
+    metric("lambda_max", "Hessian λ_max", Some("lambda_max")),
+    metric("trace", "Hessian trace (Hutchinson)", Some("trace")),
+    metric(
+        "eps_sharpness",
+        "ε-sharpness (Keskar, %)",
+        Some("eps_sharpness"),
+    ),
+    metric("frobenius_sum", "Σ‖W‖²_F", Some("frobenius_sum")),
+    metric(
+        "log_spectral_product",
+        "Σ log‖W‖₂",
+        Some("log_spectral_product"),
+    ),
+    metric("dist_init", "‖w − w₀‖₂", Some("dist_init")),
+    metric("s_inv", "S_inv = λ_max·‖w‖²", Some("s_inv")),
 ];
 
 /// Defaults follow SPEC.md §4 E3 where it gives a number (~20 power iterations, ~100 probes,

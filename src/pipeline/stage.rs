@@ -43,21 +43,34 @@ pub enum Rows {
     },
 }
 
+/// Computes a derived metric from one results row.
+pub type Derive = fn(&serde_json::Map<String, Value>) -> Option<f64>;
+
 /// A number claims and the report can name.
 #[derive(Debug)]
 pub struct MetricDecl {
     pub name: &'static str,
     /// Axis label, with units.
     pub label: &'static str,
-    /// Shown as a column of the experiment's table in the report.
-    pub in_table: bool,
+    /// Shown as a column of the experiment's table in the report, reduced like this
+    /// (`test_acc@final`, `eff_lr_mean@tail:0.2`, `lambda_max`).
+    pub table: Option<&'static str>,
     /// Computed by the report from other columns (e.g. a generalization gap), not written.
-    pub derived: Option<fn(&serde_json::Map<String, Value>) -> Option<f64>>,
+    pub derived: Option<Derive>,
 }
 
 impl Results {
     pub fn metric(&self, name: &str) -> Option<&MetricDecl> {
         self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// The value of a metric in one row: the written number or the derived one.
+    pub fn value(&self, row: &serde_json::Map<String, Value>, name: &str) -> Option<f64> {
+        match self.metric(name)?.derived {
+            Some(f) => f(row),
+            None => row.get(name).and_then(Value::as_f64),
+        }
+        .filter(|v| v.is_finite())
     }
 }
 

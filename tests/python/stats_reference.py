@@ -1,6 +1,6 @@
 """Reference statistics from scipy for tests/stats.rs: reads a JSON list of cases (argv[1]),
-prints a JSON list of results (mean, 95% t interval, Welch one-sided p, TOST p, Kendall τ-b
-of x and y where given)."""
+prints a JSON list of results (mean, 95% t interval, Welch one-sided p, TOST p, one-sample
+p of mean(a) > thr, Kendall τ-b of x and y where given)."""
 import json
 import sys
 
@@ -14,9 +14,10 @@ def case(c):
     w = stats.ttest_ind(a, b, equal_var=False, alternative="less")
     up = stats.ttest_ind(a - m, b, equal_var=False, alternative="less").pvalue
     low = stats.ttest_ind(a + m, b, equal_var=False, alternative="greater").pvalue
+    one = stats.ttest_1samp(a, c.get("thr", 0.0), alternative="greater").pvalue
     tau = stats.kendalltau(c["x"], c["y"]).statistic if "x" in c else None
     return {"mean": a.mean(), "ci": [lo, hi], "t": w.statistic, "df": w.df,
-            "p_less": w.pvalue, "tost": max(up, low), "tau": tau}
+            "p_less": w.pvalue, "tost": max(up, low), "tau": tau, "one": one}
 
 
 print(json.dumps([case(c) for c in json.loads(sys.argv[1])]))
