@@ -161,6 +161,10 @@ fn clear_effects_decide_both_ways() {
     assert_eq!(verdict(&r, "later"), Verdict::NotRun);
     let lower = r.iter().find(|c| c.id == "lower").unwrap();
     assert_eq!(lower.seeds, "3+3");
+    assert_eq!(
+        lower.measured,
+        "early 5.033 [4.654, 5.413] vs none 9.033 [8.408, 9.658]; Welch p = 4.335e-5"
+    );
     assert!(lower.statistics["p"] < 0.01, "{lower:?}");
     assert_eq!(
         lower.sources.len(),

@@ -210,6 +210,8 @@ fn materialize(store: &Store, record: &RunRecord, dir: &Path) -> Result<()> {
         }
         write_atomic(&to, &std::fs::read(&from)?)
             .with_context(|| format!("cannot write {}", to.display()))?;
+        // A report is for reading and sharing, unlike the store's private temp files.
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     }
     write_atomic(&tmp.join(KEY_FILE), record.key.as_bytes())?;
     sync_dir(&tmp)?;

@@ -311,8 +311,8 @@ fn pair(
     r: &mut CheckResult,
 ) {
     let (ga, gb) = (arm_group(data, a, m), arm_group(data, b, m));
-    let op = if side == Side::Less { "<" } else { ">" };
-    r.measured = format!("{} {op} {}", show(&ga), show(&gb));
+    // Neutral wording: the test column states the claim, this says what was seen.
+    r.measured = format!("{} vs {}", show(&ga), show(&gb));
     r.seeds = format!("{}+{}", ga.values.len(), gb.values.len());
     r.groups = vec![ga.clone(), gb.clone()];
     if too_few(&[&ga, &gb], r) {
@@ -469,8 +469,7 @@ fn per_seed_tau(
         g.mean = Some(s.mean);
         g.ci95 = s.ci95;
     }
-    let op = if up { ">" } else { "<" };
-    r.measured = format!("{} {op} {}", show(&g), num(threshold));
+    r.measured = show(&g);
     r.seeds = g.values.len().to_string();
     r.groups = vec![g.clone()];
     if g.values.is_empty() {
