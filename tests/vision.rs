@@ -60,6 +60,18 @@ fn rows(p: &Project, run_id: &str, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Every number a kind declares for claims and the report is in each row its runs write (a
+/// declaration that drifts from the writer would leave claims reading nothing).
+fn has_declared_metrics(kind: &str, rows: &[Value]) {
+    let results = &repro::pipeline::stage::kind(kind).unwrap().results;
+    for row in rows {
+        for m in results.metrics {
+            let v = results.value(row.as_object().unwrap(), m.name);
+            assert!(v.is_some(), "{kind} row lacks `{}`: {row}", m.name);
+        }
+    }
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -79,6 +91,7 @@ fn schedules_norms_checkpoints_and_sharpness() {
         .collect();
     assert_eq!(wd, [true, true, false]);
     assert!(none.iter().all(|r| r["wd_on"] == false));
+    has_declared_metrics("vision", &early);
     for run in [&early, &none] {
         for r in run.iter() {
             // Every BN-preceded conv of ResNet-18 is tracked (20 of them).
@@ -118,6 +131,7 @@ fn schedules_norms_checkpoints_and_sharpness() {
 
     // Sharpness: one row per upstream run, with the metrics E3 needs.
     let sh = rows(&p, "e3", "sharpness.jsonl");
+    has_declared_metrics("sharpness", &sh);
     let ids: Vec<&str> = sh.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["e1/schedule=early", "e1/schedule=none"]);
     for r in &sh {

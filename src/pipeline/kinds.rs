@@ -17,6 +17,7 @@ const fn metric(
         label,
         table,
         derived: None,
+        curve: None,
     }
 }
 
@@ -51,7 +52,8 @@ static VISION_METRICS: &[MetricDecl] = &[
         "test_acc",
         "test accuracy (fraction)",
         Some("test_acc@final"),
-    ),
+    )
+    .curve("Test accuracy", false),
     metric(
         "train_acc",
         "train accuracy in the epoch (fraction)",
@@ -64,22 +66,26 @@ static VISION_METRICS: &[MetricDecl] = &[
         label: "train − test accuracy (fraction)",
         table: None,
         derived: Some(vision_gap),
+        curve: None,
     },
     metric(
         "weight_norm",
         "total weight norm ‖w‖₂",
         Some("weight_norm@final"),
-    ),
+    )
+    .curve("Total weight norm", true),
     metric(
         "eff_lr_mean",
         "mean α/‖w‖², BN-preceded weights",
         Some("eff_lr_mean@tail:0.2"),
-    ),
+    )
+    .curve("Effective step α/‖w‖²", true),
     metric(
         "rel_update_mean",
         "mean ‖Δw‖/‖w‖ per step, BN-preceded",
         Some("rel_update_mean@tail:0.2"),
-    ),
+    )
+    .curve("Relative update ‖Δw‖/‖w‖", true),
     metric("si_norm_sq", "Σ‖w‖² of BN-preceded weights", None),
     metric(
         "si_growth_measured",

@@ -57,6 +57,18 @@ pub struct MetricDecl {
     pub table: Option<&'static str>,
     /// Computed by the report from other columns (e.g. a generalization gap), not written.
     pub derived: Option<Derive>,
+    /// Drawn per epoch in the report's training-curves figure: (panel title, log y).
+    pub curve: Option<(&'static str, bool)>,
+}
+
+impl MetricDecl {
+    /// The same metric, drawn per epoch in a panel titled `title`.
+    pub const fn curve(self, title: &'static str, log_y: bool) -> MetricDecl {
+        MetricDecl {
+            curve: Some((title, log_y)),
+            ..self
+        }
+    }
 }
 
 impl Results {

@@ -24,14 +24,6 @@ pub struct Exhibit {
     pub figure: Figure,
 }
 
-/// Per-epoch panels: metric, title, log y.
-const CURVES: &[(&str, &str, bool)] = &[
-    ("test_acc", "Test accuracy", false),
-    ("weight_norm", "Total weight norm", true),
-    ("eff_lr_mean", "Effective step α/‖w‖²", true),
-    ("rel_update_mean", "Relative update ‖Δw‖/‖w‖", true),
-];
-
 /// E2: the measured growth of Σ‖w‖² and its two predictions.
 const GROWTH: &[(&str, &str)] = &[
     ("si_growth_measured", "measured Δ‖w‖²"),
@@ -119,19 +111,23 @@ fn switch_marker(e: &ExperimentData) -> Vec<(f64, String)> {
     }
 }
 
+/// The per-epoch metrics the kind marks as curves, one panel each, one line per arm.
 fn curves(e: &ExperimentData) -> Option<Exhibit> {
     let arms = by_arm(&e.observations, &e.arm_axes);
     let vlines = switch_marker(e);
-    let panels: Vec<Panel> = CURVES
+    let panels: Vec<Panel> = e
+        .kind
+        .results
+        .metrics
         .iter()
-        .filter(|(m, _, _)| e.kind.results.metric(m).is_some())
-        .map(|(m, title, log_y)| Panel {
+        .filter_map(|m| Some((m.name, m.curve?)))
+        .map(|(m, (title, log_y))| Panel {
             title: title.to_string(),
             chart: Chart::Lines {
                 x_label: "epoch".into(),
                 y_label: label_of(e, m),
                 log_x: false,
-                log_y: *log_y,
+                log_y,
                 series: arms
                     .iter()
                     .map(|(c, obs)| mean_curve(e, obs, m, arm_label(c, &e.arm_axes)))
@@ -140,13 +136,17 @@ fn curves(e: &ExperimentData) -> Option<Exhibit> {
             },
         })
         .collect();
+    if panels.is_empty() {
+        return None;
+    }
+    let titles: Vec<String> = panels.iter().map(|p| p.title.to_lowercase()).collect();
     Some(Exhibit {
         id: format!("{}-curves", e.name),
         experiment: Some(e.name.clone()),
         caption: format!(
-            "{}: per-epoch test accuracy, total weight norm, α/‖w‖² and ‖Δw‖/‖w‖ of the \
-             BN-preceded weights by arm (mean over seeds, 95% CI band where there are several).",
-            e.name
+            "{}: {} per epoch by arm (mean over seeds, 95% CI band where there are several).",
+            e.name,
+            titles.join(", ")
         ),
         figure: Figure {
             title: format!("{}: training curves by arm", e.name),
@@ -234,8 +234,10 @@ fn growth(e: &ExperimentData) -> Option<Exhibit> {
         id: format!("{}-growth", e.name),
         experiment: Some(e.name.clone()),
         caption: format!(
-            "{}: E2, measured growth of Σ‖w‖² of the BN-preceded weights per epoch against \
-             the plain-SGD prediction Σα²‖∇f‖² and the step-based Σ‖Δw‖² (momentum included).",
+            "{}: E2, the measured growth of Σ‖w‖² of the BN-preceded weights per epoch \
+             against the plain-SGD prediction Σα²‖∇f‖² and Σ‖Δw‖² of the actual steps. Both \
+             assume each step is orthogonal to w; with momentum a step carries earlier \
+             gradients, which are not, so the measured growth can exceed both.",
             e.name
         ),
         figure: Figure {

@@ -62,6 +62,8 @@ pub fn build(
     states: &[(String, RunState)],
     out_root: &Path,
 ) -> Result<Report> {
+    // Like a run: gc (which takes the store exclusively) waits until the report is stored.
+    let _shared = store.lock_shared()?;
     let inputs = observe::gather(pipeline, store, plan, states)?;
     let checks = verdict::evaluate(pipeline, &inputs);
     let claims = verdict::summarize_claims(&checks);
