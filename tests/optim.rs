@@ -336,7 +336,9 @@ fn adam_cfg(betas: (f64, f64), eps: f64, variant: Variant) -> AdamConfig {
 
 /// V1 against torch.optim.Adam and V2 against torch.optim.AdamW in `kind` (≤ `tol`); in float64
 /// also V3–V5 against the formula reference, and the reference's V1/V2 against torch (which checks
-/// the reference itself).
+/// the reference itself). Measured on CPU (torch 2.11): V1/V2 equal torch's to the last bit in
+/// both dtypes, V3–V5 within ~6e-16 of the float64 formulas; the tolerances leave room for other
+/// CPUs' kernels.
 fn check_adam_family(kind: Kind, betas: (f64, f64), eps: f64, tol: f64) {
     let data = adam_data(kind);
     let reference = adam_reference(&data, betas, eps);

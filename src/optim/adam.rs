@@ -29,11 +29,14 @@
 //! is added after dividing √v by √(1−β₂ᵗ) (not to √v before). λ = 0 skips the decay and l2 terms.
 //!
 //! Learning rate and weight decay are arguments of [`Adam::step`], because schedules change both.
-//! All updates are in place and outside autograd. Numerics: the kernels torch fuses with a scalar
-//! (`add(…, alpha)`, `addcmul(…, value)`, `addcdiv(…, value)`) are written here as the same
-//! arithmetic in the same order (tch exposes no scalar argument), the moment update of m is the
-//! same `lerp_`; `add(…, alpha)` may be an FMA in torch, so results agree to a few ulps, not
-//! bitwise (tests/optim.rs measures it against torch itself).
+//! All updates are in place and outside autograd. Numerics: tch exposes no scalar argument on the
+//! kernels torch fuses with one, so they are written as the same arithmetic in the same order:
+//! `g.add(p, alpha=λ)` (an FMA in torch's vectorised CPU kernel) as `g.addcmul(p, λ)`,
+//! `v.addcmul_(g, g, value=1−β₂)` (fma((1−β₂)·g, g, v)) as `v.addcmul_((1−β₂)·g, g)`,
+//! `p.addcdiv_(m, d, value=−s)` as `p + (−s·m)/d`; m's update is the same `lerp_`. On CPU this
+//! reproduces torch.optim's single-tensor path to the last bit in our tests (tests/optim.rs
+//! checks a relative difference ≤ 1e-6 in float32 and ≤ 1e-12 in float64, not bitwise equality:
+//! other devices and torch's foreach/fused paths round differently).
 //!
 //! E8 drown-out diagnostic ([`Adam::track_drown_out`], off by default): shadow EMAs
 //! m^g = β₁·m^g + (1−β₁)·g and m^r = β₁·m^r + (1−β₁)·r per parameter, and at each step, over all
@@ -256,10 +259,11 @@ impl Adam {
                 st.step += 1;
                 let t = st.step as f64;
 
-                // r from the step's starting w (None when λ = 0: torch skips the term).
-                let r = (wd != 0.0).then(|| p * wd);
-                let with_r = |on: bool| match (&r, on) {
-                    (Some(r), true) => &g + r,
+                // g + r from the step's starting w; λ = 0 skips the term as torch does. torch's
+                // `g.add(p, alpha=λ)` is one FMA, as is addcmul with value 1: g + p·λ rounded once.
+                let wd_t = (wd != 0.0).then(|| Tensor::full([], wd, (p.kind(), p.device())));
+                let with_r = |on: bool| match (&wd_t, on) {
+                    (Some(wd_t), true) => g.addcmul(p, wd_t),
                     _ => g.shallow_clone(),
                 };
                 let gm = with_r(variant.l2_in_m);
@@ -269,15 +273,22 @@ impl Adam {
                     with_r(variant.l2_in_v)
                 };
 
+                // The step's starting w, for the diagnostic's r (copied only while tracking).
+                let p0 = if self.shadows.is_some() && wd != 0.0 {
+                    p.copy()
+                } else {
+                    p.shallow_clone()
+                };
                 let mut p = p.shallow_clone();
                 if variant.decay == DecayMode::Plain && wd != 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * wd);
                 }
 
                 let _ = st.m.lerp_(&gm, 1.0 - beta1);
-                // torch: v.mul_(β₂).addcmul_(gv, gv, value=1−β₂) = v·β₂ + ((1−β₂)·gv)·gv
+                // torch: v.mul_(β₂).addcmul_(gv, gv, value=1−β₂), whose kernel is
+                // fma((1−β₂)·gv, gv, v): the same with value 1 and the scalar product first.
                 let _ = st.v.g_mul_scalar_(beta2);
-                let _ = st.v.g_add_(&(&gv * (1.0 - beta2) * &gv));
+                let _ = st.v.addcmul_(&(&gv * (1.0 - beta2)), &gv);
 
                 let bias_correction1 = 1.0 - beta1.powf(t);
                 let bias_correction2 = 1.0 - beta2.powf(t);
@@ -298,6 +309,7 @@ impl Adam {
                         mr: p.zeros_like(),
                     });
                     let _ = sh.mg.lerp_(&g, 1.0 - beta1);
+                    let r = (wd != 0.0).then(|| &p0 * wd);
                     let _ = sh.mr.g_mul_scalar_(beta1);
                     if let Some(r) = &r {
                         let _ = sh.mr.g_add_(&(r * (1.0 - beta1)));
