@@ -1,0 +1,363 @@
+//! The Adam family of SPEC.md E7: one optimizer with flags (a, b, mode) saying where the l2
+//! gradient r = λ·w enters. Per parameter, with g = ∇L, step t counted from 1 per parameter:
+//!
+//! ```text
+//! r  = λ·w                                   (w at the start of the step)
+//! m  = β₁·m + (1−β₁)·(g + a·r)               (torch: m.lerp_(g + a·r, 1−β₁))
+//! v  = β₂·v + (1−β₂)·(g + b·r)²
+//! d  = √v / √(1−β₂ᵗ) + ε                     (= √v̂ + ε)
+//! w  = w − α·λ·w                             mode = plain     (applied first, as torch.optim.AdamW)
+//! w  = w − α·λ·w / d                         mode = adaptive  (applied first, same order)
+//! w  = w − (α/(1−β₁ᵗ))·m / d                 (= w − α·m̂/(√v̂+ε))
+//! ```
+//!
+//! | variant | a | b | mode |
+//! |---|---|---|---|
+//! | V1 [`Variant::ADAM_L2`] = `torch.optim.Adam(weight_decay=λ)` | 1 | 1 | none |
+//! | V2 [`Variant::ADAMW`] = `torch.optim.AdamW(weight_decay=λ)` | 0 | 0 | plain |
+//! | V3 [`Variant::L2_IN_M`] | 1 | 0 | none |
+//! | V4 [`Variant::L2_IN_V`] | 0 | 1 | plain |
+//! | V5 [`Variant::ADAPTIVE_DECOUPLED`] | 0 | 0 | adaptive |
+//!
+//! Order of operations, as torch 2.11's `_single_tensor_adam`: r is taken from w before anything
+//! moves it; the decoupled decay multiplies w by (1 − α·λ) *before* the Adam update (torch's
+//! `p.mul_(1 − lr·wd)`), which is the same as subtracting α·λ·w and α·u from the step's starting w
+//! because u does not depend on w after r is taken. The adaptive decay (V5) needs d, hence the
+//! moments first; it is then applied to w before the Adam update too, so every variant subtracts
+//! its decay and α·u from the same starting w. Bias corrections are computed in f64 on the host
+//! (`β^t` with `powf`, √(1−β₂ᵗ) as `powf(0.5)`, as Python's `**`), the step size is α/(1−β₁ᵗ), and ε
+//! is added after dividing √v by √(1−β₂ᵗ) (not to √v before). λ = 0 skips the decay and l2 terms.
+//!
+//! Learning rate and weight decay are arguments of [`Adam::step`], because schedules change both.
+//! All updates are in place and outside autograd. Numerics: tch exposes no scalar argument on the
+//! kernels torch fuses with one, so they are written as the same arithmetic in the same order:
+//! `g.add(p, alpha=λ)` (an FMA in torch's vectorised CPU kernel) as `g.addcmul(p, λ)`,
+//! `v.addcmul_(g, g, value=1−β₂)` (fma((1−β₂)·g, g, v)) as `v.addcmul_((1−β₂)·g, g)`,
+//! `p.addcdiv_(m, d, value=−s)` as `p + (−s·m)/d`; m's update is the same `lerp_`. On CPU this
+//! reproduces torch.optim's single-tensor path to the last bit in our tests (tests/optim.rs
+//! checks a relative difference ≤ 1e-6 in float32 and ≤ 1e-12 in float64, not bitwise equality:
+//! other devices and torch's foreach/fused paths round differently).
+//!
+//! E8 drown-out diagnostic ([`Adam::track_drown_out`], off by default): shadow EMAs
+//! m^g = β₁·m^g + (1−β₁)·g and m^r = β₁·m^r + (1−β₁)·r per parameter, and at each step, over all
+//! parameters that stepped (flattened into one vector): ‖λw‖/‖g‖, ‖m^r‖/(‖m^g‖+‖m^r‖) and
+//! cos(m, m^g). The shadows start at zero when tracking is switched on, so they describe m exactly
+//! only when tracking runs from the first step.
+
+use tch::{Kind, Tensor};
+
+/// How the decoupled weight decay enters the update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DecayMode {
+    /// No decoupled decay (λ only acts through the l2 gradient, if a or b is set).
+    None,
+    /// w ← w − α·λ·w (AdamW).
+    Plain,
+    /// w ← w − α·λ·w/(√v̂+ε): the decay scaled per coordinate like the gradient step.
+    Adaptive,
+}
+
+/// Where the l2 gradient r = λ·w enters: the first moment (a), the second moment (b), and the
+/// decoupled decay mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variant {
+    pub l2_in_m: bool,
+    pub l2_in_v: bool,
+    pub decay: DecayMode,
+}
+
+impl Variant {
+    /// V1: Adam with l2 in the gradient, `torch.optim.Adam(weight_decay=λ)`.
+    pub const ADAM_L2: Variant = Variant {
+        l2_in_m: true,
+        l2_in_v: true,
+        decay: DecayMode::None,
+    };
+    /// V2: AdamW, `torch.optim.AdamW(weight_decay=λ)`.
+    pub const ADAMW: Variant = Variant {
+        l2_in_m: false,
+        l2_in_v: false,
+        decay: DecayMode::Plain,
+    };
+    /// V3: l2 in the first moment only.
+    pub const L2_IN_M: Variant = Variant {
+        l2_in_m: true,
+        l2_in_v: false,
+        decay: DecayMode::None,
+    };
+    /// V4: l2 in the second moment only, plus the decoupled decay.
+    pub const L2_IN_V: Variant = Variant {
+        l2_in_m: false,
+        l2_in_v: true,
+        decay: DecayMode::Plain,
+    };
+    /// V5: decoupled decay scaled by the adaptive denominator.
+    pub const ADAPTIVE_DECOUPLED: Variant = Variant {
+        l2_in_m: false,
+        l2_in_v: false,
+        decay: DecayMode::Adaptive,
+    };
+
+    const NAMED: [(Variant, &'static str, &'static str); 5] = [
+        (Variant::ADAM_L2, "adam_l2", "v1"),
+        (Variant::ADAMW, "adamw", "v2"),
+        (Variant::L2_IN_M, "l2_in_m", "v3"),
+        (Variant::L2_IN_V, "l2_in_v", "v4"),
+        (Variant::ADAPTIVE_DECOUPLED, "adaptive_decoupled", "v5"),
+    ];
+
+    /// "v1".."v5" or "adam_l2", "adamw", "l2_in_m", "l2_in_v", "adaptive_decoupled"
+    /// (ASCII case ignored).
+    pub fn parse(s: &str) -> Option<Variant> {
+        let s = s.trim().to_ascii_lowercase();
+        Variant::NAMED
+            .iter()
+            .find(|(_, name, short)| s == *name || s == *short)
+            .map(|(v, _, _)| *v)
+    }
+
+    /// The long name of one of the five variants ("adam_l2", …); "custom" for any other flag set.
+    pub fn name(&self) -> &'static str {
+        Variant::NAMED
+            .iter()
+            .find(|(v, _, _)| v == self)
+            .map_or("custom", |(_, name, _)| name)
+    }
+}
+
+/// Hyper-parameters that stay fixed over training (lr and λ are per step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub variant: Variant,
+}
+
+impl Default for AdamConfig {
+    /// torch's defaults: β = (0.9, 0.999), ε = 1e-8, plain Adam (V1; with λ = 0 it is Adam).
+    fn default() -> AdamConfig {
+        AdamConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            variant: Variant::ADAM_L2,
+        }
+    }
+}
+
+/// The E8 drown-out diagnostic at the last step, over all parameters that stepped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrownOut {
+    /// ‖λw‖ / ‖g‖ (IEEE division: 0/0 is NaN).
+    pub l2_over_grad: f64,
+    /// ‖m^r‖ / (‖m^g‖ + ‖m^r‖).
+    pub l2_share_of_m: f64,
+    /// cos(m, m^g) = ⟨m, m^g⟩ / (‖m‖·‖m^g‖).
+    pub cos_m_mg: f64,
+}
+
+struct Moments {
+    step: u64,
+    m: Tensor,
+    v: Tensor,
+}
+
+struct Shadow {
+    mg: Tensor,
+    mr: Tensor,
+}
+
+/// Adam with the l2 gradient entering where the [`Variant`] says, over a fixed list of parameters.
+pub struct Adam {
+    params: Vec<Tensor>,
+    cfg: AdamConfig,
+    state: Vec<Option<Moments>>,
+    /// Per-parameter shadow EMAs, present while the drown-out diagnostic is on.
+    shadows: Option<Vec<Option<Shadow>>>,
+    /// Sums of the last step, f64 on the params' device: ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩.
+    /// Read (and synchronised) only by [`Adam::drown_out`].
+    drown_sums: Option<Tensor>,
+}
+
+impl Adam {
+    /// An optimizer over `params` (shallow clones of the model's variables).
+    pub fn new(params: Vec<Tensor>, cfg: AdamConfig) -> Adam {
+        let state = params.iter().map(|_| None).collect();
+        Adam {
+            params,
+            cfg,
+            state,
+            shadows: None,
+            drown_sums: None,
+        }
+    }
+
+    /// The configuration given to [`Adam::new`].
+    pub fn config(&self) -> &AdamConfig {
+        &self.cfg
+    }
+
+    /// Zero the gradients of all parameters that have one, in place (torch's
+    /// `zero_grad(set_to_none=False)`; tch cannot unset a gradient). A parameter that never
+    /// received a gradient keeps none and is skipped by [`Adam::step`].
+    pub fn zero_grad(&mut self) {
+        for p in &self.params {
+            p.shallow_clone().zero_grad();
+        }
+    }
+
+    /// Switch the E8 drown-out diagnostic on or off. On: shadow EMAs start at zero and are updated
+    /// from the next step. Off: the shadows and the last result are dropped (no cost per step).
+    pub fn track_drown_out(&mut self, on: bool) {
+        match (on, self.shadows.is_some()) {
+            (true, false) => self.shadows = Some(self.params.iter().map(|_| None).collect()),
+            (false, _) => {
+                self.shadows = None;
+                self.drown_sums = None;
+            }
+            (true, true) => {}
+        }
+    }
+
+    /// The drown-out diagnostic of the last step; None while tracking is off or before the first
+    /// tracked step that had a gradient.
+    pub fn drown_out(&self) -> Option<DrownOut> {
+        let s = self.drown_sums.as_ref()?;
+        let v: Vec<f64> = Vec::<f64>::try_from(&s.to_device(tch::Device::Cpu)).ok()?;
+        let (r2, g2, mg2, mr2, m2, dot) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+        let (mg, mr) = (mg2.sqrt(), mr2.sqrt());
+        Some(DrownOut {
+            l2_over_grad: r2.sqrt() / g2.sqrt(),
+            l2_share_of_m: mr / (mg + mr),
+            cos_m_mg: dot / (m2.sqrt() * mg),
+        })
+    }
+
+    /// One step with this step's learning rate and weight decay λ; params without a grad are
+    /// skipped (their step counter does not advance), like torch.
+    pub fn step(&mut self, lr: f64, weight_decay: f64) {
+        let AdamConfig {
+            beta1,
+            beta2,
+            eps,
+            variant,
+        } = self.cfg;
+        let wd = weight_decay;
+        let mut sums: Vec<Tensor> = Vec::new();
+        tch::no_grad(|| {
+            for (i, p) in self.params.iter().enumerate() {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let st = self.state[i].get_or_insert_with(|| Moments {
+                    step: 0,
+                    m: p.zeros_like(),
+                    v: p.zeros_like(),
+                });
+                st.step += 1;
+                let t = st.step as f64;
+
+                // g + r from the step's starting w; λ = 0 skips the term as torch does. torch's
+                // `g.add(p, alpha=λ)` is one FMA, as is addcmul with value 1: g + p·λ rounded once.
+                let wd_t = (wd != 0.0).then(|| Tensor::full([], wd, (p.kind(), p.device())));
+                let with_r = |on: bool| match (&wd_t, on) {
+                    (Some(wd_t), true) => g.addcmul(p, wd_t),
+                    _ => g.shallow_clone(),
+                };
+                let gm = with_r(variant.l2_in_m);
+                let gv = if variant.l2_in_v == variant.l2_in_m {
+                    gm.shallow_clone()
+                } else {
+                    with_r(variant.l2_in_v)
+                };
+
+                // The step's starting w, for the diagnostic's r (copied only while tracking).
+                let p0 = if self.shadows.is_some() && wd != 0.0 {
+                    p.copy()
+                } else {
+                    p.shallow_clone()
+                };
+                let mut p = p.shallow_clone();
+                if variant.decay == DecayMode::Plain && wd != 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                }
+
+                let _ = st.m.lerp_(&gm, 1.0 - beta1);
+                // torch: v.mul_(β₂).addcmul_(gv, gv, value=1−β₂), whose kernel is
+                // fma((1−β₂)·gv, gv, v): the same with value 1 and the scalar product first.
+                let _ = st.v.g_mul_scalar_(beta2);
+                let _ = st.v.addcmul_(&(&gv * (1.0 - beta2)), &gv);
+
+                let bias_correction1 = 1.0 - beta1.powf(t);
+                let bias_correction2 = 1.0 - beta2.powf(t);
+                let step_size = lr / bias_correction1;
+                let bias_correction2_sqrt = bias_correction2.powf(0.5);
+                let mut denom = st.v.sqrt().g_div_scalar(bias_correction2_sqrt);
+                let _ = denom.g_add_scalar_(eps);
+
+                if variant.decay == DecayMode::Adaptive && wd != 0.0 {
+                    let _ = p.g_add_(&((&p * (-lr * wd)) / &denom));
+                }
+                // torch: p.addcdiv_(m, denom, value=−step_size) = p + ((−step_size)·m)/denom
+                let _ = p.g_add_(&((&st.m * -step_size) / &denom));
+
+                if let Some(shadows) = self.shadows.as_mut() {
+                    let sh = shadows[i].get_or_insert_with(|| Shadow {
+                        mg: p.zeros_like(),
+                        mr: p.zeros_like(),
+                    });
+                    let _ = sh.mg.lerp_(&g, 1.0 - beta1);
+                    let r = (wd != 0.0).then(|| &p0 * wd);
+                    let _ = sh.mr.g_mul_scalar_(beta1);
+                    if let Some(r) = &r {
+                        let _ = sh.mr.g_add_(&(r * (1.0 - beta1)));
+                    }
+                    let sq = |a: &Tensor, b: &Tensor| {
+                        (a.to_kind(Kind::Double) * b.to_kind(Kind::Double)).sum(Kind::Double)
+                    };
+                    let r2 = match &r {
+                        Some(r) => sq(r, r),
+                        None => g.zeros_like().sum(Kind::Double),
+                    };
+                    sums.push(Tensor::stack(
+                        &[
+                            r2,
+                            sq(&g, &g),
+                            sq(&sh.mg, &sh.mg),
+                            sq(&sh.mr, &sh.mr),
+                            sq(&st.m, &st.m),
+                            sq(&st.m, &sh.mg),
+                        ],
+                        0,
+                    ));
+                }
+            }
+        });
+        if self.shadows.is_some() && !sums.is_empty() {
+            self.drown_sums = Some(Tensor::stack(&sums, 0).sum_dim_intlist(0, false, Kind::Double));
+        }
+    }
+
+    /// The parameters, in the order given to [`Adam::new`].
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// (m, v) of parameter i (torch's `exp_avg`, `exp_avg_sq`), None before its first step.
+    pub fn moments(&self, i: usize) -> Option<(&Tensor, &Tensor)> {
+        self.state
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .map(|s| (&s.m, &s.v))
+    }
+
+    /// How many steps parameter i has taken (0 before its first).
+    pub fn steps(&self, i: usize) -> u64 {
+        self.state
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .map_or(0, |s| s.step)
+    }
+}
