@@ -132,7 +132,9 @@ pub fn find_folder(root: &Path) -> Result<PathBuf> {
         [] => bail!(
             "no WikiText folder under {}: looked for {} holding {}",
             root.display(),
-            FOLDERS.map(|f| root.join(f).display().to_string()).join(" and "),
+            FOLDERS
+                .map(|f| root.join(f).display().to_string())
+                .join(" and "),
             SPLITS.join(", ")
         ),
         _ => bail!(
