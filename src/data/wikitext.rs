@@ -163,6 +163,8 @@ fn push_line(line: &str, dictionary: &mut Dictionary, ids: &mut Vec<i64>) {
 }
 
 /// Tokenize one file into ids, adding new words to `dictionary` (`Corpus.tokenize`).
+///
+/// An empty file gives no ids (where `data.py`'s `torch.cat` of no lines would raise).
 pub fn tokenize(path: &Path, dictionary: &mut Dictionary) -> Result<Vec<i64>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
