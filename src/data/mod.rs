@@ -9,6 +9,7 @@ pub mod generate;
 pub mod images;
 pub mod loader;
 pub mod tinyimagenet;
+pub mod wikitext;
 
 use serde::{Deserialize, Serialize};
 
