@@ -45,7 +45,7 @@ fn parameter_counts_match_pytorch() {
     for (norm_first, tie) in [(false, false), (false, true), (true, false), (true, true)] {
         let c = cfg(norm_first, tie);
         let vs = VarStore::new(Device::Cpu);
-        TransformerLm::new(&vs.root(), &c);
+        TransformerLm::new(&vs.root(), &c).unwrap();
         let ours = param_count(&vs);
         let mut args = vec!["count".to_string()];
         args.extend(cfg_args(&c));
@@ -69,7 +69,7 @@ fn forward_matches_pytorch(norm_first: bool, tie: bool) -> f64 {
     let c = cfg(norm_first, tie);
     let dir = tempfile::tempdir().unwrap();
     let vs = VarStore::new(Device::Cpu);
-    let m = TransformerLm::new(&vs.root(), &c);
+    let m = TransformerLm::new(&vs.root(), &c).unwrap();
     // Move the LayerNorms and zero biases off their initial values so they are exercised.
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
@@ -128,7 +128,7 @@ fn changing_a_token_leaves_earlier_logits_exactly_unchanged() {
     for norm_first in [false, true] {
         let c = cfg(norm_first, true);
         let vs = VarStore::new(Device::Cpu);
-        let m = TransformerLm::new(&vs.root(), &c);
+        let m = TransformerLm::new(&vs.root(), &c).unwrap();
         let x = tokens(9, 2, c.vocab);
         let base = tch::no_grad(|| m.forward_t(&x, false));
         for t in [1i64, 4, 8] {
@@ -151,7 +151,7 @@ fn output_shape_and_dropout_only_in_train() {
     tch::manual_seed(5);
     let c = cfg(true, false);
     let vs = VarStore::new(Device::Cpu);
-    let m = TransformerLm::new(&vs.root(), &c);
+    let m = TransformerLm::new(&vs.root(), &c).unwrap();
     let x = tokens(5, 4, c.vocab);
     let (e1, e2, t1) = tch::no_grad(|| {
         (
@@ -164,4 +164,33 @@ fn output_shape_and_dropout_only_in_train() {
     assert_eq!(t1.size(), vec![5, 4, c.vocab]);
     assert!(e1.equal(&e2), "eval is deterministic");
     assert!(!e1.equal(&t1), "train applies dropout");
+}
+
+#[test]
+fn bad_configs_are_errors_naming_the_field() {
+    let vs = VarStore::new(tch::Device::Cpu);
+    let base = cfg(false, false);
+    let bad = |c: TransformerLmConfig| {
+        TransformerLm::new(&vs.root(), &c)
+            .err()
+            .map(|e| e.to_string())
+    };
+    let heads = bad(TransformerLmConfig {
+        heads: 5,
+        ..base.clone()
+    })
+    .unwrap();
+    assert!(heads.contains("heads 5"), "{heads}");
+    let vocab = bad(TransformerLmConfig {
+        vocab: 0,
+        ..base.clone()
+    })
+    .unwrap();
+    assert!(vocab.contains("vocab"), "{vocab}");
+    let drop = bad(TransformerLmConfig {
+        dropout: 1.0,
+        ..base
+    })
+    .unwrap();
+    assert!(drop.contains("dropout"), "{drop}");
 }

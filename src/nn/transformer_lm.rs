@@ -201,17 +201,30 @@ pub struct TransformerLm {
 }
 
 impl TransformerLm {
-    /// Build under `path`; panics unless `d_model` is even and divisible by `heads`.
-    pub fn new(path: &nn::Path, cfg: &TransformerLmConfig) -> TransformerLm {
+    /// Build under `path`; an error (naming the field) unless `d_model` is positive, even and
+    /// divisible by `heads`, and `vocab`, `layers` and `ffn` are positive.
+    pub fn new(path: &nn::Path, cfg: &TransformerLmConfig) -> anyhow::Result<TransformerLm> {
         let d = cfg.d_model;
-        assert!(
+        anyhow::ensure!(
             d > 0 && d % 2 == 0,
             "d_model must be positive and even, got {d}"
         );
-        assert!(
+        anyhow::ensure!(
             cfg.heads > 0 && d % cfg.heads == 0,
             "d_model {d} is not divisible by heads {}",
             cfg.heads
+        );
+        for (name, v) in [
+            ("vocab", cfg.vocab),
+            ("layers", cfg.layers),
+            ("ffn", cfg.ffn),
+        ] {
+            anyhow::ensure!(v > 0, "{name} must be positive, got {v}");
+        }
+        anyhow::ensure!(
+            (0.0..1.0).contains(&cfg.dropout),
+            "dropout must be in [0, 1), got {}",
+            cfg.dropout
         );
         let u01 = nn::Init::Uniform { lo: -0.1, up: 0.1 };
         let encoder = (path / "encoder").var("weight", &[cfg.vocab, d], u01);
@@ -227,7 +240,7 @@ impl TransformerLm {
             dec.var("weight", &[cfg.vocab, d], u01)
         };
         let decoder_bias = dec.var("bias", &[cfg.vocab], nn::Init::Const(0.0));
-        TransformerLm {
+        Ok(TransformerLm {
             encoder,
             layers,
             final_norm,
@@ -235,7 +248,7 @@ impl TransformerLm {
             decoder_bias,
             d_model: d,
             dropout: cfg.dropout,
-        }
+        })
     }
 
     /// tokens [seq, batch] (int64) → logits [seq, batch, vocab]; causal mask; dropout only when
