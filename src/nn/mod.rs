@@ -11,6 +11,7 @@
 pub mod densenet;
 pub mod resnet;
 pub mod small_cnn;
+pub mod transformer_lm;
 
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
