@@ -136,29 +136,30 @@ pub fn seeds_needed_equivalence(
     if delta <= 0.0 {
         return Ok(None);
     }
+    Ok(sample_size(va + vb, delta, alpha, power))
+}
+
+/// The normal-approximation sample size n = (z₁₋α + z_power)² · variance / δ² (at least 2);
+/// `None` for a zero effect or zero variance.
+fn sample_size(variance: f64, delta: f64, alpha: f64, power: f64) -> Option<usize> {
+    if delta == 0.0 || variance == 0.0 {
+        return None;
+    }
     let z = Normal::standard();
     let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
-    Ok(Some(
-        ((k * k * (va + vb) / (delta * delta)).ceil() as usize).max(2),
-    ))
+    Some(((k * k * variance / (delta * delta)).ceil() as usize).max(2))
 }
 
 /// Seeds per arm that a one-sided comparison at level `alpha` with power `power` would need,
 /// given the observed difference of means and pooled spread (normal approximation,
-/// n = 2 (z₁₋α + z_power)² σ² / δ²). `None` when the observed difference is zero.
+/// n = 2 (z₁₋α + z_power)² σ² / δ²). `None` when the observed difference or spread is zero.
 pub fn seeds_needed(a: &[f64], b: &[f64], alpha: f64, power: f64) -> Result<Option<usize>> {
     check(a, "seeds_needed: first sample", 2)?;
     check(b, "seeds_needed: second sample", 2)?;
     let (ma, va) = mean_var(a);
     let (mb, vb) = mean_var(b);
-    let delta = (ma - mb).abs();
-    if delta == 0.0 {
-        return Ok(None);
-    }
-    let z = Normal::standard();
-    let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
-    let n = 2.0 * k * k * (va + vb) / 2.0 / (delta * delta);
-    Ok(Some((n.ceil() as usize).max(2)))
+    // 2 (z₁₋α + z_power)² σ̄² / δ² with σ̄² = (va + vb)/2.
+    Ok(sample_size(va + vb, (ma - mb).abs(), alpha, power))
 }
 
 /// Seeds a one-sample comparison of a mean against `threshold` would need (normal
@@ -172,13 +173,7 @@ pub fn seeds_needed_one(
 ) -> Result<Option<usize>> {
     check(x, "seeds_needed_one", 2)?;
     let (m, v) = mean_var(x);
-    let delta = (m - threshold).abs();
-    if delta == 0.0 || v == 0.0 {
-        return Ok(None);
-    }
-    let z = Normal::standard();
-    let k = z.inverse_cdf(1.0 - alpha) + z.inverse_cdf(power);
-    Ok(Some(((k * k * v / (delta * delta)).ceil() as usize).max(2)))
+    Ok(sample_size(v, (m - threshold).abs(), alpha, power))
 }
 
 /// Kendall's τ-b rank correlation (ties counted as scipy's `kendalltau` does). `None` when
