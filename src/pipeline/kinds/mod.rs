@@ -2,6 +2,8 @@
 //! and parameter schema. Kept apart from the implementations (in `train`, run by the worker) so
 //! the `repro` binary links no libtorch and starts in milliseconds.
 
+mod lm;
+
 use serde_json::{Map, Value};
 
 use super::params::{Lit, ParamSpec, ParamType};
@@ -31,7 +33,7 @@ fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
 }
 
 /// Every kind, for lookup by name.
-pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS];
+pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM];
 
 /// Image classification with SGD and a weight-decay schedule (`train::vision`).
 pub static VISION: StageDecl = StageDecl {

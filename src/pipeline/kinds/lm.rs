@@ -1,0 +1,216 @@
+//! The `lm` kind (SPEC.md E5, E7, E8): word-level language modelling on WikiText with the Adam
+//! family of `optim::adam` (`train::lm`). Defaults are pytorch/examples' word_language_model
+//! where it has one (model size, bptt, batches, clipping, epochs) and torch.optim.Adam's for the
+//! optimizer; the rest are defaults of ours, named as such in each parameter's doc.
+
+use super::metric;
+use crate::pipeline::params::{Lit, ParamSpec, ParamType};
+use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
+
+/// Causal Transformer LM trained with one Adam variant at one (lr, λ) (`train::lm`).
+pub static LM: StageDecl = StageDecl {
+    name: "lm",
+    version: 1,
+    params: LM_PARAMS,
+    dataset_formats: &["wikitext-tokens"],
+    results: Results {
+        file: "metrics.jsonl",
+        rows: Rows::PerEpoch,
+        metrics: LM_METRICS,
+    },
+};
+
+/// The per-epoch columns of `metrics.jsonl` (`train::lm`). The drown-out columns are written
+/// when `drown_out_every` > 0 (means over the epoch's sampled steps, all parameters together).
+static LM_METRICS: &[MetricDecl] = &[
+    metric(
+        "valid_ppl",
+        "validation perplexity",
+        Some("valid_ppl@min"),
+    )
+    .curve("Validation perplexity", true),
+    metric("valid_loss", "validation loss (nats per token)", None),
+    metric("test_ppl", "test perplexity", Some("test_ppl@final")),
+    metric("test_loss", "test loss (nats per token)", None),
+    metric("train_ppl", "training perplexity in the epoch", None)
+        .curve("Training perplexity", true),
+    metric("train_loss", "training loss in the epoch (nats per token)", None),
+    metric(
+        "weight_norm",
+        "total weight norm ‖w‖₂",
+        Some("weight_norm@final"),
+    )
+    .curve("Total weight norm", true),
+    metric("grad_norm", "mean gradient norm ‖∇L‖₂ before clipping", None),
+    metric(
+        "l2_over_grad",
+        "‖λw‖/‖∇L‖, mean over sampled steps",
+        Some("l2_over_grad@mean"),
+    )
+    .curve("‖λw‖/‖∇L‖", false),
+    metric(
+        "l2_share_of_m",
+        "l2 share of m: ‖mʳ‖/(‖mᵍ‖+‖mʳ‖)",
+        Some("l2_share_of_m@mean"),
+    )
+    .curve("l2 share of Adam's m", false),
+    metric("cos_m_mg", "cos(m, mᵍ), mean over sampled steps", None),
+    metric("lr", "learning rate α at the epoch's last step", None),
+];
+
+const VARIANTS: &[&str] = &[
+    "adam_l2",
+    "adamw",
+    "l2_in_m",
+    "l2_in_v",
+    "adaptive_decoupled",
+];
+
+static LM_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "model",
+        ty: ParamType::Choice(&["transformer"]),
+        default: Lit::Str("transformer"),
+        doc: "architecture: pytorch/examples' TransformerModel with a causal mask",
+    },
+    ParamSpec {
+        name: "d_model",
+        ty: ParamType::int(2, 65_536),
+        default: Lit::Int(200),
+        doc: "embedding and model width (pytorch/examples' emsize 200); even, divisible by heads",
+    },
+    ParamSpec {
+        name: "heads",
+        ty: ParamType::int(1, 1024),
+        default: Lit::Int(2),
+        doc: "attention heads (pytorch/examples' nhead 2)",
+    },
+    ParamSpec {
+        name: "layers",
+        ty: ParamType::int(1, 1024),
+        default: Lit::Int(2),
+        doc: "Transformer layers (pytorch/examples' nlayers 2)",
+    },
+    ParamSpec {
+        name: "ffn",
+        ty: ParamType::int(1, 1_048_576),
+        default: Lit::Int(200),
+        doc: "feed-forward width (pytorch/examples' nhid 200)",
+    },
+    ParamSpec {
+        name: "dropout",
+        ty: ParamType::float(0.0, 0.99),
+        default: Lit::Float(0.2),
+        doc: "dropout probability (pytorch/examples' 0.2)",
+    },
+    ParamSpec {
+        name: "norm_first",
+        ty: ParamType::Bool,
+        default: Lit::Bool(false),
+        doc: "pre-LN (true) or post-LN (false, nn.TransformerEncoderLayer's and pytorch/examples')",
+    },
+    ParamSpec {
+        name: "tie_embeddings",
+        ty: ParamType::Bool,
+        default: Lit::Bool(false),
+        doc: "decoder weight = embedding weight (pytorch/examples' --tied, off by default)",
+    },
+    ParamSpec {
+        name: "epochs",
+        ty: ParamType::int(1, 10_000),
+        default: Lit::Int(40),
+        doc: "passes over the training stream (pytorch/examples' 40)",
+    },
+    ParamSpec {
+        name: "batch_size",
+        ty: ParamType::int(1, 65_536),
+        default: Lit::Int(20),
+        doc: "parallel streams of the training set (pytorch/examples' 20)",
+    },
+    ParamSpec {
+        name: "eval_batch_size",
+        ty: ParamType::int(1, 65_536),
+        default: Lit::Int(10),
+        doc: "parallel streams of the validation and test sets (pytorch/examples' 10)",
+    },
+    ParamSpec {
+        name: "bptt",
+        ty: ParamType::int(1, 5000),
+        default: Lit::Int(35),
+        doc: "tokens per window (pytorch/examples' 35)",
+    },
+    ParamSpec {
+        name: "clip",
+        ty: ParamType::float(0.0, 1e6),
+        default: Lit::Float(0.25),
+        doc: "max total gradient norm before the optimizer step, 0 = off (pytorch/examples' 0.25)",
+    },
+    ParamSpec {
+        name: "variant",
+        ty: ParamType::Choice(VARIANTS),
+        default: Lit::Str("adam_l2"),
+        doc: "where λ·w enters Adam (SPEC.md E7: V1 adam_l2 … V5 adaptive_decoupled)",
+    },
+    ParamSpec {
+        name: "lr",
+        ty: ParamType::float(0.0, 100.0),
+        default: Lit::Float(1e-3),
+        doc: "peak learning rate α (torch.optim.Adam's default 1e-3)",
+    },
+    ParamSpec {
+        name: "weight_decay",
+        ty: ParamType::float(0.0, 100.0),
+        default: Lit::Float(0.0),
+        doc: "λ, entering as the variant says (0: plain Adam for every variant)",
+    },
+    ParamSpec {
+        name: "beta1",
+        ty: ParamType::float(0.0, 0.999_999),
+        default: Lit::Float(0.9),
+        doc: "Adam β₁ (torch's default)",
+    },
+    ParamSpec {
+        name: "beta2",
+        ty: ParamType::float(0.0, 0.999_999_999),
+        default: Lit::Float(0.999),
+        doc: "Adam β₂ (torch's default)",
+    },
+    ParamSpec {
+        name: "eps",
+        ty: ParamType::float(0.0, 1.0),
+        default: Lit::Float(1e-8),
+        doc: "Adam ε, added outside the square root (torch's default)",
+    },
+    ParamSpec {
+        name: "lr_schedule",
+        ty: ParamType::Choice(&["constant", "cosine", "inverse_sqrt"]),
+        default: Lit::Str("constant"),
+        doc: "after warm-up: constant (default of ours), cosine to 0 at the last step, or \
+              fairseq's inverse_sqrt (α·√warmup/√step)",
+    },
+    ParamSpec {
+        name: "warmup_steps",
+        ty: ParamType::int(0, i64::MAX),
+        default: Lit::Int(0),
+        doc: "linear warm-up from α/warmup to α over these steps (default 0: none)",
+    },
+    ParamSpec {
+        name: "train_tokens",
+        ty: ParamType::int(0, i64::MAX),
+        default: Lit::Int(0),
+        doc: "train on the first N tokens of the training split (0: all)",
+    },
+    ParamSpec {
+        name: "drown_out_every",
+        ty: ParamType::int(0, i64::MAX),
+        default: Lit::Int(0),
+        doc: "E8 diagnostic: sample ‖λw‖/‖∇L‖, the l2 share of m and cos(m, mᵍ) every N steps \
+              (0: off; on, the shadow EMAs cost about one more Adam step per step)",
+    },
+    ParamSpec {
+        name: "seed",
+        ty: ParamType::int(0, i64::MAX),
+        default: Lit::Int(0),
+        doc: "seeds initialisation and dropout",
+    },
+];
