@@ -566,6 +566,25 @@ fn drown_out_by_hand() {
         close(d.l2_over_grad, 1.0, "l2_over_grad 1");
         close(d.l2_share_of_m, 0.5, "share 1");
         close(d.cos_m_mg, cos1, "cos 1");
+        // Per group, A = group 0, B = group 2 (group 1 has no parameter): A alone has r = [1, 0],
+        // g = [0, 1], m^g = 0.1·[0, 1], m^r = 0.1·[1, 0]; B alone r = g = [1].
+        let groups = opt.drown_out_by_group(&[0, 2], 3);
+        assert!(
+            groups[1].is_none(),
+            "a group without parameters has no diagnostic"
+        );
+        let (ga_d, gb_d) = (groups[0].unwrap(), groups[2].unwrap());
+        close(ga_d.l2_over_grad, 1.0, "group A l2_over_grad");
+        close(gb_d.l2_over_grad, 1.0, "group B l2_over_grad");
+        close(ga_d.l2_share_of_m, 0.5, "group A share");
+        close(gb_d.l2_share_of_m, 0.5, "group B share");
+        let (cos_a, cos_b) = if variant == Variant::ADAM_L2 {
+            (0.5f64.sqrt(), 1.0)
+        } else {
+            (1.0, 1.0)
+        };
+        close(ga_d.cos_m_mg, cos_a, "group A cos");
+        close(gb_d.cos_m_mg, cos_b, "group B cos");
         backward(&mut opt);
         opt.step(0.0, 0.0);
         let d = opt.drown_out().unwrap();
@@ -578,5 +597,6 @@ fn drown_out_by_hand() {
         );
         opt.track_drown_out(false);
         assert!(opt.drown_out().is_none());
+        assert!(opt.drown_out_by_group(&[0, 0], 1)[0].is_none());
     }
 }

@@ -157,6 +157,19 @@ pub struct DrownOut {
     pub cos_m_mg: f64,
 }
 
+impl DrownOut {
+    /// From the sums ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩ over a set of parameters.
+    fn from_sums(v: &[f64]) -> DrownOut {
+        let (r2, g2, mg2, mr2, m2, dot) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+        let (mg, mr) = (mg2.sqrt(), mr2.sqrt());
+        DrownOut {
+            l2_over_grad: r2.sqrt() / g2.sqrt(),
+            l2_share_of_m: mr / (mg + mr),
+            cos_m_mg: dot / (m2.sqrt() * mg),
+        }
+    }
+}
+
 struct Moments {
     step: u64,
     m: Tensor,
@@ -175,9 +188,10 @@ pub struct Adam {
     state: Vec<Option<Moments>>,
     /// Per-parameter shadow EMAs, present while the drown-out diagnostic is on.
     shadows: Option<Vec<Option<Shadow>>>,
-    /// Sums of the last step, f64 on the params' device: ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩.
-    /// Read (and synchronised) only by [`Adam::drown_out`].
-    drown_sums: Option<Tensor>,
+    /// Sums of the last step, f64 on the params' device, one row per parameter that stepped
+    /// (their indices alongside): ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩. Read (and
+    /// synchronised) only by [`Adam::drown_out`] and [`Adam::drown_out_by_group`].
+    drown_sums: Option<(Vec<usize>, Tensor)>,
 }
 
 impl Adam {
@@ -223,15 +237,34 @@ impl Adam {
     /// The drown-out diagnostic of the last step; None while tracking is off or before the first
     /// tracked step that had a gradient.
     pub fn drown_out(&self) -> Option<DrownOut> {
-        let s = self.drown_sums.as_ref()?;
-        let v: Vec<f64> = Vec::<f64>::try_from(&s.to_device(tch::Device::Cpu)).ok()?;
-        let (r2, g2, mg2, mr2, m2, dot) = (v[0], v[1], v[2], v[3], v[4], v[5]);
-        let (mg, mr) = (mg2.sqrt(), mr2.sqrt());
-        Some(DrownOut {
-            l2_over_grad: r2.sqrt() / g2.sqrt(),
-            l2_share_of_m: mr / (mg + mr),
-            cos_m_mg: dot / (m2.sqrt() * mg),
-        })
+        let (_, rows) = self.drown_sums.as_ref()?;
+        let total = rows.sum_dim_intlist(0, false, Kind::Double);
+        let v: Vec<f64> = Vec::<f64>::try_from(&total.to_device(tch::Device::Cpu)).ok()?;
+        Some(DrownOut::from_sums(&v))
+    }
+
+    /// The drown-out diagnostic of the last step per group of parameters: `group_of[i]` is the
+    /// group of parameter i (< `groups`). A group none of whose parameters stepped is None, and
+    /// so is every group while tracking is off. One device→host copy.
+    pub fn drown_out_by_group(&self, group_of: &[usize], groups: usize) -> Vec<Option<DrownOut>> {
+        let mut sums = vec![None::<[f64; 6]>; groups];
+        let Some((index, rows)) = self.drown_sums.as_ref() else {
+            return vec![None; groups];
+        };
+        let flat: Vec<f64> = Vec::<f64>::try_from(&rows.to_device(tch::Device::Cpu).reshape([-1]))
+            .unwrap_or_default();
+        for (row, &param) in flat.chunks_exact(6).zip(index) {
+            let Some(acc) = group_of.get(param).and_then(|&g| sums.get_mut(g)) else {
+                continue;
+            };
+            let acc = acc.get_or_insert([0.0; 6]);
+            for (a, x) in acc.iter_mut().zip(row) {
+                *a += x;
+            }
+        }
+        sums.into_iter()
+            .map(|s| s.map(|s| DrownOut::from_sums(&s)))
+            .collect()
     }
 
     /// One step with this step's learning rate and weight decay λ; params without a grad are
@@ -245,6 +278,7 @@ impl Adam {
         } = self.cfg;
         let wd = weight_decay;
         let mut sums: Vec<Tensor> = Vec::new();
+        let mut stepped: Vec<usize> = Vec::new();
         tch::no_grad(|| {
             for (i, p) in self.params.iter().enumerate() {
                 let g = p.grad();
@@ -321,6 +355,7 @@ impl Adam {
                         Some(r) => sq(r, r),
                         None => g.zeros_like().sum(Kind::Double),
                     };
+                    stepped.push(i);
                     sums.push(Tensor::stack(
                         &[
                             r2,
@@ -336,7 +371,7 @@ impl Adam {
             }
         });
         if self.shadows.is_some() && !sums.is_empty() {
-            self.drown_sums = Some(Tensor::stack(&sums, 0).sum_dim_intlist(0, false, Kind::Double));
+            self.drown_sums = Some((stepped, Tensor::stack(&sums, 0)));
         }
     }
 

@@ -1,7 +1,9 @@
 //! Training: the stage implementations (run inside the worker process), the context they run
 //! in, and the learning-rate and weight-decay schedules they share: `vision` (with the norm
-//! statistics of `norms`) and `sharpness` now; language modelling and RL plug in beside them.
+//! statistics of `norms`), `sharpness`, and `lm` (language modelling with the Adam family); RL
+//! plugs in beside them.
 
+pub mod lm;
 pub mod norms;
 pub mod sharpness;
 pub mod vision;
@@ -31,6 +33,7 @@ pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
     match kind {
         "vision" => vision::run(ctx),
         "sharpness" => sharpness::run(ctx),
+        "lm" => lm::run(ctx),
         _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
     }
 }
@@ -109,6 +112,62 @@ pub fn lr_at(lr0: f64, rate: f64, epoch: usize) -> f64 {
     lr0 * rate.powi(epoch as i32)
 }
 
+/// A per-step learning rate: linear warm-up over `warmup` steps (step s < warmup gets
+/// α·(s+1)/warmup), then constant, cosine to 0 at the last step, or fairseq's inverse square root
+/// (α·√warmup/√(s+1), steps counted from 1; warm-up 0 counts as 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSchedule {
+    pub lr: f64,
+    pub warmup: u64,
+    pub total: u64,
+    pub shape: ScheduleShape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleShape {
+    Constant,
+    Cosine,
+    InverseSqrt,
+}
+
+impl StepSchedule {
+    /// `shape` is one of constant, cosine, inverse_sqrt; `total` is the number of steps.
+    pub fn parse(shape: &str, lr: f64, warmup: u64, total: u64) -> anyhow::Result<StepSchedule> {
+        let shape = match shape {
+            "constant" => ScheduleShape::Constant,
+            "cosine" => ScheduleShape::Cosine,
+            "inverse_sqrt" => ScheduleShape::InverseSqrt,
+            _ => anyhow::bail!(
+                "unknown lr_schedule {shape:?}: expected constant, cosine or inverse_sqrt"
+            ),
+        };
+        Ok(StepSchedule {
+            lr,
+            warmup,
+            total,
+            shape,
+        })
+    }
+
+    /// The learning rate of step `step` (0-based).
+    pub fn lr(&self, step: u64) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        match self.shape {
+            ScheduleShape::Constant => self.lr,
+            ScheduleShape::Cosine => {
+                let span = self.total.saturating_sub(self.warmup).max(1) as f64;
+                let t = ((step - self.warmup) as f64 / span).min(1.0);
+                self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            ScheduleShape::InverseSqrt => {
+                self.lr * (self.warmup.max(1) as f64).sqrt() / ((step + 1) as f64).sqrt()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +180,23 @@ mod tests {
         assert_eq!(on, [false, false, true, true]);
         assert!(!WdSchedule::None.active(0, 2) && WdSchedule::Always.active(9, 2));
         assert!((lr_at(0.1, 0.97, 2) - 0.1 * 0.97 * 0.97).abs() < 1e-15);
+    }
+
+    #[test]
+    fn step_schedules() {
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+        let s = StepSchedule::parse("constant", 1.0, 4, 100).unwrap();
+        let warm: Vec<f64> = (0..5).map(|t| s.lr(t)).collect();
+        assert_eq!(warm, [0.25, 0.5, 0.75, 1.0, 1.0]);
+        let s = StepSchedule::parse("cosine", 2.0, 0, 10).unwrap();
+        close(s.lr(0), 2.0);
+        close(s.lr(5), 1.0);
+        close(s.lr(10), 0.0);
+        // fairseq: continuous at the end of warm-up, then α·√W/√step.
+        let s = StepSchedule::parse("inverse_sqrt", 1.0, 4, 100).unwrap();
+        close(s.lr(3), 1.0);
+        close(s.lr(15), 0.5);
+        let err = StepSchedule::parse("linear", 1.0, 0, 1).unwrap_err();
+        assert!(err.to_string().contains("constant, cosine or inverse_sqrt"));
     }
 }

@@ -23,25 +23,29 @@ pub static LM: StageDecl = StageDecl {
 /// The per-epoch columns of `metrics.jsonl` (`train::lm`). The drown-out columns are written
 /// when `drown_out_every` > 0 (means over the epoch's sampled steps, all parameters together).
 static LM_METRICS: &[MetricDecl] = &[
-    metric(
-        "valid_ppl",
-        "validation perplexity",
-        Some("valid_ppl@min"),
-    )
-    .curve("Validation perplexity", true),
+    metric("valid_ppl", "validation perplexity", Some("valid_ppl@min"))
+        .curve("Validation perplexity", true),
     metric("valid_loss", "validation loss (nats per token)", None),
     metric("test_ppl", "test perplexity", Some("test_ppl@final")),
     metric("test_loss", "test loss (nats per token)", None),
     metric("train_ppl", "training perplexity in the epoch", None)
         .curve("Training perplexity", true),
-    metric("train_loss", "training loss in the epoch (nats per token)", None),
+    metric(
+        "train_loss",
+        "training loss in the epoch (nats per token)",
+        None,
+    ),
     metric(
         "weight_norm",
         "total weight norm ‖w‖₂",
         Some("weight_norm@final"),
     )
     .curve("Total weight norm", true),
-    metric("grad_norm", "mean gradient norm ‖∇L‖₂ before clipping", None),
+    metric(
+        "grad_norm",
+        "mean gradient norm ‖∇L‖₂ before clipping",
+        None,
+    ),
     metric(
         "l2_over_grad",
         "‖λw‖/‖∇L‖, mean over sampled steps",

@@ -1,0 +1,379 @@
+//! The `lm` stage kind (SPEC.md E5, E7, E8): a causal Transformer language model on WikiText,
+//! trained with one variant of the Adam family at one (lr, λ), under pytorch/examples'
+//! word_language_model protocol: the splits batchified into contiguous streams, windows of
+//! `bptt` tokens taken in order (no shuffling), cross-entropy over the vocabulary, the total
+//! gradient norm clipped (`clip`), then the optimizer step; validation and test loss as its
+//! `evaluate` computes them (Σ window length · mean loss / (rows − 1)).
+//!
+//! Outputs: `metrics.jsonl` (one row per epoch: train/valid/test loss and perplexity, weight and
+//! gradient norms, the lr, and with `drown_out_every` > 0 the E8 means over the epoch's sampled
+//! steps), `drown_out.jsonl` (with the diagnostic on: each sampled step, all parameters and each
+//! layer group: embeddings, attention, feed-forward, LayerNorm), and the weights as safetensors at
+//! initialisation and at the end.
+//! Tokens/s and epoch times go to the run record, so outputs stay bitwise stable.
+//!
+//! A run whose training loss stops being finite is diverged: its epoch row is written (the
+//! losses as null) and training stops there, recorded as `diverged_epoch`; such a run is a bad
+//! hyper-parameter cell, not a missing one.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::json;
+use tch::{Kind, Tensor};
+
+use super::vision::single_dataset;
+use super::{StageContext, StepSchedule, trainable_by_name};
+use crate::data::wikitext::{Corpus, batchify, get_batch};
+use crate::metrics::JsonLines;
+use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
+use crate::optim::adam::{Adam, AdamConfig, DrownOut, Variant};
+use crate::pipeline::params::Params;
+use crate::pipeline::stage::Outcome;
+
+/// Layer groups of the drown-out diagnostic, by variable name.
+const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];
+
+/// The group of a `TransformerLm` variable (`transformer_encoder.layers.0.self_attn.…`).
+fn group_of(name: &str) -> usize {
+    if name.contains("self_attn") {
+        1
+    } else if name.contains(".linear") {
+        2
+    } else if name.contains("norm") {
+        3
+    } else {
+        0 // encoder.weight, decoder.weight, decoder.bias
+    }
+}
+
+#[derive(Serialize)]
+struct EpochRow {
+    epoch: usize,
+    lr: f64,
+    train_loss: f64,
+    train_ppl: f64,
+    valid_loss: f64,
+    valid_ppl: f64,
+    test_loss: f64,
+    test_ppl: f64,
+    weight_norm: f64,
+    grad_norm: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    drown_out: Option<DrownOutRow>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct DrownOutRow {
+    l2_over_grad: f64,
+    l2_share_of_m: f64,
+    cos_m_mg: f64,
+}
+
+impl From<DrownOut> for DrownOutRow {
+    fn from(d: DrownOut) -> DrownOutRow {
+        DrownOutRow {
+            l2_over_grad: d.l2_over_grad,
+            l2_share_of_m: d.l2_share_of_m,
+            cos_m_mg: d.cos_m_mg,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DrownOutSample<'a> {
+    step: u64,
+    epoch: usize,
+    group: &'a str,
+    #[serde(flatten)]
+    values: DrownOutRow,
+}
+
+/// Mean of the sampled diagnostics of one epoch.
+#[derive(Default)]
+struct DrownOutMean {
+    sum: [f64; 3],
+    n: usize,
+}
+
+impl DrownOutMean {
+    fn add(&mut self, d: DrownOut) {
+        for (s, x) in self
+            .sum
+            .iter_mut()
+            .zip([d.l2_over_grad, d.l2_share_of_m, d.cos_m_mg])
+        {
+            *s += x;
+        }
+        self.n += 1;
+    }
+
+    fn take(&mut self) -> Option<DrownOutRow> {
+        let n = std::mem::take(&mut self.n) as f64;
+        let [a, b, c] = std::mem::take(&mut self.sum).map(|s| s / n);
+        (n > 0.0).then_some(DrownOutRow {
+            l2_over_grad: a,
+            l2_share_of_m: b,
+            cos_m_mg: c,
+        })
+    }
+}
+
+/// The first `n` ids (`n` = 0: all).
+fn prefix(ids: &[i64], n: usize) -> &[i64] {
+    if n == 0 {
+        ids
+    } else {
+        &ids[..n.min(ids.len())]
+    }
+}
+
+/// Train one run.
+pub fn run(ctx: &StageContext) -> Result<Outcome> {
+    let p = Params(ctx.params);
+    let seed = p.int("seed")?;
+    tch::manual_seed(seed);
+    let dev = ctx.device;
+    let ds = single_dataset(ctx)?;
+    let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
+    let vocab = corpus.dictionary.len() as i64;
+    let bptt = p.int("bptt")?;
+    let (batch, eval_batch) = (p.int("batch_size")?, p.int("eval_batch_size")?);
+    let split = |name: &str, ids: &[i64], b: i64| -> Result<Tensor> {
+        let t = batchify(ids, b).with_context(|| format!("the {name} split of `{}`", ds.name))?;
+        anyhow::ensure!(
+            t.size()[0] >= 2,
+            "the {name} split of `{}` has {} tokens: too few for {b} streams (need 2 per stream)",
+            ds.name,
+            ids.len()
+        );
+        Ok(t.to_device(dev))
+    };
+    let train = split(
+        "train",
+        prefix(&corpus.train, p.usize("train_tokens")?),
+        batch,
+    )?;
+    let valid = split("validation", &corpus.valid, eval_batch)?;
+    let test = split("test", &corpus.test, eval_batch)?;
+
+    let vs = tch::nn::VarStore::new(dev);
+    let model = TransformerLm::new(
+        &vs.root(),
+        &TransformerLmConfig {
+            vocab,
+            d_model: p.int("d_model")?,
+            heads: p.int("heads")?,
+            layers: p.int("layers")?,
+            ffn: p.int("ffn")?,
+            dropout: p.float("dropout")?,
+            norm_first: p.bool("norm_first")?,
+            tie_embeddings: p.bool("tie_embeddings")?,
+        },
+    )
+    .context("the lm stage's model parameters")?;
+    vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let named = trainable_by_name(&vs);
+    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
+    let variant = Variant::parse(p.str("variant")?)
+        .with_context(|| format!("unknown Adam variant {:?}", p.str("variant")))?;
+    let mut opt = Adam::new(
+        params.iter().map(Tensor::shallow_clone).collect(),
+        AdamConfig {
+            beta1: p.float("beta1")?,
+            beta2: p.float("beta2")?,
+            eps: p.float("eps")?,
+            variant,
+        },
+    );
+    let every = p.int("drown_out_every")? as u64;
+    opt.track_drown_out(every > 0);
+
+    let (epochs, clip, wd) = (
+        p.usize("epochs")?,
+        p.float("clip")?,
+        p.float("weight_decay")?,
+    );
+    let rows = train.size()[0];
+    let steps_per_epoch = ((rows - 1) + bptt - 1) / bptt;
+    let schedule = StepSchedule::parse(
+        p.str("lr_schedule")?,
+        p.float("lr")?,
+        p.int("warmup_steps")? as u64,
+        steps_per_epoch as u64 * epochs as u64,
+    )?;
+    let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
+    let mut samples = if every > 0 {
+        Some(JsonLines::create(&ctx.out_dir.join("drown_out.jsonl"))?)
+    } else {
+        None
+    };
+    let (mut seconds, mut tokens_per_s) = (Vec::new(), Vec::new());
+    let mut diverged_epoch = None;
+    let mut last = json!({});
+    let mut step: u64 = 0;
+    let mut lr = schedule.lr(0);
+
+    for epoch in 0..epochs {
+        let start = Instant::now();
+        let acc = || Tensor::zeros([], (Kind::Double, dev));
+        let (mut loss_sum, mut grad_norm_sum) = (acc(), acc());
+        let mut epoch_drown = DrownOutMean::default();
+        let mut i = 0;
+        while i < rows - 1 {
+            let (x, y) = get_batch(&train, i, bptt)?;
+            let seq_len = x.size()[0];
+            let logits = model.forward_t(&x, true);
+            let loss = logits.view([-1, vocab]).cross_entropy_for_logits(&y);
+            opt.zero_grad();
+            loss.backward();
+            let grad_norm = clip_grad_norm(&params, clip);
+            lr = schedule.lr(step);
+            opt.step(lr, wd);
+            step += 1;
+            tch::no_grad(|| {
+                loss_sum += loss.to_kind(Kind::Double) * seq_len as f64;
+                grad_norm_sum += grad_norm.to_kind(Kind::Double);
+            });
+            if let Some(out) = samples.as_mut().filter(|_| step.is_multiple_of(every)) {
+                if let Some(all) = opt.drown_out() {
+                    epoch_drown.add(all);
+                    out.write(&DrownOutSample {
+                        step,
+                        epoch,
+                        group: "all",
+                        values: all.into(),
+                    })?;
+                }
+                for (g, d) in opt
+                    .drown_out_by_group(&group, GROUPS.len())
+                    .iter()
+                    .enumerate()
+                {
+                    if let Some(d) = d {
+                        out.write(&DrownOutSample {
+                            step,
+                            epoch,
+                            group: GROUPS[g],
+                            values: (*d).into(),
+                        })?;
+                    }
+                }
+            }
+            i += bptt;
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        let train_loss = loss_sum.double_value(&[]) / (rows - 1) as f64;
+        let valid_loss = evaluate(&model, &valid, bptt, vocab);
+        let test_loss = evaluate(&model, &test, bptt, vocab);
+        let row = EpochRow {
+            epoch,
+            lr,
+            train_loss,
+            train_ppl: train_loss.exp(),
+            valid_loss,
+            valid_ppl: valid_loss.exp(),
+            test_loss,
+            test_ppl: test_loss.exp(),
+            weight_norm: total_norm(&params),
+            grad_norm: grad_norm_sum.double_value(&[]) / steps_per_epoch as f64,
+            drown_out: epoch_drown.take(),
+        };
+        metrics.write(&row)?;
+        last = json!({
+            "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
+            "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
+        });
+        seconds.push(start.elapsed().as_secs_f64());
+        tokens_per_s.push(((rows - 1) * batch) as f64 / train_secs);
+        (ctx.progress)(
+            epoch as u64 + 1,
+            epochs as u64,
+            &format!("valid ppl {:.2}", row.valid_ppl),
+        );
+        if !train_loss.is_finite() {
+            diverged_epoch = Some(epoch);
+            break;
+        }
+    }
+    metrics.finish()?;
+    if let Some(s) = samples {
+        s.finish()?;
+    }
+    vs.save(ctx.out_dir.join("final.safetensors"))?;
+
+    let mut outcome = Outcome::default();
+    outcome.metrics.insert("final".into(), last);
+    outcome
+        .metrics
+        .insert("epoch_seconds".into(), json!(seconds));
+    outcome
+        .metrics
+        .insert("tokens_per_s".into(), json!(tokens_per_s));
+    outcome
+        .metrics
+        .insert("diverged_epoch".into(), json!(diverged_epoch));
+    Ok(outcome)
+}
+
+/// torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max / (‖g‖ + 1e-6)), ‖g‖ the
+/// 2-norm of all gradients together, on the device (no host sync). Returns ‖g‖ before clipping.
+/// `max` = 0 turns clipping off (the norm is still returned).
+pub fn clip_grad_norm(params: &[Tensor], max: f64) -> Tensor {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
+        let Some(first) = grads.first() else {
+            return Tensor::zeros([], (Kind::Float, tch::Device::Cpu));
+        };
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+        let total = Tensor::stack(&norms, 0).norm();
+        if max > 0.0 {
+            let coef = ((&total + 1e-6).reciprocal() * max).clamp_max(1.0);
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_(&coef.to_kind(first.kind()));
+            }
+        }
+        total
+    })
+}
+
+/// ‖w‖₂ over all parameters.
+fn total_norm(params: &[Tensor]) -> f64 {
+    tch::no_grad(|| {
+        let sq: Vec<Tensor> = params
+            .iter()
+            .map(|p| p.to_kind(Kind::Double).square().sum(Kind::Double))
+            .collect();
+        Tensor::stack(&sq, 0)
+            .sum(Kind::Double)
+            .sqrt()
+            .double_value(&[])
+    })
+}
+
+/// pytorch/examples' `evaluate`: Σ over windows of (window length · mean cross-entropy),
+/// divided by (rows − 1); eval mode (no dropout).
+pub fn evaluate(model: &TransformerLm, source: &Tensor, bptt: i64, vocab: i64) -> f64 {
+    tch::no_grad(|| {
+        let rows = source.size()[0];
+        let mut total = Tensor::zeros([], (Kind::Double, source.device()));
+        let mut i = 0;
+        while i < rows - 1 {
+            let (x, y) = get_batch(source, i, bptt).expect("window start in range");
+            let len = x.size()[0] as f64;
+            let loss = model
+                .forward_t(&x, false)
+                .view([-1, vocab])
+                .cross_entropy_for_logits(&y);
+            total += loss.to_kind(Kind::Double) * len;
+            i += bptt;
+        }
+        total.double_value(&[]) / (rows - 1) as f64
+    })
+}
