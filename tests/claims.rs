@@ -265,6 +265,12 @@ claims:
   - {id: tuned-by, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
      tune: {over: [lr, weight_decay], pick: min, by: test_loss@final},
      test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: tuned-max, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     tune: {over: [lr, weight_decay], pick: max},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: region-max, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     tune: {over: [lr, weight_decay], pick: max, good_within: 0.001},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
   - {id: region, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
      tune: {over: [lr, weight_decay], pick: min, good_within: 0.1},
      test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
@@ -449,6 +455,21 @@ fn tune_keeps_each_arms_best_run_and_flips_with_the_data() {
     assert_eq!(b.groups[0].values, want, "{b:?}");
     // …so AdamW's accuracy is *lower* here than Adam+l2's tuned 0.515: not reproduced.
     assert_eq!(b.verdict, Verdict::NotReproduced);
+    // `pick: max` keeps the largest: AdamW's accuracy 0.55 of its bad-loss cells.
+    let x = check(&r, "tuned-max");
+    let want: Vec<f64> = (0..3).map(|s| 0.5 + (5.0 + jitter(s)) / 100.0).collect();
+    assert_eq!(x.groups[0].values, want, "{x:?}");
+    assert_eq!(x.verdict, Verdict::Reproduced);
+    // …and with `good_within` counts cells at least the seed's best − 0.001: 5 of AdamW's 6,
+    // none of Adam+l2's.
+    let g = check(&r, "region-max");
+    assert_eq!(g.groups[0].values, vec![5.0 / 6.0; 3], "{g:?}");
+    assert_eq!(g.groups[1].values, vec![0.0; 3], "{g:?}");
+    assert!(
+        g.test.contains("test_acc@final ≥ seed's best − 0.001"),
+        "{}",
+        g.test
+    );
 
     let r = run_grid(data(2.0));
     assert_eq!(check(&r, "tuned").verdict, Verdict::NotReproduced);
@@ -500,7 +521,7 @@ fn good_within_measures_the_good_region_with_diverged_cells_as_bad() {
     assert_eq!(g.verdict, Verdict::Reproduced, "{g:?}");
     assert!(
         g.measured.starts_with(
-            "fraction of (lr, weight_decay) cells with test_loss@final within 0.1 of the seed's best (min): always 0.7222"
+            "fraction of (lr, weight_decay) cells with test_loss@final ≤ seed's best + 0.1: always 0.7222"
         ),
         "{}",
         g.measured
@@ -704,4 +725,143 @@ fn inconsistent_where_and_tune_are_rejected_with_the_reason() {
         "  - {id: bad, claim: C7, text: t, experiments: [adam], metric: test_loss@final,\n     tune: {over: [lr], pick: min, good_within: 0.1},\n     test: {rank_agreement: {with: test_acc@final, across: schedule, above: 0.5}}}\n",
     );
     assert!(e.contains("rank_agreement's `with`"), "{e}");
+}
+
+/// C7–C10 as they can be written for the `lm` experiment (`variant` × `lr` × `weight_decay`).
+const LM: &str = r#"
+datasets:
+  wikitext2:
+    format: wikitext-tokens
+    files: [{name: w.zip, urls: ["http://127.0.0.1:9/w.zip"]}]
+experiments:
+  wt2:
+    kind: lm
+    datasets: [wikitext2]
+    grid:
+      variant: [adam_l2, adamw, l2_in_m, l2_in_v, adaptive_decoupled]
+      lr: [0.001, 0.003]
+      weight_decay: [0.0, 0.01, 0.1]
+      seed: [0, 1, 2]
+profiles:
+  paper: {}
+claims:
+  - id: C7-tuned
+    claim: C7
+    text: Tuned over (lr, λ), AdamW's test perplexity matches or beats Adam+l2's.
+    experiments: [wt2]
+    metric: test_ppl@final
+    tune: {over: [lr, weight_decay], pick: min, by: valid_loss@min}
+    test: {less: {a: {variant: adamw}, b: {variant: adam_l2}, margin: 1.0}}
+  - id: C7-region
+    claim: C7
+    text: AdamW's region of good (lr, λ) is wider than Adam+l2's.
+    experiments: [wt2]
+    metric: valid_loss@min
+    tune: {over: [lr, weight_decay], pick: min, good_within: 0.05}
+    test: {greater: {a: {variant: adamw}, b: {variant: adam_l2}}}
+  - id: C8-in-m
+    claim: C8
+    text: l2 only in m degrades at large λ, unlike AdamW.
+    experiments: [wt2]
+    metric: valid_loss@min
+    where: {weight_decay: max}
+    tune: {over: [lr], pick: min}
+    test: {greater: {a: {variant: l2_in_m}, b: {variant: adamw}}}
+  - id: C8-in-v
+    claim: C8
+    text: l2 only in v keeps AdamW's wide region.
+    experiments: [wt2]
+    metric: valid_loss@min
+    tune: {over: [lr, weight_decay], pick: min, good_within: 0.05}
+    test: {greater: {a: {variant: l2_in_v}, b: {variant: adam_l2}}}
+  - id: C9
+    claim: C9
+    text: The adaptive decoupled decay does not degrade like Adam+l2.
+    experiments: [wt2]
+    metric: valid_loss@min
+    where: {weight_decay: max}
+    tune: {over: [lr], pick: min}
+    test: {less: {a: {variant: adaptive_decoupled}, b: {variant: adam_l2}}}
+  - id: C10-share
+    claim: C10
+    text: Under Adam+l2 at large λ the l2 term dominates m.
+    experiments: [wt2]
+    metric: l2_share_of_m@mean
+    where: {variant: adam_l2, weight_decay: max}
+    tune: {over: [lr], pick: min, by: valid_loss@min}
+    test: {above: {value: 0.5}}
+"#;
+
+#[test]
+fn adam_claims_written_for_the_lm_kind_decide_on_contrived_runs() {
+    // `coupled`: λ·w enters m (adam_l2, l2_in_m), so the loss grows with λ and l2 fills m.
+    let run = |paper_like: bool| {
+        let mut o = Vec::new();
+        for v in [
+            "adam_l2",
+            "adamw",
+            "l2_in_m",
+            "l2_in_v",
+            "adaptive_decoupled",
+        ] {
+            let coupled = paper_like && (v == "adam_l2" || v == "l2_in_m");
+            for (k, lr) in [0.001, 0.003].into_iter().enumerate() {
+                for wd in [0.0, 0.01, 0.1] {
+                    for seed in 0..3 {
+                        let noise = jitter(seed) * (1.0 + k as f64);
+                        let loss = 4.0 + wd * if coupled { 10.0 } else { 0.2 } + 0.02 * k as f64;
+                        let share = if coupled { 8.0 * wd } else { 0.0 } + noise;
+                        o.push(obs(
+                            json!({"variant": v, "lr": lr, "weight_decay": wd}),
+                            seed,
+                            &[
+                                ("valid_loss", vec![loss + 1.0, loss + noise]),
+                                ("test_ppl", vec![999.0, (loss + noise).exp()]),
+                                ("l2_share_of_m", vec![share, share]),
+                            ],
+                        ));
+                    }
+                }
+            }
+        }
+        let data = ExperimentData {
+            kind: stage::kind("lm").unwrap(),
+            ..experiment("wt2", &["variant", "lr", "weight_decay"], o)
+        };
+        let p = Pipeline::parse(Path::new("lm.yaml"), LM).unwrap_or_else(|e| panic!("{e}"));
+        let inputs = Inputs {
+            profile: "paper".into(),
+            experiments: vec![data],
+            digests: Default::default(),
+        };
+        evaluate(&p, &inputs)
+    };
+    let r = run(true);
+    for id in [
+        "C7-tuned",
+        "C7-region",
+        "C8-in-m",
+        "C8-in-v",
+        "C9",
+        "C10-share",
+    ] {
+        assert_eq!(
+            check(&r, id).verdict,
+            Verdict::Reproduced,
+            "{:?}",
+            check(&r, id)
+        );
+    }
+    // Without the coupling every variant behaves alike: AdamW still matches Adam+l2, but no
+    // region is wider, nothing degrades and l2 is no share of m.
+    let r = run(false);
+    assert_eq!(check(&r, "C7-tuned").verdict, Verdict::Reproduced);
+    for id in ["C7-region", "C8-in-m", "C8-in-v", "C9", "C10-share"] {
+        assert_ne!(
+            check(&r, id).verdict,
+            Verdict::Reproduced,
+            "{:?}",
+            check(&r, id)
+        );
+    }
 }

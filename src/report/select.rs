@@ -152,10 +152,10 @@ pub fn tune_words(t: &TuneSpec, by: &MetricRef) -> String {
     let over = t.over.join(", ");
     match t.good_within {
         None => format!("best of {over} by {} {by}", t.pick.word()),
-        Some(x) => format!(
-            "fraction of ({over}) cells with {by} within {x} of the seed's best ({})",
-            t.pick.word()
-        ),
+        Some(x) => match t.pick {
+            Pick::Min => format!("fraction of ({over}) cells with {by} ≤ seed's best + {x}"),
+            Pick::Max => format!("fraction of ({over}) cells with {by} ≥ seed's best − {x}"),
+        },
     }
 }
 
