@@ -234,3 +234,634 @@ fn one_seed_is_inconclusive() {
     assert_eq!(c.verdict, Verdict::Inconclusive);
     assert_eq!(c.seeds, "1+1");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `where`, `tune`, margins and one-sample tests (the Adam claims C7–C10). The vision kind stands
+// in for the lm experiment: `schedule: always` plays AdamW, `none` plays Adam+l2, and `lr` ×
+// `weight_decay` is the tuned grid.
+
+const GRID: &str = r#"
+datasets:
+  cifar10:
+    format: cifar10-binary
+    files: [{name: c.tar.gz, urls: ["http://127.0.0.1:9/c.tar.gz"]}]
+experiments:
+  adam:
+    kind: vision
+    datasets: [cifar10]
+    grid: {schedule: [none, always], lr: [0.01, 0.1], weight_decay: [0.0, 0.001, 0.01], seed: [0, 1, 2]}
+profiles:
+  paper: {}
+claims:
+  - {id: no-where, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     test: {less: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: where-max, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     where: {weight_decay: max}, test: {less: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: where-min, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     where: {weight_decay: min, lr: 0.1}, test: {less: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: tuned, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     tune: {over: [lr, weight_decay], pick: min},
+     test: {less: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: tuned-by, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     tune: {over: [lr, weight_decay], pick: min, by: test_loss@final},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: tuned-max, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     tune: {over: [lr, weight_decay], pick: max},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: region-max, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     tune: {over: [lr, weight_decay], pick: max, good_within: 0.001},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: region, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     tune: {over: [lr, weight_decay], pick: min, good_within: 0.1},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: plain-less, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     where: {lr: 0.1, weight_decay: 0.0}, test: {less: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: margin-less, claim: C7, text: t, experiments: [adam], metric: test_loss@final,
+     where: {lr: 0.1, weight_decay: 0.0},
+     test: {less: {a: {schedule: always}, b: {schedule: none}, margin: 0.05}}}
+  - {id: plain-greater, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     where: {lr: 0.1, weight_decay: 0.0},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}}}}
+  - {id: margin-greater, claim: C7, text: t, experiments: [adam], metric: test_acc@final,
+     where: {lr: 0.1, weight_decay: 0.0},
+     test: {greater: {a: {schedule: always}, b: {schedule: none}, margin: 0.05}}}
+  - {id: share-above, claim: C10, text: t, experiments: [adam], metric: weight_norm@mean,
+     where: {schedule: none, weight_decay: max}, tune: {over: [lr], pick: min, by: test_loss@min},
+     test: {above: {value: 0.5}}}
+  - {id: share-below, claim: C10, text: t, experiments: [adam], metric: weight_norm@mean,
+     where: {schedule: none, weight_decay: max}, tune: {over: [lr], pick: min, by: test_loss@min},
+     test: {below: {value: 0.5}}}
+  - {id: share-unnarrowed, claim: C10, text: t, experiments: [adam], metric: weight_norm@mean,
+     where: {schedule: none}, test: {above: {value: 0.5}}}
+"#;
+
+/// Metric values of one run (one value per epoch) at coordinates (schedule, lr, λ, seed).
+type Cell = Vec<(&'static str, Vec<f64>)>;
+
+/// The `adam` experiment with each run's metrics given by `f(schedule, lr, λ, seed)`.
+fn grid(f: impl Fn(&str, f64, f64, i64) -> Cell) -> ExperimentData {
+    let mut o = Vec::new();
+    for schedule in ["none", "always"] {
+        for lr in [0.01, 0.1] {
+            for wd in [0.0, 0.001, 0.01] {
+                for seed in 0..3 {
+                    let mut ob = obs(
+                        json!({"schedule": schedule, "lr": lr, "weight_decay": wd}),
+                        seed,
+                        &f(schedule, lr, wd, seed),
+                    );
+                    ob.run_id = format!("adam/{schedule},{lr},{wd},{seed}");
+                    ob.source.sha256 = format!("{:064}", o.len());
+                    o.push(ob);
+                }
+            }
+        }
+    }
+    experiment("adam", &["schedule", "lr", "weight_decay"], o)
+}
+
+fn run_grid(data: ExperimentData) -> Vec<CheckResult> {
+    let p = Pipeline::parse(Path::new("grid.yaml"), GRID).unwrap_or_else(|e| panic!("{e}"));
+    let inputs = Inputs {
+        profile: "paper".into(),
+        experiments: vec![data],
+        digests: Default::default(),
+    };
+    evaluate(&p, &inputs)
+}
+
+fn check<'a>(r: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    r.iter().find(|c| c.id == id).unwrap()
+}
+
+/// A seed-dependent jitter so that Welch's test has variance to work with.
+fn jitter(seed: i64) -> f64 {
+    [0.0, 0.004, -0.003][seed as usize]
+}
+
+#[test]
+fn where_max_selects_the_largest_value_and_flips_with_the_data() {
+    // At the largest λ AdamW is better; elsewhere it is much worse.
+    let data = |good_at_max: bool| {
+        grid(move |s, _lr, wd, seed| {
+            let loss = match (s, wd == 0.01) {
+                ("always", true) => {
+                    if good_at_max {
+                        1.0
+                    } else {
+                        2.0
+                    }
+                }
+                ("none", true) => 1.5,
+                ("always", false) => 3.0,
+                _ => 0.5,
+            } + jitter(seed);
+            vec![("test_loss", vec![9.0, loss])]
+        })
+    };
+    let r = run_grid(data(true));
+    assert_eq!(check(&r, "no-where").verdict, Verdict::NotReproduced);
+    let w = check(&r, "where-max");
+    assert_eq!(w.verdict, Verdict::Reproduced, "{w:?}");
+    // Two lr values × 3 seeds per arm, at λ = 0.01 only.
+    assert_eq!(w.seeds, "6+6");
+    assert!(
+        w.groups[0].values.iter().all(|v| (v - 1.0).abs() < 0.01),
+        "{w:?}"
+    );
+    assert!(
+        w.measured
+            .starts_with("where weight_decay=0.01 (max): always 1.000"),
+        "{}",
+        w.measured
+    );
+    assert!(w.test.contains("where weight_decay=max"), "{}", w.test);
+    // claims.json records how the numbers were formed.
+    let j = serde_json::to_value(w).unwrap();
+    assert_eq!(j["where"], json!({"weight_decay": "max"}));
+    assert!(j.get("tune").is_none(), "{j}");
+    let t = serde_json::to_value(check(&r, "region")).unwrap();
+    assert_eq!(
+        t["tune"],
+        json!({"over": ["lr", "weight_decay"], "pick": "min", "good_within": 0.1})
+    );
+    // Only the runs read are sources: 12 of the 36.
+    assert_eq!(w.sources.len(), 12);
+    assert_eq!(check(&r, "where-min").verdict, Verdict::NotReproduced);
+    assert_eq!(check(&r, "where-min").seeds, "3+3");
+
+    let r = run_grid(data(false));
+    assert_eq!(check(&r, "where-max").verdict, Verdict::NotReproduced);
+}
+
+#[test]
+fn where_max_follows_the_profiles_grid() {
+    // A profile whose grid stops at λ = 0.001: `max` is 0.001 there, not a number in the YAML.
+    let mut data = grid(|s, _lr, wd, seed| {
+        let loss = if s == "always" && wd == 0.001 {
+            1.0
+        } else {
+            2.0
+        } + jitter(seed);
+        vec![("test_loss", vec![loss])]
+    });
+    data.observations
+        .retain(|o| o.coords["weight_decay"].as_f64() != Some(0.01));
+    let r = run_grid(data);
+    let w = check(&r, "where-max");
+    assert!(
+        w.measured.starts_with("where weight_decay=0.001 (max)"),
+        "{}",
+        w.measured
+    );
+    assert_eq!(w.verdict, Verdict::Reproduced);
+}
+
+#[test]
+fn tune_keeps_each_arms_best_run_and_flips_with_the_data() {
+    // AdamW: one excellent cell among bad ones; Adam+l2: uniformly mediocre. Averaged over the
+    // grid AdamW loses, tuned it wins (or not, when its best cell is worse than Adam+l2's).
+    let data = |best: f64| {
+        grid(move |s, lr, wd, seed| {
+            let loss = match s {
+                "always" if lr == 0.1 && wd == 0.001 => best,
+                "always" => 5.0,
+                _ => 1.5,
+            } + jitter(seed);
+            let acc = 0.5 + loss / 100.0;
+            vec![("test_loss", vec![loss]), ("test_acc", vec![acc])]
+        })
+    };
+    let r = run_grid(data(1.0));
+    assert_eq!(check(&r, "no-where").verdict, Verdict::NotReproduced);
+    let t = check(&r, "tuned");
+    assert_eq!(t.verdict, Verdict::Reproduced, "{t:?}");
+    assert_eq!(t.seeds, "3+3");
+    let want: Vec<f64> = (0..3).map(|s| 1.0 + jitter(s)).collect();
+    assert_eq!(t.groups[0].values, want);
+    assert!(
+        t.measured
+            .starts_with("best of lr, weight_decay by min test_loss@final: always 1.000"),
+        "{}",
+        t.measured
+    );
+    assert!(
+        t.test
+            .contains("best of lr, weight_decay by min test_loss@final")
+    );
+    // The metric is read from the run chosen by `by`: AdamW's best-loss cell, acc 0.51.
+    let b = check(&r, "tuned-by");
+    let want: Vec<f64> = (0..3).map(|s| 0.5 + (1.0 + jitter(s)) / 100.0).collect();
+    assert_eq!(b.groups[0].values, want, "{b:?}");
+    // …so AdamW's accuracy is *lower* here than Adam+l2's tuned 0.515: not reproduced.
+    assert_eq!(b.verdict, Verdict::NotReproduced);
+    // `pick: max` keeps the largest: AdamW's accuracy 0.55 of its bad-loss cells.
+    let x = check(&r, "tuned-max");
+    let want: Vec<f64> = (0..3).map(|s| 0.5 + (5.0 + jitter(s)) / 100.0).collect();
+    assert_eq!(x.groups[0].values, want, "{x:?}");
+    assert_eq!(x.verdict, Verdict::Reproduced);
+    // …and with `good_within` counts cells at least the seed's best − 0.001: 5 of AdamW's 6,
+    // none of Adam+l2's.
+    let g = check(&r, "region-max");
+    assert_eq!(g.groups[0].values, vec![5.0 / 6.0; 3], "{g:?}");
+    assert_eq!(g.groups[1].values, vec![0.0; 3], "{g:?}");
+    assert!(
+        g.test.contains("test_acc@final ≥ seed's best − 0.001"),
+        "{}",
+        g.test
+    );
+
+    let r = run_grid(data(2.0));
+    assert_eq!(check(&r, "tuned").verdict, Verdict::NotReproduced);
+}
+
+#[test]
+fn tune_ties_go_to_the_smallest_coordinates() {
+    // Every cell of an arm ties on loss; accuracy tells which run was kept.
+    let r = run_grid(grid(|s, lr, wd, seed| {
+        let acc = lr + wd * 10.0 + 0.001 * seed as f64;
+        let loss = if s == "always" { 1.0 } else { 2.0 };
+        vec![("test_loss", vec![loss]), ("test_acc", vec![acc])]
+    }));
+    let b = check(&r, "tuned-by");
+    // lr = 0.01 and λ = 0 first: acc 0.01 + 0.001·seed.
+    let want: Vec<f64> = (0..3).map(|s| 0.01 + 0.001 * s as f64).collect();
+    assert_eq!(b.groups[0].values, want, "{b:?}");
+}
+
+#[test]
+fn good_within_measures_the_good_region_with_diverged_cells_as_bad() {
+    // AdamW's best cell (loss 1.0) is the best of every seed; `wide_a` more of its 6 cells are
+    // within 0.1 of it (seed 2: one more, so the fractions vary across seeds), the rest at 3.0.
+    // Adam+l2: one cell at 1.05, two diverged (NaN), `wide_b` at 1.08, the rest at 2.0.
+    let data = |wide_a: usize, wide_b: usize| {
+        grid(move |s, lr, wd, seed| {
+            let i = [0.0, 0.001, 0.01].iter().position(|w| *w == wd).unwrap()
+                + if lr == 0.1 { 3 } else { 0 };
+            let loss = match s {
+                "always" if i <= wide_a + (seed == 2) as usize => 1.0 + 0.01 * i as f64,
+                "always" => 3.0,
+                _ if i == 0 => 1.05,
+                _ if i == 1 || i == 2 => f64::NAN,
+                _ if i < 3 + wide_b => 1.08,
+                _ => 2.0,
+            };
+            vec![("test_loss", vec![loss])]
+        })
+    };
+    let r = run_grid(data(3, 0));
+    let g = check(&r, "region");
+    assert_eq!(
+        g.groups[0].values,
+        vec![4.0 / 6.0, 4.0 / 6.0, 5.0 / 6.0],
+        "{g:?}"
+    );
+    // The NaN cells count as not good (1 of 6), not as absent (which would give 1 of 4).
+    assert_eq!(g.groups[1].values, vec![1.0 / 6.0; 3], "{g:?}");
+    assert_eq!(g.verdict, Verdict::Reproduced, "{g:?}");
+    assert!(
+        g.measured.starts_with(
+            "fraction of (lr, weight_decay) cells with test_loss@final ≤ seed's best + 0.1: always 0.7222"
+        ),
+        "{}",
+        g.measured
+    );
+    // AdamW's good region shrunk to its best cell (seed 2: two cells), Adam+l2's grown to 3 of
+    // 6: the verdict flips.
+    let r = run_grid(data(0, 2));
+    let g = check(&r, "region");
+    assert_eq!(
+        g.groups[0].values,
+        vec![1.0 / 6.0, 1.0 / 6.0, 2.0 / 6.0],
+        "{g:?}"
+    );
+    assert_eq!(g.groups[1].values, vec![3.0 / 6.0; 3], "{g:?}");
+    assert_eq!(g.verdict, Verdict::NotReproduced, "{g:?}");
+}
+
+#[test]
+fn margins_make_less_and_greater_non_inferiority_tests() {
+    // AdamW's loss 0.02 above Adam+l2's and its accuracy 0.02 below: significantly worse, but
+    // within a margin of 0.05.
+    let data = |gap: f64| {
+        grid(move |s, _lr, _wd, seed| {
+            let d = if s == "always" { gap } else { 0.0 };
+            vec![
+                ("test_loss", vec![1.0 + d + jitter(seed)]),
+                ("test_acc", vec![0.9 - d + jitter(seed)]),
+            ]
+        })
+    };
+    let r = run_grid(data(0.02));
+    assert_eq!(check(&r, "plain-less").verdict, Verdict::NotReproduced);
+    let m = check(&r, "margin-less");
+    assert_eq!(m.verdict, Verdict::Reproduced, "{m:?}");
+    assert!(m.test.starts_with("always < none + 0.05"), "{}", m.test);
+    assert!(m.measured.contains("(margin 0.05)"), "{}", m.measured);
+    assert_eq!(check(&r, "plain-greater").verdict, Verdict::NotReproduced);
+    let g = check(&r, "margin-greater");
+    assert_eq!(g.verdict, Verdict::Reproduced, "{g:?}");
+    assert!(g.test.starts_with("always > none − 0.05"), "{}", g.test);
+    // 0.1 worse: beyond the margin, significantly.
+    let r = run_grid(data(0.1));
+    assert_eq!(check(&r, "margin-less").verdict, Verdict::NotReproduced);
+    assert_eq!(check(&r, "margin-greater").verdict, Verdict::NotReproduced);
+}
+
+#[test]
+fn one_sample_tests_need_one_value_per_seed_and_flip_with_the_data() {
+    // At the largest λ under Adam+l2, the lr with the lowest loss has l2 share `share`; the
+    // other lr (worse loss) has 1 − share, so tuning decides which is read.
+    let data = |share: f64| {
+        grid(move |s, lr, _wd, seed| {
+            let best = lr == 0.1;
+            let v = if best { share } else { 1.0 - share } + jitter(seed);
+            let loss = if best { 1.0 } else { 2.0 } + if s == "none" { 0.0 } else { 5.0 };
+            vec![
+                ("weight_norm", vec![v - 0.01, v + 0.01]),
+                ("test_loss", vec![loss + 1.0, loss]),
+            ]
+        })
+    };
+    let r = run_grid(data(0.8));
+    let a = check(&r, "share-above");
+    assert_eq!(a.verdict, Verdict::Reproduced, "{a:?}");
+    assert_eq!(a.seeds, "3");
+    let want: Vec<f64> = (0..3).map(|s| 0.8 + jitter(s)).collect();
+    for (x, y) in a.groups[0].values.iter().zip(&want) {
+        assert!((x - y).abs() < 1e-12, "{a:?}");
+    }
+    assert!(
+        a.measured.starts_with(
+            "where schedule=none, weight_decay=0.01 (max); best of lr by min test_loss@min: mean 0.8003"
+        ),
+        "{}",
+        a.measured
+    );
+    assert!(
+        a.measured.contains("vs 0.5000; t-test p = "),
+        "{}",
+        a.measured
+    );
+    assert_eq!(check(&r, "share-below").verdict, Verdict::NotReproduced);
+    let u = check(&r, "share-unnarrowed");
+    assert_eq!(u.verdict, Verdict::NotRun, "{u:?}");
+    let note = u.note.as_deref().unwrap();
+    assert!(
+        note.contains("lr, weight_decay still vary") && note.contains("`where`"),
+        "{note}"
+    );
+
+    let r = run_grid(data(0.2));
+    assert_eq!(check(&r, "share-above").verdict, Verdict::NotReproduced);
+    assert_eq!(check(&r, "share-below").verdict, Verdict::Reproduced);
+}
+
+/// The grid pipeline with one extra check; its validation errors, as text.
+fn errors_with(check: &str) -> (String, String) {
+    let text = format!("{GRID}{check}");
+    let e = Pipeline::parse(Path::new("grid.yaml"), &text)
+        .err()
+        .unwrap_or_else(|| panic!("{check} should be rejected"));
+    (text, e.to_string())
+}
+
+/// The 1-based line of the first line containing `needle` in the last check (`id: bad…`).
+fn line_of(text: &str, needle: &str) -> usize {
+    let start = text.lines().position(|l| l.contains("id: bad")).unwrap();
+    start
+        + text
+            .lines()
+            .skip(start)
+            .position(|l| l.contains(needle))
+            .unwrap()
+        + 1
+}
+
+#[test]
+fn typos_in_where_and_tune_are_located_with_the_valid_axes() {
+    let (text, e) = errors_with(
+        "  - id: bad-where\n    claim: C7\n    text: t\n    experiments: [adam]\n    metric: test_loss@final\n    where: {weight_decy: max}\n    test: {above: {value: 1}}\n",
+    );
+    let line = line_of(&text, "weight_decy");
+    assert!(e.contains(&format!("grid.yaml:{line}:")), "{e}");
+    assert!(
+        e.contains("`weight_decy` is not a parameter of stage kind `vision`")
+            && e.contains("weight_decay")
+            && e.contains("grid axes of `adam`: schedule, lr, weight_decay"),
+        "{e}"
+    );
+
+    let (text, e) = errors_with(
+        "  - id: bad-over\n    claim: C7\n    text: t\n    experiments: [adam]\n    metric: test_loss@final\n    tune:\n      over: [lr, wd]\n      pick: min\n    test: {less: {a: {schedule: always}, b: {schedule: none}}}\n",
+    );
+    let line = line_of(&text, "over: [lr, wd]");
+    assert!(e.contains(&format!("grid.yaml:{line}:")), "{e}");
+    assert!(
+        e.contains("`tune.over`: `wd` is not a parameter")
+            && e.contains("grid axes of `adam`: schedule, lr, weight_decay"),
+        "{e}"
+    );
+}
+
+#[test]
+fn inconsistent_where_and_tune_are_rejected_with_the_reason() {
+    let cases = [
+        // A value of the wrong type, and `max` on a named axis.
+        ("where: {lr: fast}", "lr: fast", "or `max` / `min`"),
+        (
+            "where: {schedule: max}",
+            "schedule: max",
+            "expected one of none, always",
+        ),
+        // The arm asks for what `where` excludes.
+        (
+            "where: {schedule: none}",
+            "schedule: none}",
+            "the arm would be empty",
+        ),
+        // Tuning over a compared axis.
+        (
+            "tune: {over: [schedule], pick: min}",
+            "over: [schedule]",
+            "both tuned over and compared",
+        ),
+        (
+            "tune: {over: [lr], pick: min, by: test_los@min}",
+            "by: test_los",
+            "writes no metric `test_los`",
+        ),
+        (
+            "tune: {over: [lr], pick: min, good_within: -1}",
+            "good_within: -1",
+            "finite number ≥ 0",
+        ),
+        (
+            "tune: {over: [lr], pick: best}",
+            "pick: best",
+            "expected `min` or `max`",
+        ),
+        (
+            "tune: {over: [], pick: min}",
+            "over: []",
+            "at least one grid axis",
+        ),
+    ];
+    for (field, needle, msg) in cases {
+        let (text, e) = errors_with(&format!(
+            "  - id: bad\n    claim: C7\n    text: t\n    experiments: [adam]\n    metric: test_loss@final\n    {field}\n    test: {{less: {{a: {{schedule: always}}, b: {{schedule: none}}}}}}\n"
+        ));
+        let line = line_of(&text, needle);
+        assert!(
+            e.contains(&format!("grid.yaml:{line}:")) && e.contains(msg),
+            "{field}: want line {line} and {msg:?} in:\n{e}"
+        );
+    }
+    let (_, e) = errors_with(
+        "  - {id: bad, claim: C7, text: t, experiments: [adam], metric: test_loss@final,\n     test: {less: {a: {schedule: always}, b: {schedule: none}, margin: -0.1}}}\n",
+    );
+    assert!(e.contains("margin must be a finite number ≥ 0"), "{e}");
+    let (_, e) = errors_with(
+        "  - {id: bad, claim: C7, text: t, experiments: [adam], metric: test_loss@final,\n     tune: {over: [lr], pick: min, good_within: 0.1},\n     test: {rank_agreement: {with: test_acc@final, across: schedule, above: 0.5}}}\n",
+    );
+    assert!(e.contains("rank_agreement's `with`"), "{e}");
+}
+
+/// C7–C10 as they can be written for the `lm` experiment (`variant` × `lr` × `weight_decay`).
+const LM: &str = r#"
+datasets:
+  wikitext2:
+    format: wikitext-tokens
+    files: [{name: w.zip, urls: ["http://127.0.0.1:9/w.zip"]}]
+experiments:
+  wt2:
+    kind: lm
+    datasets: [wikitext2]
+    grid:
+      variant: [adam_l2, adamw, l2_in_m, l2_in_v, adaptive_decoupled]
+      lr: [0.001, 0.003]
+      weight_decay: [0.0, 0.01, 0.1]
+      seed: [0, 1, 2]
+profiles:
+  paper: {}
+claims:
+  - id: C7-tuned
+    claim: C7
+    text: Tuned over (lr, λ), AdamW's test perplexity matches or beats Adam+l2's.
+    experiments: [wt2]
+    metric: test_ppl@final
+    tune: {over: [lr, weight_decay], pick: min, by: valid_loss@min}
+    test: {less: {a: {variant: adamw}, b: {variant: adam_l2}, margin: 1.0}}
+  - id: C7-region
+    claim: C7
+    text: AdamW's region of good (lr, λ) is wider than Adam+l2's.
+    experiments: [wt2]
+    metric: valid_loss@min
+    tune: {over: [lr, weight_decay], pick: min, good_within: 0.05}
+    test: {greater: {a: {variant: adamw}, b: {variant: adam_l2}}}
+  - id: C8-in-m
+    claim: C8
+    text: l2 only in m degrades at large λ, unlike AdamW.
+    experiments: [wt2]
+    metric: valid_loss@min
+    where: {weight_decay: max}
+    tune: {over: [lr], pick: min}
+    test: {greater: {a: {variant: l2_in_m}, b: {variant: adamw}}}
+  - id: C8-in-v
+    claim: C8
+    text: l2 only in v keeps AdamW's wide region.
+    experiments: [wt2]
+    metric: valid_loss@min
+    tune: {over: [lr, weight_decay], pick: min, good_within: 0.05}
+    test: {greater: {a: {variant: l2_in_v}, b: {variant: adam_l2}}}
+  - id: C9
+    claim: C9
+    text: The adaptive decoupled decay does not degrade like Adam+l2.
+    experiments: [wt2]
+    metric: valid_loss@min
+    where: {weight_decay: max}
+    tune: {over: [lr], pick: min}
+    test: {less: {a: {variant: adaptive_decoupled}, b: {variant: adam_l2}}}
+  - id: C10-share
+    claim: C10
+    text: Under Adam+l2 at large λ the l2 term dominates m.
+    experiments: [wt2]
+    metric: l2_share_of_m@mean
+    where: {variant: adam_l2, weight_decay: max}
+    tune: {over: [lr], pick: min, by: valid_loss@min}
+    test: {above: {value: 0.5}}
+"#;
+
+#[test]
+fn adam_claims_written_for_the_lm_kind_decide_on_contrived_runs() {
+    // `coupled`: λ·w enters m (adam_l2, l2_in_m), so the loss grows with λ and l2 fills m.
+    let run = |paper_like: bool| {
+        let mut o = Vec::new();
+        for v in [
+            "adam_l2",
+            "adamw",
+            "l2_in_m",
+            "l2_in_v",
+            "adaptive_decoupled",
+        ] {
+            let coupled = paper_like && (v == "adam_l2" || v == "l2_in_m");
+            for (k, lr) in [0.001, 0.003].into_iter().enumerate() {
+                for wd in [0.0, 0.01, 0.1] {
+                    for seed in 0..3 {
+                        let noise = jitter(seed) * (1.0 + k as f64);
+                        let loss = 4.0 + wd * if coupled { 10.0 } else { 0.2 } + 0.02 * k as f64;
+                        let share = if coupled { 8.0 * wd } else { 0.0 } + noise;
+                        o.push(obs(
+                            json!({"variant": v, "lr": lr, "weight_decay": wd}),
+                            seed,
+                            &[
+                                ("valid_loss", vec![loss + 1.0, loss + noise]),
+                                ("test_ppl", vec![999.0, (loss + noise).exp()]),
+                                ("l2_share_of_m", vec![share, share]),
+                            ],
+                        ));
+                    }
+                }
+            }
+        }
+        let data = ExperimentData {
+            kind: stage::kind("lm").unwrap(),
+            ..experiment("wt2", &["variant", "lr", "weight_decay"], o)
+        };
+        let p = Pipeline::parse(Path::new("lm.yaml"), LM).unwrap_or_else(|e| panic!("{e}"));
+        let inputs = Inputs {
+            profile: "paper".into(),
+            experiments: vec![data],
+            digests: Default::default(),
+        };
+        evaluate(&p, &inputs)
+    };
+    let r = run(true);
+    for id in [
+        "C7-tuned",
+        "C7-region",
+        "C8-in-m",
+        "C8-in-v",
+        "C9",
+        "C10-share",
+    ] {
+        assert_eq!(
+            check(&r, id).verdict,
+            Verdict::Reproduced,
+            "{:?}",
+            check(&r, id)
+        );
+    }
+    // Without the coupling every variant behaves alike: AdamW still matches Adam+l2, but no
+    // region is wider, nothing degrades and l2 is no share of m.
+    let r = run(false);
+    assert_eq!(check(&r, "C7-tuned").verdict, Verdict::Reproduced);
+    for id in ["C7-region", "C8-in-m", "C8-in-v", "C9", "C10-share"] {
+        assert_ne!(
+            check(&r, id).verdict,
+            Verdict::Reproduced,
+            "{:?}",
+            check(&r, id)
+        );
+    }
+}

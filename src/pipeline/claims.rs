@@ -1,16 +1,21 @@
 //! The `claims:` section of `pipeline.yaml`: the paper's claims (SPEC.md §3) as machine checks.
 //! Each check names the experiments it reads, the metric (`test_acc@final`), the comparison and
-//! the profiles that can decide it; everything it names is checked against the stage kinds'
-//! declared parameters and results before any work starts. Evaluation lives in `report`.
+//! the profiles that can decide it, and optionally which runs it reads (`where:`) and how a
+//! tuned hyper-parameter grid is collapsed first (`tune:`, for the Adam claims C7–C10);
+//! everything it names is checked against the stage kinds' declared parameters and results
+//! before any work starts (`validate`). Evaluation lives in `report`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::spec::{Pipeline, valid_name};
+use super::spec::Pipeline;
 use super::stage::{self, Rows, StageDecl};
+
+mod validate;
+pub use validate::check;
 
 /// One check of one paper claim.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -31,6 +36,15 @@ pub struct ClaimSpec {
     /// Written `{less: {a: …, b: …}}` (a one-key map, not a YAML tag).
     #[serde(default, with = "serde_yaml::with::singleton_map")]
     pub test: Option<TestSpec>,
+    /// `where: {variant: adam_l2, weight_decay: max}`: only observations with these
+    /// coordinates are read. On a numeric axis the value may be `max` or `min`, the largest or
+    /// smallest value of that axis among the experiment's observations (so one check fits every
+    /// profile's grid). Applied before `tune`.
+    #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
+    pub where_: Arm,
+    /// Collapse hyper-parameter axes before the test (see [`TuneSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneSpec>,
     /// Profiles whose runs can decide it; elsewhere it reports "not checkable at this profile".
     /// Empty: every profile.
     #[serde(default)]
@@ -67,14 +81,74 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 /// Grid coordinates selecting one arm (`{schedule: early}`); seeds are the replicates.
 pub type Arm = BTreeMap<String, Value>;
 
+/// `tune: {over: [lr, weight_decay], pick: min, by: valid_loss@min, good_within: 0.1}`:
+/// collapse the axes `over`, per remaining coordinates (arm) and seed, before the test.
+///
+/// Without `good_within` the arm and seed keep the one run whose `by` value is smallest
+/// (`pick: min`) or largest (`max`) among its runs that differ only in the `over` axes, and the
+/// check's metric is read from that run: "the best over the grid", as a practitioner tuning lr
+/// and λ would pick. Runs without a finite `by` value are never picked; ties go to the run with
+/// the smallest `over` coordinates, compared in the order of `over` (numbers by value).
+///
+/// With `good_within: X` the value of an arm and seed is instead the fraction of its cells
+/// (runs differing only in the `over` axes) whose `by` value is at most X worse than the best
+/// `by` value of that seed over all arms: the width of the region of good hyper-parameters. A
+/// cell whose `by` value is missing, NaN or infinite counts as not good (a diverged run is a bad
+/// run, not an absent one); a seed with no finite `by` value anywhere has no best and so no
+/// fraction.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneSpec {
+    /// The grid axes collapsed (e.g. `[lr]` or `[lr, weight_decay]`).
+    pub over: Vec<String>,
+    /// Which `by` value is best.
+    pub pick: Pick,
+    /// The metric the choice is made on (`valid_loss@min`); default: the check's own metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Replace the best run by the fraction of cells within this distance of the best.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_within: Option<f64>,
+}
+
+/// Whether the smallest or the largest value is best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pick {
+    Min,
+    Max,
+}
+
+impl Pick {
+    pub fn word(self) -> &'static str {
+        match self {
+            Pick::Min => "min",
+            Pick::Max => "max",
+        }
+    }
+}
+
 /// The comparison a check makes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TestSpec {
-    /// mean(a) < mean(b): Welch's one-sided test.
-    Less { a: Arm, b: Arm },
-    /// mean(a) > mean(b): Welch's one-sided test.
-    Greater { a: Arm, b: Arm },
+    /// mean(a) < mean(b) + margin: Welch's one-sided test (`margin` > 0: non-inferiority,
+    /// "a matches or beats b" for a metric where lower is better).
+    Less {
+        a: Arm,
+        b: Arm,
+        /// Default 0: a plain ordering.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        margin: Option<f64>,
+    },
+    /// mean(a) > mean(b) − margin: Welch's one-sided test.
+    Greater {
+        a: Arm,
+        b: Arm,
+        /// Default 0: a plain ordering.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        margin: Option<f64>,
+    },
     /// |mean(a) − mean(b)| < margin: TOST.
     Equivalent { a: Arm, b: Arm, margin: f64 },
     /// The metric increases along a grid axis: Kendall τ per seed, its mean above 0.
@@ -89,6 +163,11 @@ pub enum TestSpec {
         #[serde(default)]
         below: Option<f64>,
     },
+    /// The mean over seeds exceeds `value`: one-sample t-test. Needs one value per seed after
+    /// `where` and `tune`.
+    Above { value: f64 },
+    /// The mean over seeds is below `value`: one-sample t-test, one value per seed.
+    Below { value: f64 },
 }
 
 /// How a per-epoch series becomes one number per run.
@@ -172,225 +251,6 @@ pub fn coordinate_kind(p: &Pipeline, experiment: &str) -> Option<&'static StageD
         Rows::PerUpstreamRun { .. } => {
             let up = p.experiment(e.needs.first()?)?;
             stage::kind(&up.kind)
-        }
-    }
-}
-
-/// Check every claim against the pipeline; `at(yaml_path, message)` records a problem.
-pub fn check(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
-    let mut ids = BTreeSet::new();
-    for (i, c) in p.claims.iter().enumerate() {
-        let path = format!("claims[{i}]");
-        if !valid_name(&c.id.replace('.', "_")) {
-            at(
-                &format!("{path}.id"),
-                format!(
-                    "claim id {:?} may use only letters, digits, `_`, `-` and `.`",
-                    c.id
-                ),
-            );
-        } else if !ids.insert(c.id.clone()) {
-            at(
-                &format!("{path}.id"),
-                format!("duplicate claim id `{}`", c.id),
-            );
-        }
-        for (j, prof) in c.decide_at.iter().enumerate() {
-            if !p.profiles.contains_key(prof) {
-                let known: Vec<&str> = p.profiles.keys().map(String::as_str).collect();
-                at(
-                    &format!("{path}.decide_at[{j}]"),
-                    format!(
-                        "profile `{prof}` is not declared; declared: {}",
-                        known.join(", ")
-                    ),
-                );
-            }
-        }
-        if !(c.alpha > 0.0 && c.alpha < 0.5) {
-            at(
-                &format!("{path}.alpha"),
-                format!("alpha must be in (0, 0.5), got {}", c.alpha),
-            );
-        }
-        if c.pending.is_some() {
-            continue;
-        }
-        let Some(test) = &c.test else {
-            at(
-                &path,
-                format!(
-                    "claim `{}` needs a `test:` (less, greater, equivalent, increasing, rank_agreement) or a `pending:` reason",
-                    c.id
-                ),
-            );
-            continue;
-        };
-        if c.experiments.is_empty() {
-            at(&path, format!("claim `{}` names no `experiments:`", c.id));
-        }
-        if c.metric.is_empty() {
-            at(&path, format!("claim `{}` names no `metric:`", c.id));
-        }
-        for (j, e) in c.experiments.iter().enumerate() {
-            let ep = format!("{path}.experiments[{j}]");
-            let Some(exp) = p.experiment(e) else {
-                at(
-                    &ep,
-                    format!("experiment `{e}` is not declared under `experiments:`"),
-                );
-                continue;
-            };
-            let Some(kind) = stage::kind(&exp.kind) else {
-                continue;
-            };
-            for (k, m) in c.metric.iter().enumerate() {
-                let mp = if c.metric.len() == 1 {
-                    format!("{path}.metric")
-                } else {
-                    format!("{path}.metric[{k}]")
-                };
-                if let Err(msg) = check_metric(kind, m) {
-                    at(&mp, msg);
-                }
-            }
-            check_test(p, e, kind, test, &format!("{path}.test"), at);
-        }
-    }
-}
-
-/// A metric reference valid for a kind's results.
-fn check_metric(kind: &StageDecl, m: &str) -> Result<MetricRef, String> {
-    let r = MetricRef::parse(m)?;
-    if kind.results.metric(&r.name).is_none() {
-        let known: Vec<&str> = kind.results.metrics.iter().map(|m| m.name).collect();
-        return Err(format!(
-            "stage kind `{}` writes no metric `{}`; it writes: {}",
-            kind.name,
-            r.name,
-            known.join(", ")
-        ));
-    }
-    match (kind.results.rows, r.reduce) {
-        (Rows::PerEpoch, None) => Err(format!(
-            "`{m}` is a per-epoch series: add a reducer, e.g. `{m}@final` ({REDUCERS})"
-        )),
-        (Rows::PerUpstreamRun { .. }, Some(_)) => Err(format!(
-            "`{m}`: stage kind `{}` writes one value per run; drop the `@…` reducer",
-            kind.name
-        )),
-        _ => Ok(r),
-    }
-}
-
-/// Grid coordinates a check may select on, with their parameter schemas.
-fn check_axis(
-    p: &Pipeline,
-    experiment: &str,
-    kind: &StageDecl,
-    axis: &str,
-) -> Result<&'static super::params::ParamSpec, String> {
-    if axis == "seed" {
-        return Err("`seed` is the replicate axis; arms are compared across seeds".into());
-    }
-    let coord = coordinate_kind(p, experiment).ok_or_else(|| {
-        format!("experiment `{experiment}` has no upstream experiment to take coordinates from")
-    })?;
-    if let Rows::PerUpstreamRun { coordinates } = kind.results.rows
-        && !coordinates.contains(&axis)
-    {
-        return Err(format!(
-            "`{axis}` is not a coordinate of `{}` results; they carry {}",
-            kind.name,
-            coordinates.join(", ")
-        ));
-    }
-    coord.params.iter().find(|s| s.name == axis).ok_or_else(|| {
-        let valid: Vec<&str> = coord.params.iter().map(|s| s.name).collect();
-        format!(
-            "`{axis}` is not a parameter of stage kind `{}`; valid: {}",
-            coord.name,
-            valid.join(", ")
-        )
-    })
-}
-
-fn check_test(
-    p: &Pipeline,
-    experiment: &str,
-    kind: &StageDecl,
-    test: &TestSpec,
-    path: &str,
-    at: &mut dyn FnMut(&str, String),
-) {
-    let arm = |name: &str, a: &Arm, at: &mut dyn FnMut(&str, String)| {
-        if a.is_empty() {
-            at(
-                &format!("{path}.{name}"),
-                "an arm needs at least one coordinate, e.g. {schedule: early}".into(),
-            );
-        }
-        for (axis, v) in a {
-            let ap = format!("{path}.{name}.{axis}");
-            match check_axis(p, experiment, kind, axis) {
-                Err(msg) => at(&ap, msg),
-                Ok(spec) => {
-                    if let Err(msg) = spec.check(v) {
-                        at(&ap, format!("`{axis}`: {msg}"));
-                    }
-                }
-            }
-        }
-    };
-    match test {
-        TestSpec::Less { a, b } | TestSpec::Greater { a, b } => {
-            let tag = if matches!(test, TestSpec::Less { .. }) {
-                "less"
-            } else {
-                "greater"
-            };
-            arm(&format!("{tag}.a"), a, at);
-            arm(&format!("{tag}.b"), b, at);
-        }
-        TestSpec::Equivalent { a, b, margin } => {
-            arm("equivalent.a", a, at);
-            arm("equivalent.b", b, at);
-            if !(margin.is_finite() && *margin > 0.0) {
-                at(
-                    &format!("{path}.equivalent.margin"),
-                    format!("margin must be a positive number, got {margin}"),
-                );
-            }
-        }
-        TestSpec::Increasing { along } => {
-            if let Err(msg) = check_axis(p, experiment, kind, along) {
-                at(&format!("{path}.increasing.along"), msg);
-            }
-        }
-        TestSpec::RankAgreement {
-            with,
-            across,
-            above,
-            below,
-        } => {
-            let rp = format!("{path}.rank_agreement");
-            if let Err(msg) = check_metric(kind, with) {
-                at(&format!("{rp}.with"), msg);
-            }
-            if let Err(msg) = check_axis(p, experiment, kind, across) {
-                at(&format!("{rp}.across"), msg);
-            }
-            match (above, below) {
-                (Some(t), None) | (None, Some(t)) if (-1.0..=1.0).contains(t) => {}
-                (Some(_), None) | (None, Some(_)) => at(
-                    &rp,
-                    "the τ threshold must be in [-1, 1] (Kendall τ's range)".into(),
-                ),
-                _ => at(
-                    &rp,
-                    "give exactly one of `above: τ` or `below: τ`".to_string(),
-                ),
-            }
         }
     }
 }

@@ -1,16 +1,21 @@
 //! Claim checks evaluated on a profile's observations: per check and experiment, the numbers
 //! compared, the statistic, and a verdict: reproduced, not reproduced, inconclusive (with the
-//! seeds a decision would need), not run, or not checkable at this profile.
+//! seeds a decision would need), not run, or not checkable at this profile. The observations a
+//! check reads are first narrowed and collapsed by its `where`/`tune` (`select`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::observe::{ExperimentData, Inputs, Observation, Source, arm_label};
+use super::observe::{ExperimentData, Inputs, Source, arm_label};
+use super::select::{Point, Selection, select, tune_words};
 use crate::metrics::stats::{self, Summary};
-use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, TestSpec};
+use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, TestSpec, TuneSpec};
 use crate::pipeline::spec::Pipeline;
+
+mod per_seed;
+use per_seed::{one_sample, per_seed_tau};
 
 /// Power assumed when saying how many seeds would decide an inconclusive check.
 pub const POWER: f64 = 0.8;
@@ -55,8 +60,15 @@ pub struct CheckResult {
     pub text: String,
     pub experiment: Option<String>,
     pub metric: Option<String>,
-    /// The comparison in words (`early < none`).
+    /// The comparison in words (`early < none`), with its `where`/`tune`.
     pub test: String,
+    /// The check's `where:` as written (`max`/`min` unresolved; the measured line resolves
+    /// them), so a reader of claims.json sees which runs the numbers were formed from.
+    #[serde(rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
+    pub where_: Arm,
+    /// The check's `tune:`, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneSpec>,
     pub verdict: Verdict,
     /// The measurement in one line, with its statistic.
     pub measured: String,
@@ -92,7 +104,9 @@ pub fn evaluate(p: &Pipeline, inputs: &Inputs) -> Vec<CheckResult> {
             text: c.text.trim().to_string(),
             experiment: None,
             metric: None,
-            test: c.test.as_ref().map(describe).unwrap_or_default(),
+            test: c.test.as_ref().map(|t| describe(c, t)).unwrap_or_default(),
+            where_: c.where_.clone(),
+            tune: c.tune.clone(),
             verdict: Verdict::NotRun,
             measured: String::new(),
             seeds: String::new(),
@@ -142,18 +156,64 @@ fn decides(c: &ClaimSpec, profile: &str) -> bool {
     c.decide_at.is_empty() || c.decide_at.iter().any(|p| p == profile)
 }
 
-/// The comparison in words.
-pub fn describe(t: &TestSpec) -> String {
-    let arm = |a: &Arm| {
-        let coords: serde_json::Map<String, Value> =
-            a.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let axes: Vec<String> = a.keys().cloned().collect();
-        arm_label(&coords, &axes)
+/// The check's comparison in words, then what it reads: `adamw < adam_l2 + 0.05 (best of lr,
+/// weight_decay by min valid_loss@min)`, `mean > 0.5 (where variant=adam_l2, weight_decay=max;
+/// …)`.
+pub fn describe(c: &ClaimSpec, t: &TestSpec) -> String {
+    let mut how = Vec::new();
+    if !c.where_.is_empty() {
+        let fixed: Vec<String> = c
+            .where_
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                _ => format!("{k}={v}"),
+            })
+            .collect();
+        how.push(format!("where {}", fixed.join(", ")));
+    }
+    if let Some(tn) = &c.tune {
+        let by = match (&tn.by, c.metric.as_slice()) {
+            (Some(b), _) => b.clone(),
+            (None, [m]) => m.clone(),
+            (None, _) => "each metric".into(),
+        };
+        let by = MetricRef::parse(&by).unwrap_or(MetricRef {
+            name: by,
+            reduce: None,
+        });
+        how.push(tune_words(tn, &by));
+    }
+    let test = describe_test(t);
+    if how.is_empty() {
+        test
+    } else {
+        format!("{test} ({})", how.join("; "))
+    }
+}
+
+fn arm_text(a: &Arm) -> String {
+    let coords: serde_json::Map<String, Value> =
+        a.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let axes: Vec<String> = a.keys().cloned().collect();
+    arm_label(&coords, &axes)
+}
+
+/// The comparison alone in words (`early < none`).
+pub fn describe_test(t: &TestSpec) -> String {
+    let arm = arm_text;
+    let plus = |m: &Option<f64>, sign: char| match m {
+        Some(m) if *m != 0.0 => format!(" {sign} {m}"),
+        _ => String::new(),
     };
     match t {
-        TestSpec::Less { a, b } => format!("{} < {}", arm(a), arm(b)),
-        TestSpec::Greater { a, b } => format!("{} > {}", arm(a), arm(b)),
+        TestSpec::Less { a, b, margin } => format!("{} < {}{}", arm(a), arm(b), plus(margin, '+')),
+        TestSpec::Greater { a, b, margin } => {
+            format!("{} > {}{}", arm(a), arm(b), plus(margin, '−'))
+        }
         TestSpec::Equivalent { a, b, margin } => format!("{} ≈ {} (±{margin})", arm(a), arm(b)),
+        TestSpec::Above { value } => format!("mean > {value}"),
+        TestSpec::Below { value } => format!("mean < {value}"),
         TestSpec::Increasing { along } => format!("increases with {along}"),
         TestSpec::RankAgreement {
             with,
@@ -186,12 +246,12 @@ pub fn num(x: f64) -> String {
     }
 }
 
-fn group(label: String, obs: &[&Observation], kind: &ExperimentData, m: &MetricRef) -> Group {
+fn group(label: String, points: &[&Point]) -> Group {
     let mut seeds = Vec::new();
     let mut values = Vec::new();
-    for o in obs {
-        if let Some(v) = o.value(kind.kind, m) {
-            seeds.push(o.seed);
+    for p in points {
+        if let Some(v) = p.value {
+            seeds.push(p.seed);
             values.push(v);
         }
     }
@@ -220,7 +280,15 @@ fn check(
     m: &MetricRef,
     r: &mut CheckResult,
 ) {
-    let mut sources: Vec<Source> = data.observations.iter().map(|o| o.source.clone()).collect();
+    let sel = match select(c, data, m) {
+        Ok(sel) => sel,
+        Err(why) => {
+            r.note = Some(why);
+            r.verdict = Verdict::NotRun;
+            return;
+        }
+    };
+    let mut sources: Vec<Source> = sel.read.iter().map(|o| o.source.clone()).collect();
     sources.sort();
     sources.dedup();
     r.sources = sources;
@@ -233,14 +301,17 @@ fn check(
             data.missing[0]
         )
     });
+    let margin = |m: &Option<f64>| m.unwrap_or(0.0);
     match test {
-        TestSpec::Less { a, b } => pair(c, data, m, a, b, Side::Less, r),
-        TestSpec::Greater { a, b } => pair(c, data, m, a, b, Side::Greater, r),
-        TestSpec::Equivalent { a, b, margin } => equivalent(c, data, m, a, b, *margin, r),
+        TestSpec::Less { a, b, margin: d } => pair(c, &sel, a, b, Side::Less, margin(d), r),
+        TestSpec::Greater { a, b, margin: d } => pair(c, &sel, a, b, Side::Greater, margin(d), r),
+        TestSpec::Equivalent { a, b, margin } => equivalent(c, &sel, a, b, *margin, r),
+        TestSpec::Above { value } => one_sample(c, &sel, *value, true, r),
+        TestSpec::Below { value } => one_sample(c, &sel, *value, false, r),
         TestSpec::Increasing { along } => {
             let label = format!("τ({along}, {m})");
-            per_seed_tau(c, data, along, &label, 0.0, true, r, |o| {
-                Some((o.coords.get(along)?.as_f64()?, o.value(data.kind, m)?))
+            per_seed_tau(c, &sel, along, &label, 0.0, true, r, |p| {
+                Some((p.coords.get(along)?.as_f64()?, p.value?))
             })
         }
         TestSpec::RankAgreement {
@@ -259,10 +330,13 @@ fn check(
                 _ => (0.0, true),
             };
             let label = format!("τ({m}, {with})");
-            per_seed_tau(c, data, across, &label, threshold, up, r, |o| {
-                Some((o.value(data.kind, m)?, o.value(data.kind, &reference)?))
+            per_seed_tau(c, &sel, across, &label, threshold, up, r, |p| {
+                Some((p.value?, p.run?.value(data.kind, &reference)?))
             })
         }
+    }
+    if !sel.how.is_empty() && !r.measured.is_empty() {
+        r.measured = format!("{}: {}", sel.how, r.measured);
     }
     if let Some(why) = missing {
         r.note = Some(why);
@@ -277,12 +351,9 @@ enum Side {
     Greater,
 }
 
-fn arm_group(data: &ExperimentData, arm: &Arm, m: &MetricRef) -> Group {
-    let obs: Vec<&Observation> = data.observations.iter().filter(|o| o.in_arm(arm)).collect();
-    let coords: serde_json::Map<String, Value> =
-        arm.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let axes: Vec<String> = arm.keys().cloned().collect();
-    group(arm_label(&coords, &axes), &obs, data, m)
+fn arm_group(sel: &Selection, arm: &Arm) -> Group {
+    let points: Vec<&Point> = sel.points.iter().filter(|p| p.in_arm(arm)).collect();
+    group(arm_text(arm), &points)
 }
 
 /// Too few values on a side for statistics: the verdict stays "not run" (none) or
@@ -301,29 +372,33 @@ fn too_few(groups: &[&Group], r: &mut CheckResult) -> bool {
     false
 }
 
+/// H₁: mean(a) < mean(b) + margin (`Less`) or mean(a) > mean(b) − margin (`Greater`), Welch.
 fn pair(
     c: &ClaimSpec,
-    data: &ExperimentData,
-    m: &MetricRef,
+    sel: &Selection,
     a: &Arm,
     b: &Arm,
     side: Side,
+    margin: f64,
     r: &mut CheckResult,
 ) {
-    let (ga, gb) = (arm_group(data, a, m), arm_group(data, b, m));
+    let (ga, gb) = (arm_group(sel, a), arm_group(sel, b));
     // Neutral wording: the test column states the claim, this says what was seen.
     r.measured = format!("{} vs {}", show(&ga), show(&gb));
+    if margin != 0.0 {
+        r.measured += &format!(" (margin {margin})");
+    }
     r.seeds = format!("{}+{}", ga.values.len(), gb.values.len());
     r.groups = vec![ga.clone(), gb.clone()];
     if too_few(&[&ga, &gb], r) {
         return;
     }
-    // H₁ as "x < y" in both cases.
+    // H₁ as "mean(x) − mean(y) < margin" in both cases.
     let (x, y) = match side {
         Side::Less => (&ga.values, &gb.values),
         Side::Greater => (&gb.values, &ga.values),
     };
-    match stats::welch_less(x, y) {
+    match stats::welch_shifted(x, y, margin) {
         Ok(w) => {
             let p_other = 1.0 - w.p_less;
             r.statistics.insert("t".into(), w.t);
@@ -340,8 +415,12 @@ fn pair(
                 Verdict::NotReproduced
             } else {
                 let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                if mean(x) < mean(y) {
-                    r.seeds_needed = stats::seeds_needed(x, y, c.alpha, POWER).ok().flatten();
+                if mean(x) < mean(y) + margin {
+                    // The effect is the distance to the margin: compare x with y shifted by it.
+                    let shifted: Vec<f64> = y.iter().map(|v| v + margin).collect();
+                    r.seeds_needed = stats::seeds_needed(x, &shifted, c.alpha, POWER)
+                        .ok()
+                        .flatten();
                 } else {
                     r.note = Some("the observed difference points the other way".into());
                 }
@@ -352,7 +431,7 @@ fn pair(
             // Both sides constant across seeds: the ordering is exact or absent.
             let (mx, my) = (x[0], y[0]);
             r.note = Some("no variance across seeds: the ordering is read directly".into());
-            r.verdict = if mx < my {
+            r.verdict = if mx < my + margin {
                 Verdict::Reproduced
             } else {
                 Verdict::NotReproduced
@@ -361,16 +440,8 @@ fn pair(
     }
 }
 
-fn equivalent(
-    c: &ClaimSpec,
-    data: &ExperimentData,
-    m: &MetricRef,
-    a: &Arm,
-    b: &Arm,
-    margin: f64,
-    r: &mut CheckResult,
-) {
-    let (ga, gb) = (arm_group(data, a, m), arm_group(data, b, m));
+fn equivalent(c: &ClaimSpec, sel: &Selection, a: &Arm, b: &Arm, margin: f64, r: &mut CheckResult) {
+    let (ga, gb) = (arm_group(sel, a), arm_group(sel, b));
     r.seeds = format!("{}+{}", ga.values.len(), gb.values.len());
     r.groups = vec![ga.clone(), gb.clone()];
     r.measured = format!("{} vs {}", show(&ga), show(&gb));
@@ -416,102 +487,6 @@ fn equivalent(
         Err(_) => {
             r.note = Some("no variance across seeds: the difference is read directly".into());
             r.verdict = if diff.abs() < margin {
-                Verdict::Reproduced
-            } else {
-                Verdict::NotReproduced
-            };
-        }
-    }
-}
-
-/// Kendall τ between two numbers of each observation across the arms along `axis`, per seed
-/// (and per value of any other varying coordinate), then the mean τ against `threshold`
-/// (above it when `up`, below it otherwise).
-#[allow(clippy::too_many_arguments)]
-fn per_seed_tau(
-    c: &ClaimSpec,
-    data: &ExperimentData,
-    axis: &str,
-    label: &str,
-    threshold: f64,
-    up: bool,
-    r: &mut CheckResult,
-    pair_of: impl Fn(&Observation) -> Option<(f64, f64)>,
-) {
-    let strata: Vec<String> = data
-        .arm_axes
-        .iter()
-        .filter(|a| *a != axis)
-        .cloned()
-        .collect();
-    let mut by_seed: BTreeMap<(i64, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for o in &data.observations {
-        if let Some(xy) = pair_of(o) {
-            let stratum = arm_label(&o.coords, &strata);
-            by_seed.entry((o.seed, stratum)).or_default().push(xy);
-        }
-    }
-    let mut g = Group {
-        label: label.to_string(),
-        seeds: Vec::new(),
-        values: Vec::new(),
-        mean: None,
-        ci95: None,
-    };
-    for ((seed, _), xy) in &by_seed {
-        let (x, y): (Vec<f64>, Vec<f64>) = xy.iter().copied().unzip();
-        if let Ok(Some(tau)) = stats::kendall_tau_b(&x, &y) {
-            g.seeds.push(*seed);
-            g.values.push(tau);
-        }
-    }
-    if let Ok(s) = stats::summarize(&g.values) {
-        g.mean = Some(s.mean);
-        g.ci95 = s.ci95;
-    }
-    r.measured = show(&g);
-    r.seeds = g.values.len().to_string();
-    r.groups = vec![g.clone()];
-    if g.values.is_empty() {
-        r.note = Some("no seed has two arms with distinct values to rank".into());
-        r.verdict = Verdict::NotRun;
-        return;
-    }
-    if g.values.len() < 2 {
-        r.note = Some("one seed gives no variance estimate: at least 2 needed".into());
-        r.verdict = Verdict::Inconclusive;
-        return;
-    }
-    // H₁: mean τ beyond the threshold on the claimed side; flip signs for "below".
-    let sign = if up { 1.0 } else { -1.0 };
-    let signed: Vec<f64> = g.values.iter().map(|t| sign * t).collect();
-    let mean = g.mean.unwrap_or(f64::NAN);
-    match (
-        stats::t_greater(&signed, sign * threshold),
-        stats::t_greater(
-            &signed.iter().map(|v| -v).collect::<Vec<_>>(),
-            -sign * threshold,
-        ),
-    ) {
-        (Ok(p), Ok(p_other)) => {
-            r.statistics.insert("p".into(), p);
-            r.statistics.insert("tau_mean".into(), mean);
-            r.measured += &format!("; t-test p = {}", num(p));
-            r.verdict = if p < c.alpha {
-                Verdict::Reproduced
-            } else if p_other < c.alpha {
-                Verdict::NotReproduced
-            } else {
-                r.seeds_needed = stats::seeds_needed_one(&g.values, threshold, c.alpha, POWER)
-                    .ok()
-                    .flatten();
-                Verdict::Inconclusive
-            };
-        }
-        _ => {
-            r.note = Some("τ is the same for every seed: read directly".into());
-            r.statistics.insert("tau_mean".into(), mean);
-            r.verdict = if sign * mean > sign * threshold {
                 Verdict::Reproduced
             } else {
                 Verdict::NotReproduced
