@@ -1,0 +1,79 @@
+"""Optimizer step time alone of torch.optim.Adam(weight_decay=1e-2, lr=1e-3) over a fixed parameter
+set with fixed random gradients: the baseline that examples/bench_adam_step.rs (repro's V1–V5) is
+compared with in scripts/bench_lm.sh.
+
+    bench_adam_step.py <shapes> <threads> <warmup> <steps> <repeats>
+
+`shapes` is the same string the Rust side gets (comma-separated shapes, dimensions joined by `x`).
+Rows, each a fresh optimizer over parameters reset to their initial values:
+  adam_single   Adam(foreach=False): the single-tensor path (what repro's per-tensor loop mirrors)
+  adam_default  Adam() with torch's choice (on CPU: the single-tensor path too)
+  adam_foreach  Adam(foreach=True): the multi-tensor kernels
+  adam_fused    Adam(fused=True): torch's fused CPU kernel
+  adamw_single  AdamW(foreach=False): the baseline of repro's V2
+
+Prints `params <count> tensors <n>` first, then per repeat one line per row: `<row> ms <median>`,
+the median over `steps` timed steps after `warmup` untimed ones.
+"""
+import statistics
+import sys
+import time
+
+import torch
+
+LR = 1e-3
+WEIGHT_DECAY = 1e-2
+ROWS = {
+    "adam_single": (torch.optim.Adam, {"foreach": False}),
+    "adam_default": (torch.optim.Adam, {}),
+    "adam_foreach": (torch.optim.Adam, {"foreach": True}),
+    "adam_fused": (torch.optim.Adam, {"fused": True}),
+    "adamw_single": (torch.optim.AdamW, {"foreach": False}),
+}
+
+
+def parse_shapes(s):
+    shapes = []
+    for shape in s.split(","):
+        dims = []
+        for d in shape.split("x"):
+            if not d.strip().isdigit() or int(d) < 1:
+                raise SystemExit(
+                    f"shapes: dimension in '{shape}': expected an integer ≥ 1, got '{d}'"
+                )
+            dims.append(int(d))
+        shapes.append(dims)
+    return shapes
+
+
+def main(argv):
+    if len(argv) != 5:
+        raise SystemExit(__doc__ + f"\n(got {len(argv)} arguments, expected 5)")
+    shapes = parse_shapes(argv[0])
+    threads, warmup, steps, repeats = (int(a) for a in argv[1:])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    init = [torch.randn(s) for s in shapes]
+    grads = [torch.randn(s) for s in shapes]
+    params = [torch.nn.Parameter(t.clone()) for t in init]
+    for p, g in zip(params, grads):
+        p.grad = g
+    print(f"params {sum(p.numel() for p in params)} tensors {len(params)}", flush=True)
+    for _ in range(repeats):
+        for name, (cls, kwargs) in ROWS.items():
+            with torch.no_grad():
+                for p, p0 in zip(params, init):
+                    p.copy_(p0)
+            opt = cls(params, lr=LR, weight_decay=WEIGHT_DECAY, **kwargs)
+            times = []
+            for i in range(warmup + steps):
+                start = time.perf_counter()
+                opt.step()
+                if i >= warmup:
+                    times.append((time.perf_counter() - start) * 1e3)
+            print(f"{name} ms {statistics.median(times):.3f}", flush=True)
+            del opt
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
