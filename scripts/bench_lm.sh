@@ -11,11 +11,9 @@ bin=${CARGO_TARGET_DIR:-target}/release/examples
 threads=2
 rounds=2 # interleaved repeats; best of them each (load drifts on a shared machine hit both sides)
 
-# Same parameter count on both sides, checked before any timing (the first output line).
-same_params() { # what, rust output, python output
-  local r p; r=$(head -1 <<<"$2"); p=$(head -1 <<<"$3")
-  [ "$r" = "$p" ] || { echo "bench_lm: $1: repro has '$r', PyTorch '$p'" >&2; exit 1; }
-}
+# Same parameter count on both sides: the Python scripts get repro's count and stop, before any
+# timing, when theirs differs.
+count() { "$@" | awk 'NR == 1 {print $2}'; }
 best_max() { sort -g | tail -1; }
 best_min() { sort -g | head -1; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -24,42 +22,41 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 #    batch 20, bptt 35 (pytorch/examples' defaults), dropout 0.2, pre-LN, tied embeddings, on a
 #    fixed random token batch; repro (tch) against PyTorch eager with the clipping and AdamW on
 #    torch's single-tensor path (as repro's per-tensor loops) and on its foreach path.
-#    Rows: vocab d_model heads layers ffn warmup steps.
+#    Rows: vocab d_model heads layers ffn warmup steps repeats (repeats: timed runs of `steps` steps
+#    in each process; the best over all of them and all rounds counts).
 lm_rows=""
-while read -r vocab d heads layers ffn warmup steps; do
+while read -r vocab d heads layers ffn warmup steps repeats; do
   cfg=("$vocab" "$d" "$heads" "$layers" "$ffn" 0.2 1 1 20 35 "$threads")
-  same_params "LM vocab $vocab d $d" \
-    "$("$bin"/bench_lm_step "${cfg[@]}" 0 1 0)" \
-    "$("$REPRO_PYTHON" scripts/bench_lm_step.py "${cfg[@]}" 0 1 0 single)"
-  params=$("$bin"/bench_lm_step "${cfg[@]}" 0 1 0 | awk '{print $2}')
+  params=$(count "$bin"/bench_lm_step "${cfg[@]}" 0 1 0)
   rs=(); single=(); foreach=()
   for _ in $(seq "$rounds"); do
-    rs+=("$("$bin"/bench_lm_step "${cfg[@]}" "$warmup" "$steps" 1 | awk '/tokens/ {print $2}')")
-    single+=("$("$REPRO_PYTHON" scripts/bench_lm_step.py "${cfg[@]}" "$warmup" "$steps" 1 single | awk '/tokens/ {print $2}')")
-    foreach+=("$("$REPRO_PYTHON" scripts/bench_lm_step.py "${cfg[@]}" "$warmup" "$steps" 1 foreach | awk '/tokens/ {print $2}')")
+    run=("$warmup" "$steps" "$repeats")
+    rs+=($("$bin"/bench_lm_step "${cfg[@]}" "${run[@]}" | awk '/tokens/ {print $2}'))
+    single+=($("$REPRO_PYTHON" scripts/bench_lm_step.py "${cfg[@]}" "${run[@]}" single "$params" | awk '/tokens/ {print $2}'))
+    foreach+=($("$REPRO_PYTHON" scripts/bench_lm_step.py "${cfg[@]}" "${run[@]}" foreach "$params" | awk '/tokens/ {print $2}'))
   done
   r=$(printf '%s\n' "${rs[@]}" | best_max)
   s=$(printf '%s\n' "${single[@]}" | best_max)
   f=$(printf '%s\n' "${foreach[@]}" | best_max)
   lm_rows+="| vocab $vocab, d $d, $layers layers, $heads heads, ffn $ffn ($params params) | $s tok/s | $f tok/s | $r tok/s | $(ratio "$r" "$s") | $(ratio "$r" "$f") |"$'\n'
 done <<'ROWS'
-2000 128 4 2 256 2 10
-33278 200 2 2 200 1 3
+2000 128 4 2 256 2 5 3
+33278 200 2 2 200 1 2 2
 ROWS
 
 # 2. The optimizer step alone on ~10M parameters shaped like one wide Transformer layer with a
 #    tied 4000×1000 embedding (16 tensors), fixed random grads, λ = 1e-2, lr = 1e-3: median of the
 #    timed steps after the warm-up (the first step allocates the moments), best of the rounds.
 shapes="4000x1000,3000x1000,3000,1000x1000,1000,1000x1000,1000,1000x1000,1000,1000,1000,1000,1000,1000,1000,4000"
-adam_args=("$shapes" "$threads" 2 7 1)
-same_params "Adam parameter set" \
-  "$("$bin"/bench_adam_step "$shapes" "$threads" 0 1 0)" \
-  "$("$REPRO_PYTHON" scripts/bench_adam_step.py "$shapes" "$threads" 0 1 0)"
-adam_params=$("$bin"/bench_adam_step "$shapes" "$threads" 0 1 0 | awk '{print $2}')
+adam_steps=5
+adam_params=$(count "$bin"/bench_adam_step "$shapes" "$threads" 0 1 0)
+adam_args=("$shapes" "$threads" 1 "$adam_steps" 1)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for _ in $(seq "$rounds"); do
   "$bin"/bench_adam_step "${adam_args[@]}" | awk '/ ms / {print $1, $3}' >> "$work/times"
-  "$REPRO_PYTHON" scripts/bench_adam_step.py "${adam_args[@]}" | awk '/ ms / {print $1, $3}' >> "$work/times"
+  "$REPRO_PYTHON" scripts/bench_adam_step.py "${adam_args[@]}" "$adam_params" > "$work/py"
+  awk '/ ms / {print $1, $3}' "$work/py" >> "$work/times"
+  default_path=$(awk '/default_path/ {print $2}' "$work/py")
 done
 ms() { awk -v row="$1" '$1 == row {print $2}' "$work/times" | best_min; }
 adam=$(ms adam_single); adamw=$(ms adamw_single)
@@ -76,19 +73,20 @@ for row in "v1 V1 (Adam, l2 in the gradient)" "v2 V2 (AdamW)" "v3 V3 (l2 in m on
   fi
 done
 v1=$(ms v1)
-for row in "adam_default Adam() (torch's default on CPU)" "adam_foreach Adam(foreach=True)" \
-  "adam_fused Adam(fused=True)"; do
+for row in "adam_foreach Adam(foreach=True)" "adam_fused Adam(fused=True)"; do
   key=${row%% *}; label=${row#* }
   t=$(ms "$key")
   adam_rows+="| V1 against $label | $v1 ms | $t ms | $(ratio "$v1" "$t") |"$'\n'
 done
 
 cat > "$out/lm.md" <<MD
-| LM training step, batch 20, bptt 35, $threads threads (best of $rounds, interleaved) | PyTorch, single-tensor clip + AdamW | PyTorch, foreach clip + AdamW | repro | ratio (repro / single-tensor throughput) | ratio (repro / foreach throughput) |
+| LM training step, batch 20, bptt 35, $threads threads (best run of $rounds interleaved rounds) | PyTorch, clip + AdamW single-tensor (foreach=False) | PyTorch, clip + AdamW foreach | repro | ratio (repro / single-tensor throughput) | ratio (repro / foreach throughput) |
 |---|---|---|---|---|---|
 ${lm_rows}
-| Adam-family step alone, $adam_params params in 16 tensors, λ = 1e-2, $threads threads (median of 7 steps, best of $rounds, interleaved) | repro | PyTorch | ratio (repro / PyTorch time; > 1 is slower) |
+| Adam-family step alone, $adam_params params in $(tr , "\n" <<<"$shapes" | wc -l) tensors, λ = 1e-2, $threads threads (median of $adam_steps steps, best of $rounds, interleaved) | repro | PyTorch | ratio (repro / PyTorch time; > 1 is slower) |
 |---|---|---|---|
 ${adam_rows}
+torch.optim.Adam() with no foreach/fused argument takes the ${default_path} path on this CPU
+(single = the Adam(foreach=False) rows).
 MD
 cat "$out/lm.md"

@@ -6,13 +6,15 @@ torch.optim.AdamW(lr=1e-3, weight_decay=1e-2) (our defaults, torch's AdamW ones)
 
     bench_lm_step.py <vocab> <d_model> <heads> <layers> <ffn> <dropout> <norm_first 0|1> <tie 0|1>
                      <batch> <bptt> <threads> <warmup> <steps> <repeats> <single|default|foreach>
+                     [<expected params>]
 
 The last argument picks torch's code path for the clipping and the optimizer:
   single   clip_grad_norm_(foreach=False), AdamW(foreach=False): per-tensor loops, as repro
   default  both left to torch: on CPU the clipping uses foreach kernels, AdamW the single-tensor path
   foreach  clip_grad_norm_ and AdamW(foreach=True)
 
-Prints `params <trainable count>` first, then one line per repeat: `tokens/s <x>`.
+Prints `params <trainable count>` first, then one line per repeat: `tokens/s <x>`. With an expected
+count (repro's, from examples/bench_lm_step), a different count is an error before any timing.
 """
 import os
 import sys
@@ -30,8 +32,8 @@ PATHS = {"single": False, "default": None, "foreach": True}
 
 
 def main(argv):
-    if len(argv) != 15:
-        raise SystemExit(__doc__ + f"\n(got {len(argv)} arguments, expected 15)")
+    if len(argv) not in (15, 16):
+        raise SystemExit(__doc__ + f"\n(got {len(argv)} arguments, expected 15 or 16)")
     config = argv[:8]
     batch, bptt, threads, warmup, steps, repeats = (int(a) for a in argv[8:14])
     if argv[14] not in PATHS:
@@ -42,7 +44,10 @@ def main(argv):
     model = lm_reference.build(config)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    print(f"params {sum(p.numel() for p in params)}", flush=True)
+    count = sum(p.numel() for p in params)
+    print(f"params {count}", flush=True)
+    if len(argv) == 16 and count != int(argv[15]):
+        raise SystemExit(f"params: PyTorch's model has {count} trainable parameters, repro's {argv[15]}")
     vocab = int(config[0])
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY, foreach=foreach)
     # foreach=None for clip_grad_norm_ means foreach on CPU; AdamW's None means single-tensor on CPU.
