@@ -332,7 +332,14 @@ impl Adam {
                     };
                     let (g, mg, mr, m) = (wide(&g), wide(&sh.mg), wide(&sh.mr), wide(&st.m));
                     sums.push(Tensor::stack(
-                        &[r2, sq(&g, &g), sq(&mg, &mg), sq(&mr, &mr), sq(&m, &m), sq(&m, &mg)],
+                        &[
+                            r2,
+                            sq(&g, &g),
+                            sq(&mg, &mg),
+                            sq(&mr, &mr),
+                            sq(&m, &m),
+                            sq(&m, &mg),
+                        ],
                         0,
                     ));
                 }
