@@ -9,7 +9,9 @@
 //!
 //! The first eight arguments are tests/python/lm_reference.py's config, in its order. Prints
 //! `params <trainable count>` first (the shell script checks it against PyTorch's before timing),
-//! then one line per repeat: `tokens/s <x>` (tokens = batch · bptt per step).
+//! then one line per repeat: `tokens/s <x> cpu_tokens/s <y>` (tokens = batch · bptt per step; x per
+//! wall-clock second, y per second of the process's CPU time, which on a shared machine with one
+//! thread is nearly independent of the load).
 
 use std::time::Instant;
 
@@ -67,6 +69,17 @@ fn clip_grad_norm(params: &[Tensor], max_norm: f64) {
             let _ = g.shallow_clone().g_mul_(&coef);
         }
     });
+}
+
+/// CPU time of this process (all threads), seconds.
+fn cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec; the clock id is a constant Linux supports.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 fn main() -> anyhow::Result<()> {
@@ -137,15 +150,14 @@ fn main() -> anyhow::Result<()> {
         step();
     }
     for _ in 0..repeats {
-        let start = Instant::now();
+        let (start, cpu_start) = (Instant::now(), cpu_secs());
         for _ in 0..steps {
             step();
         }
         let secs = start.elapsed().as_secs_f64();
-        println!(
-            "tokens/s {:.2}",
-            (steps as i64 * batch * bptt) as f64 / secs
-        );
+        let cpu = cpu_secs() - cpu_start;
+        let tokens = (steps as i64 * batch * bptt) as f64;
+        println!("tokens/s {:.2} cpu_tokens/s {:.2}", tokens / secs, tokens / cpu);
     }
     Ok(())
 }

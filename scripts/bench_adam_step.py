@@ -15,8 +15,8 @@ torch.optim.Adam() left to its default takes the single-tensor path on CPU (its 
 covers only CUDA-like devices); the script checks that and prints `default_path single`.
 
 Prints `params <count> tensors <n>` first (with an expected count, repro's, a different one is an
-error before any timing), `default_path ...`, then per repeat one line per row: `<row> ms <median>`,
-the median over `steps` timed steps after `warmup` untimed ones.
+error before any timing), `default_path ...`, then per repeat one line per row:
+`<row> ms <median> cpu_ms <median>` (wall clock and the process's CPU time), the median over `steps` timed steps after `warmup` untimed ones.
 """
 import statistics
 import sys
@@ -74,13 +74,15 @@ def main(argv):
                 for p, p0 in zip(params, init):
                     p.copy_(p0)
             opt = cls(params, lr=LR, weight_decay=WEIGHT_DECAY, **kwargs)
-            times = []
+            times, cpu_times = [], []
             for i in range(warmup + steps):
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 opt.step()
                 if i >= warmup:
                     times.append((time.perf_counter() - start) * 1e3)
-            print(f"{name} ms {statistics.median(times):.3f}", flush=True)
+                    cpu_times.append((time.process_time() - cpu_start) * 1e3)
+            wall, cpu = statistics.median(times), statistics.median(cpu_times)
+            print(f"{name} ms {wall:.3f} cpu_ms {cpu:.3f}", flush=True)
             del opt
 
 

@@ -13,7 +13,8 @@ The last argument picks torch's code path for the clipping and the optimizer:
   default  both left to torch: on CPU the clipping uses foreach kernels, AdamW the single-tensor path
   foreach  clip_grad_norm_ and AdamW(foreach=True)
 
-Prints `params <trainable count>` first, then one line per repeat: `tokens/s <x>`. With an expected
+Prints `params <trainable count>` first, then one line per repeat: `tokens/s <x> cpu_tokens/s <y>`
+(per wall-clock second and per second of the process's CPU time). With an expected
 count (repro's, from examples/bench_lm_step), a different count is an error before any timing.
 """
 import os
@@ -66,10 +67,12 @@ def main(argv):
     for _ in range(warmup):
         step()
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(steps):
             step()
-        print(f"tokens/s {steps * batch * bptt / (time.perf_counter() - start):.2f}", flush=True)
+        secs, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        tokens = steps * batch * bptt
+        print(f"tokens/s {tokens / secs:.2f} cpu_tokens/s {tokens / cpu:.2f}", flush=True)
 
 
 if __name__ == "__main__":
