@@ -157,7 +157,11 @@ fn main() -> anyhow::Result<()> {
         let secs = start.elapsed().as_secs_f64();
         let cpu = cpu_secs() - cpu_start;
         let tokens = (steps as i64 * batch * bptt) as f64;
-        println!("tokens/s {:.2} cpu_tokens/s {:.2}", tokens / secs, tokens / cpu);
+        println!(
+            "tokens/s {:.2} cpu_tokens/s {:.2}",
+            tokens / secs,
+            tokens / cpu
+        );
     }
     Ok(())
 }
