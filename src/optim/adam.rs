@@ -33,7 +33,8 @@
 //! kernels torch fuses with one, so they are written as the same arithmetic in the same order:
 //! `g.add(p, alpha=λ)` (an FMA in torch's vectorised CPU kernel) as `g.addcmul(p, λ)`,
 //! `v.addcmul_(g, g, value=1−β₂)` (fma((1−β₂)·g, g, v)) as `v.addcmul_((1−β₂)·g, g)`,
-//! `p.addcdiv_(m, d, value=−s)` as `p + (−s·m)/d`; m's update is the same `lerp_`. On CPU this
+//! `p.addcdiv_(m, d, value=−s)` as `p.addcdiv_(−s·m, d)` (p + (1·(−s·m))/d, the same bits); m's
+//! update is the same `lerp_`. On CPU this
 //! reproduces torch.optim's single-tensor path to the last bit in our tests (tests/optim.rs
 //! checks a relative difference ≤ 1e-6 in float32 and ≤ 1e-12 in float64, not bitwise equality:
 //! other devices and torch's foreach/fused paths round differently).
@@ -328,14 +329,19 @@ impl Adam {
                 let bias_correction2 = 1.0 - beta2.powf(t);
                 let step_size = lr / bias_correction1;
                 let bias_correction2_sqrt = bias_correction2.powf(0.5);
-                let mut denom = st.v.sqrt().g_div_scalar(bias_correction2_sqrt);
+                // In place on the sqrt's own buffer: the same values as torch's
+                // `(v.sqrt() / c).add_(ε)` with one temporary fewer.
+                let mut denom = st.v.sqrt();
+                let _ = denom.g_div_scalar_(bias_correction2_sqrt);
                 let _ = denom.g_add_scalar_(eps);
 
+                // addcdiv_ with value 1 computes p + (1·x)/denom, and 1·x is x exactly: the same
+                // bits as p + x/denom without materialising the quotient.
                 if variant.decay == DecayMode::Adaptive && wd != 0.0 {
-                    let _ = p.g_add_(&((&p * (-lr * wd)) / &denom));
+                    let _ = p.addcdiv_(&(&p * (-lr * wd)), &denom);
                 }
                 // torch: p.addcdiv_(m, denom, value=−step_size) = p + ((−step_size)·m)/denom
-                let _ = p.g_add_(&((&st.m * -step_size) / &denom));
+                let _ = p.addcdiv_(&(&st.m * -step_size), &denom);
 
                 if let Some(shadows) = self.shadows.as_mut() {
                     let sh = shadows[i].get_or_insert_with(|| Shadow {
@@ -348,22 +354,26 @@ impl Adam {
                     if let Some(r) = &r {
                         let _ = sh.mr.g_add_(&(r * (1.0 - beta1)));
                     }
-                    let sq = |a: &Tensor, b: &Tensor| {
-                        (a.to_kind(Kind::Double) * b.to_kind(Kind::Double)).sum(Kind::Double)
-                    };
+                    // Each tensor widened to f64 once (not once per product it enters).
+                    let wide = |a: &Tensor| a.to_kind(Kind::Double);
+                    let sq = |a: &Tensor, b: &Tensor| (a * b).sum(Kind::Double);
                     let r2 = match &r {
-                        Some(r) => sq(r, r),
+                        Some(r) => {
+                            let r = wide(r);
+                            sq(&r, &r)
+                        }
                         None => g.zeros_like().sum(Kind::Double),
                     };
                     stepped.push(i);
+                    let (g, mg, mr, m) = (wide(&g), wide(&sh.mg), wide(&sh.mr), wide(&st.m));
                     sums.push(Tensor::stack(
                         &[
                             r2,
                             sq(&g, &g),
-                            sq(&sh.mg, &sh.mg),
-                            sq(&sh.mr, &sh.mr),
-                            sq(&st.m, &st.m),
-                            sq(&st.m, &sh.mg),
+                            sq(&mg, &mg),
+                            sq(&mr, &mr),
+                            sq(&m, &m),
+                            sq(&m, &mg),
                         ],
                         0,
                     ));
