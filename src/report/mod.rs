@@ -5,12 +5,14 @@
 //! the output digests of every finished run it reads, so it is rendered again only when one of
 //! those changes. Its files live in the store and are copied to `report/<profile>/`.
 //!
-//! - [`observe`] reads the runs, [`verdict`] evaluates the checks, [`tables`] and [`exhibits`]
+//! - [`observe`] reads the runs, [`verdict`] evaluates the checks, [`sweep`] recognises and
+//!   reduces an optimizer sweep, [`tables`] and [`exhibits`]
 //!   shape tables and figures, [`figures`] draws them, [`write`] renders the documents.
 
 pub mod exhibits;
 pub mod figures;
 pub mod observe;
+pub mod sweep;
 pub mod tables;
 pub mod verdict;
 pub mod write;
