@@ -220,9 +220,13 @@ fn table_title(e: &ExperimentData) -> String {
 /// largest λ: what C7 compares.
 fn sweep_table(sw: &Sweep) -> Table {
     let score = sw.score.to_string();
-    let test = MetricRef::parse("test_ppl@final")
-        .ok()
-        .filter(|m| sw.e.kind.results.metric(&m.name).is_some());
+    // Test perplexity reduced as the kind's table declares it (`test_ppl@final` for `lm`).
+    let test =
+        sw.e.kind
+            .results
+            .metric("test_ppl")
+            .and_then(|m| m.table)
+            .and_then(|t| MetricRef::parse(t).ok());
     let largest = sw.lambdas.last().copied().filter(|l| *l > 0.0);
     let mut headers: Vec<String> = ["variant", "runs", "diverged", "best lr", "best λ"]
         .map(String::from)

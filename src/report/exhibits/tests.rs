@@ -265,13 +265,15 @@ fn best_over_lr_figure_has_a_line_per_variant_over_lambda() {
         band.iter()
             .all(|(x, lo, hi)| lo < &y_at(&series[1], *x) && hi > lo)
     );
+    // The best lr, dodged by 2% per variant around the middle one (index 2 of 5).
     let (lr, ..) = lines_of(&x.figure.panels[1]);
-    assert_eq!(
-        y_at(&lr[0], 1e-2),
-        1e-3,
+    let undodged = |i: usize, l: f64| y_at(&lr[i], l) / 1.02f64.powi(i as i32 - 2);
+    assert!(
+        close(undodged(0, 1e-2), 1e-3),
         "adam_l2's 3e-3 cell diverged in a seed"
     );
-    assert_eq!(y_at(&lr[1], 1e-2), 3e-3);
+    assert!(close(undodged(1, 1e-2), 3e-3));
+    assert!(close(undodged(3, 0.0), 1e-3));
     assert!(x.caption.contains("1e-3, 3e-3"), "{}", x.caption);
 }
 
@@ -510,4 +512,94 @@ fn texts(svg: &str) -> Vec<String> {
         Some(rest.split("</text>").next()?.trim().to_string())
     };
     svg.split("<text").skip(1).filter_map(inner).collect()
+}
+
+/// A sweep at paper scale (5 variants × 10 λ × 3 lr × 4 seeds × 40 epochs) with contrived,
+/// deterministic perplexities (l2 in m degrades with λ, decoupled decay helps up to 1e-2) and
+/// a few diverged runs: every figure renders with all its panels and cells (written into
+/// `REPRO_FIGURE_DIR`/paper when set, to look at).
+#[test]
+fn a_paper_scale_sweep_renders_readably() {
+    let kind = crate::pipeline::stage::kind("lm").unwrap();
+    let lambdas = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1];
+    let lrs = [3e-4, 1e-3, 3e-3];
+    let mut observations = Vec::new();
+    for (vi, variant) in VARIANTS.iter().enumerate() {
+        let coupled = matches!(*variant, "adam_l2" | "l2_in_m");
+        for l in lambdas {
+            for lr in lrs {
+                for seed in 0..4i64 {
+                    let off = (lr / 1e-3f64).log10();
+                    let mut best = 120.0 + 60.0 * off * off;
+                    best *= if coupled {
+                        1.0 + 30.0 * l / (lr / 1e-3)
+                    } else {
+                        1.0 - 0.08 * (l / 1e-2).min(1.0) + 3.0 * (l - 1e-2).max(0.0)
+                    };
+                    // Deterministic seed noise of about ±2%.
+                    let noise = ((seed * 7 + vi as i64 * 3) % 5) as f64 - 2.0;
+                    best *= 1.0 + 0.01 * noise;
+                    let diverged = coupled && lr == 3e-3 && l == 1e-1 && seed == 3;
+                    let rows = (0..40)
+                        .map(|epoch| {
+                            let p = (!diverged)
+                                .then(|| best * (1.0 + 3.0 * (-f64::from(epoch) / 6.0).exp()));
+                            row(json!({
+                                "epoch": epoch,
+                                "valid_ppl": p,
+                                "train_ppl": p.map(|p| p * 0.7),
+                                "test_ppl": p.map(|p| p * 0.96),
+                                "weight_norm": 80.0 / (1.0 + 100.0 * l) + f64::from(epoch) * 0.3,
+                                "l2_share_of_m": if coupled { l / (l + 3e-4) } else { 0.0 },
+                                "l2_over_grad": l * 4e3 / (1.0 + 100.0 * l),
+                            }))
+                        })
+                        .collect();
+                    let coords = row(json!({
+                        "variant": variant, "lr": lr, "weight_decay": l, "seed": seed,
+                    }));
+                    observations.push(obs(coords, seed, rows));
+                }
+            }
+        }
+    }
+    let e = ExperimentData {
+        name: "wikitext2_adam_variants".into(),
+        description: None,
+        kind,
+        observations,
+        missing: Vec::new(),
+        planned: 600,
+        arm_axes: ["variant", "lr", "weight_decay"].map(String::from).to_vec(),
+    };
+    let dir =
+        std::env::var_os("REPRO_FIGURE_DIR").map(|d| std::path::PathBuf::from(d).join("paper"));
+    let xs = exhibits(&inputs(vec![e.clone()]));
+    assert_eq!(xs.len(), 4);
+    let heat = find(&xs, "wikitext2_adam_variants-heatmaps");
+    for p in &heat.figure.panels {
+        let Chart::Heatmap {
+            values, y_ticks, ..
+        } = &p.chart
+        else {
+            panic!()
+        };
+        assert_eq!(values.len(), 10);
+        assert_eq!(y_ticks.first().map(String::as_str), Some("1e-1"));
+        assert_eq!(y_ticks.last().map(String::as_str), Some("0"));
+    }
+    for x in &xs {
+        let svg = figures::render_svg(&x.figure).unwrap();
+        assert!(!texts(&svg).iter().any(|t| t == "no data"), "{}", x.id);
+        let png = figures::render_png(&x.figure).unwrap();
+        if let Some(d) = &dir {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join(format!("{}.png", x.id)), &png).unwrap();
+        }
+    }
+    let t = tables::experiment_tables(&inputs(vec![e]));
+    assert_eq!(t[0].rows.len(), 5);
+    if let Some(d) = &dir {
+        std::fs::write(d.join("table.md"), tables::markdown(&t[0])).unwrap();
+    }
 }
