@@ -167,6 +167,37 @@ fn shared_range(cells: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo, hi.min(lo * COLOUR_CAP)))
 }
 
+/// Cells named in a caption at most; the rest are counted.
+const LISTED: usize = 6;
+
+/// "adam_l2 lr 3e-3 λ 1e-1 (1 of 4 seeds)" for each cell with a diverged run, the first
+/// [`LISTED`] of them, then how many more.
+fn diverged_cells(sw: &Sweep) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in &sw.variants {
+        for l in &sw.lambdas {
+            for lr in &sw.lrs {
+                let runs = sw.cell(v, *lr, *l);
+                let bad = runs.iter().filter(|o| sw.diverged(o)).count();
+                if bad > 0 {
+                    out.push(format!(
+                        "{v} lr {} λ {} ({bad} of {} seeds)",
+                        grid_text(*lr),
+                        grid_text(*l),
+                        runs.len()
+                    ));
+                }
+            }
+        }
+    }
+    if out.len() > LISTED {
+        let more = out.len() - LISTED;
+        out.truncate(LISTED);
+        out.push(format!("{more} more"));
+    }
+    out
+}
+
 /// 2: lr × λ heatmaps of the mean score, one panel per variant, one colour scale.
 fn heatmaps(sw: &Sweep) -> Option<Exhibit> {
     let e = sw.e;
@@ -215,6 +246,11 @@ fn heatmaps(sw: &Sweep) -> Option<Exhibit> {
         return None;
     }
     let columns = panels.len().min(3);
+    let diverged = diverged_cells(sw);
+    let diverged = match diverged.is_empty() {
+        true => " No run diverged.".to_string(),
+        false => format!(" Diverged: {}.", diverged.join("; ")),
+    };
     Some(Exhibit {
         id: format!("{}-heatmaps", e.name),
         experiment: Some(e.name.clone()),
@@ -223,7 +259,8 @@ fn heatmaps(sw: &Sweep) -> Option<Exhibit> {
              variant, the best cell outlined. One log colour scale for all panels, from the \
              best cell to {COLOUR_CAP}× its perplexity (a default of ours); worse cells take \
              the top colour but print their value. Grey: not run, or a seed diverged (no \
-             finite validation perplexity). A wide dark region is a forgiving optimizer (C7).",
+             finite validation perplexity). A wide dark region is a forgiving optimizer \
+             (C7).{diverged}",
             e.name, sw.score
         ),
         figure: Figure {

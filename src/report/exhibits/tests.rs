@@ -323,6 +323,12 @@ fn heatmaps_share_one_capped_log_scale_and_outline_the_best_cell() {
         "adam_l2 diverged in a seed at 3e-3, 1e-2"
     );
     assert!(
+        x.caption
+            .ends_with("Diverged: adam_l2 lr 3e-3 λ 1e-2 (1 of 2 seeds)."),
+        "{}",
+        x.caption
+    );
+    assert!(
         cell(2, 0, 1).unwrap() > 1e11,
         "the blown-up cell keeps its value"
     );
@@ -369,6 +375,22 @@ fn curves_show_each_variants_best_cell_and_lambda_zero() {
     assert!(x.caption.contains("λ = 0: adam_l2's runs at lr 1e-3"));
     // Every curve metric the kind declares and the runs wrote.
     assert_eq!(x.figure.panels.len(), 5);
+}
+
+#[test]
+fn grid_values_print_in_exponent_form() {
+    use crate::report::sweep::grid_text;
+    let cases = [
+        (0.0, "0"),
+        (3e-4, "3e-4"),
+        (1e-3, "1e-3"),
+        (0.1, "1e-1"),
+        (2.5e-5, "2.5e-5"),
+    ];
+    for (x, text) in cases {
+        assert_eq!(grid_text(x), text);
+    }
+    assert_eq!(grid_text(1.0 / 3.0 * 1e-4), "3.33e-5");
 }
 
 #[test]
