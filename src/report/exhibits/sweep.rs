@@ -258,8 +258,8 @@ fn heatmaps(sw: &Sweep) -> Option<Exhibit> {
             "{}: {} over learning rate × weight decay λ, mean over seeds, one panel per \
              variant, the best cell outlined. One log colour scale for all panels, from the \
              best cell to {COLOUR_CAP}× its perplexity (a default of ours); worse cells take \
-             the top colour but print their value. Grey: not run, or a seed diverged (no \
-             finite validation perplexity). A wide dark region is a forgiving optimizer \
+             the top colour but print their value. Grey: not run, or a seed diverged \
+             (training loss no longer finite, or no finite validation perplexity). A wide dark region is a forgiving optimizer \
              (C7).{diverged}",
             e.name, sw.score
         ),
