@@ -234,15 +234,22 @@ fn finite_summary(x: &[f64]) -> Option<Summary> {
     stats::summarize(x).ok()
 }
 
-/// A grid value as short text: `0`, `3e-4`, `1e-1`, `2.5e-5` (exponent form for every
-/// non-zero value, so lr and λ ticks read alike).
+/// A grid value as short text: `0`, `3e-4`, `1e-1`, `2.5e-5` (exponent form below 1, so lr
+/// and λ ticks read alike), `3`, `10` from 1 up.
 pub fn grid_text(x: f64) -> String {
     if x == 0.0 {
         return "0".into();
     }
+    let plain = format!("{x}");
+    if (1.0..1e4).contains(&x.abs()) && plain.len() <= 6 {
+        return plain;
+    }
     let s = format!("{x:e}");
     match s.split_once('e') {
-        Some((m, e)) if m.len() > 4 => format!("{:.2}e{e}", m.parse::<f64>().unwrap_or(x)),
+        Some((m, e)) if m.len() > 4 => {
+            let m = format!("{:.2}", m.parse::<f64>().unwrap_or(x));
+            format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+        }
         _ => s,
     }
 }

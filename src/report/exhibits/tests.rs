@@ -405,6 +405,11 @@ fn grid_values_print_in_exponent_form() {
         assert_eq!(grid_text(x), text);
     }
     assert_eq!(grid_text(1.0 / 3.0 * 1e-4), "3.33e-5");
+    assert_eq!(grid_text(3.0), "3");
+    assert_eq!(grid_text(10.0), "10");
+    assert_eq!(grid_text(2.5), "2.5");
+    assert_eq!(grid_text(1000.0), "1000");
+    assert_eq!(grid_text(1.0 + 1e-9), "1e0");
 }
 
 #[test]
