@@ -437,6 +437,25 @@ fn zero_slot_draws_x_zero_left_of_a_log_axis_with_a_tick_and_whisker() {
 }
 
 #[test]
+fn zero_slot_is_not_made_for_zeros_a_log_y_cannot_draw() {
+    let chart = Chart::Lines {
+        x_label: "λ".into(),
+        y_label: "ratio".into(),
+        log_x: true,
+        log_y: true,
+        series: vec![series("s", &[(0.0, 0.0), (1e-3, 0.1), (1e-1, 10.0)])],
+        vlines: vec![],
+        zero_slot: true,
+    };
+    let svg = render_svg(&figure(1, vec![chart])).unwrap();
+    assert!(
+        !has_text(&svg, "0"),
+        "no slot tick without a point to put there"
+    );
+    assert_eq!(svg.matches("<circle").count(), 2);
+}
+
+#[test]
 fn zero_slot_with_only_zero_or_one_positive_x_still_draws() {
     for pts in [vec![(0.0, 1.0)], vec![(0.0, 1.0), (1e-3, 2.0)]] {
         let chart = Chart::Lines {

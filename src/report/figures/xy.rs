@@ -45,12 +45,13 @@ pub(super) struct ZeroSlot {
     pub cut: f64,
 }
 
-/// The zero slot for these series: None when no point has x = 0.
-fn zero_slot(series: &[Series]) -> Option<ZeroSlot> {
-    let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    if !xs().any(|x| x == 0.0) {
+/// The zero slot for these series: None when no point at x = 0 has a y that can be drawn.
+fn zero_slot(series: &[Series], log_y: bool) -> Option<ZeroSlot> {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    if !points().any(|p| p.0 == 0.0 && usable(p.1, log_y)) {
         return None;
     }
+    let xs = || points().map(|p| p.0);
     let mut positive: Vec<f64> = xs().filter(|x| usable(*x, true)).collect();
     positive.sort_by(f64::total_cmp);
     positive.dedup();
@@ -167,7 +168,7 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<()> {
     let with_bands = kind == Kind::Lines;
     let zero = (xy.zero_slot && xy.log_x && with_bands)
-        .then(|| zero_slot(xy.series))
+        .then(|| zero_slot(xy.series, xy.log_y))
         .flatten();
     let xy = &Xy { zero, ..*xy };
     let bands = |s| if with_bands { xy.band(s) } else { Vec::new() };
