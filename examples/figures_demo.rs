@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use repro::report::figures::{Bar, Chart, Figure, Panel, Series, render_png, render_svg};
+use repro::report::figures::{
+    Bar, Chart, ColourScale, Figure, Panel, Series, render_png, render_svg,
+};
 
 /// Test error over epochs for three weight-decay arms, with bands and the switch epoch Tₛ.
 fn lines_panel() -> Panel {
@@ -38,6 +40,7 @@ fn lines_panel() -> Panel {
                 arm("none", 0.12, 10.0),
             ],
             vlines: vec![(20.0, "Tₛ".into())],
+            zero_slot: false,
         },
     }
 }
@@ -64,6 +67,7 @@ fn sweep_panel() -> Panel {
             log_y: true,
             series: vec![curve("L2", 1e-4), with_zero],
             vlines: vec![],
+            zero_slot: false,
         },
     }
 }
@@ -141,6 +145,8 @@ fn heatmap_panel() -> Panel {
             y_ticks: wds.map(String::from).to_vec(),
             values,
             value_label: "test error".into(),
+            scale: ColourScale::default(),
+            mark: None,
         },
     }
 }
@@ -159,6 +165,7 @@ fn empty_panel() -> Panel {
                 band: None,
             }],
             vlines: vec![],
+            zero_slot: false,
         },
     }
 }

@@ -31,6 +31,7 @@ fn figure() -> Figure {
         log_y: false,
         series: vec![line("early", 0.1), line("late", 0.3)],
         vlines: vec![(5.0, "Tₛ".into())],
+        zero_slot: false,
     };
     let panel = Panel {
         title: "Screenshot check".into(),

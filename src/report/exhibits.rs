@@ -2,14 +2,21 @@
 //! per-epoch curves by arm (mean over seeds with a 95% CI band; Tₛ marked), final accuracy and
 //! norm as bars with CIs, measured vs predicted norm growth (E2), a metric against a numeric
 //! grid axis (label noise, λ, …), heatmaps over two numeric axes (lr × λ), generalization
-//! metrics against the generalization gap (E3), and norm curves across datasets (E4).
+//! metrics against the generalization gap (E3), and norm curves across datasets (E4). An
+//! optimizer sweep (Adam variants × lr × λ, E5/E7/E8: [`super::sweep`] says what qualifies)
+//! gets its own figures instead of the per-arm ones ([`sweep`]).
+
+mod sweep;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::figures::{Bar, Chart, Figure, Panel, Series};
+use super::figures::{Bar, Chart, ColourScale, Figure, Panel, Series};
 use super::observe::{ExperimentData, Inputs, Observation, arm_label, by_arm};
+use super::sweep::Sweep;
 use crate::metrics::stats;
 use crate::pipeline::claims::MetricRef;
 use crate::pipeline::stage::Rows;
@@ -41,6 +48,10 @@ pub fn exhibits(inputs: &Inputs) -> Vec<Exhibit> {
         .iter()
         .filter(|e| !e.observations.is_empty())
     {
+        if let Some(sw) = Sweep::detect(e) {
+            out.extend(sweep::exhibits(&sw));
+            continue;
+        }
         match e.kind.results.rows {
             Rows::PerEpoch => {
                 out.extend(curves(e));
@@ -133,6 +144,7 @@ fn curves(e: &ExperimentData) -> Option<Exhibit> {
                     .map(|(c, obs)| mean_curve(e, obs, m, arm_label(c, &e.arm_axes)))
                     .collect(),
                 vlines: vlines.clone(),
+                zero_slot: false,
             },
         })
         .collect();
@@ -177,6 +189,8 @@ fn bars(e: &ExperimentData, metric: &str) -> Vec<Bar> {
 }
 
 fn final_bars(e: &ExperimentData) -> Option<Exhibit> {
+    // The vision kind's final accuracy and norm; a kind without accuracy has its own figures.
+    e.kind.results.metric("test_acc")?;
     let panels = vec![
         Panel {
             title: "Final test accuracy".into(),
@@ -227,6 +241,7 @@ fn growth(e: &ExperimentData) -> Option<Exhibit> {
                     .map(|(m, label)| mean_curve(e, obs, m, label.to_string()))
                     .collect(),
                 vlines: switch_marker(e),
+                zero_slot: false,
             },
         })
         .collect();
@@ -332,6 +347,7 @@ fn trends(e: &ExperimentData) -> Vec<Exhibit> {
             let panels = ["weight_norm@final", "test_acc@final"]
                 .iter()
                 .filter_map(|m| MetricRef::parse(m).ok())
+                .filter(|m| e.kind.results.metric(&m.name).is_some())
                 .map(|m| Panel {
                     title: format!("{} vs {axis}", m.name),
                     chart: Chart::Lines {
@@ -341,6 +357,7 @@ fn trends(e: &ExperimentData) -> Vec<Exhibit> {
                         log_y: false,
                         series: trend_series(e, &axis, &m),
                         vlines: Vec::new(),
+                        zero_slot: false,
                     },
                 })
                 .collect();
@@ -418,6 +435,8 @@ fn heatmap(e: &ExperimentData) -> Option<Exhibit> {
                     y_ticks: ys.iter().rev().map(|y| format!("{y}")).collect(),
                     values,
                     value_label: label_of(e, &metric.name),
+                    scale: ColourScale::default(),
+                    mark: None,
                 },
             }],
             columns: 1,
@@ -523,6 +542,7 @@ fn norm_across(inputs: &Inputs) -> Option<Exhibit> {
                     log_y: false,
                     series,
                     vlines: Vec::new(),
+                    zero_slot: false,
                 },
             }],
             columns: 1,

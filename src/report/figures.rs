@@ -39,6 +39,9 @@ pub struct Bar {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chart {
     /// Lines over x (epochs, λ, …); `vlines` are marked x positions with a label (e.g. "Tₛ").
+    /// With `zero_slot` on a log x axis, points at x = 0 (λ = 0) are drawn in a slot left of
+    /// the smallest positive x, behind a dashed break, unconnected to the line, with a CI
+    /// whisker for their band entry and a tick labelled "0"; without it they are skipped.
     Lines {
         x_label: String,
         y_label: String,
@@ -46,6 +49,7 @@ pub enum Chart {
         log_y: bool,
         series: Vec<Series>,
         vlines: Vec<(f64, String)>,
+        zero_slot: bool,
     },
     /// Bars with CI whiskers and per-seed dots, one bar per arm.
     Bars { y_label: String, bars: Vec<Bar> },
@@ -66,7 +70,20 @@ pub enum Chart {
         y_ticks: Vec<String>,
         values: Vec<Vec<Option<f64>>>,
         value_label: String,
+        scale: ColourScale,
+        /// The (row, column) outlined, e.g. the best cell.
+        mark: Option<(usize, usize)>,
     },
+}
+
+/// How a heatmap maps values to colours.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ColourScale {
+    /// Colour by log10 of the value (positive values only; others are drawn as missing).
+    pub log: bool,
+    /// The values at the two ends of the colour map, so several panels compare; values beyond
+    /// take the end colour (and the bar's end label says so, "≥ 300"). `None`: the data's range.
+    pub range: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +264,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             log_y,
             series,
             vlines,
+            zero_slot,
         } => {
             let xy = xy::Xy {
                 x_label,
@@ -255,6 +273,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 log_y: *log_y,
                 series,
                 vlines,
+                zero_slot: *zero_slot,
+                zero: None,
             };
             xy::draw_lines(area, title, &xy)
         }
@@ -272,6 +292,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 log_y: *log_y,
                 series,
                 vlines: &[],
+                zero_slot: false,
+                zero: None,
             };
             xy::draw_scatter(area, title, &xy)
         }
@@ -283,6 +305,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             y_ticks,
             values,
             value_label,
+            scale,
+            mark,
         } => {
             let grid = heatmap::Grid {
                 x_label,
@@ -291,6 +315,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 y_ticks,
                 values,
                 value_label,
+                scale: *scale,
+                mark: *mark,
             };
             heatmap::draw(area, title, &grid)
         }

@@ -6,13 +6,15 @@
 //! those changes. Its files live in the store and are copied to `report/<profile>/`.
 //!
 //! - [`observe`] reads the runs, [`select`] applies a check's `where`/`tune` to them,
-//!   [`verdict`] evaluates the checks, [`tables`] and [`exhibits`]
+//!   [`verdict`] evaluates the checks, [`sweep`] recognises and reduces an optimizer sweep,
+//!   [`tables`] and [`exhibits`]
 //!   shape tables and figures, [`figures`] draws them, [`write`] renders the documents.
 
 pub mod exhibits;
 pub mod figures;
 pub mod observe;
 pub mod select;
+pub mod sweep;
 pub mod tables;
 pub mod verdict;
 pub mod write;

@@ -1,5 +1,7 @@
-//! Heatmaps: a grid of cells colour-mapped with viridis, the value printed in each cell, missing
-//! cells grey, and a colour bar on the right labelled with the value's name.
+//! Heatmaps: a grid of cells colour-mapped with viridis (linearly or by log10, over the data's
+//! range or a given one shared by several panels), the value printed in each cell, missing cells
+//! grey, one cell optionally outlined, and a colour bar on the right labelled with the value's
+//! name.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -7,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axes::{self, Mesh, fmt_value, usable};
-use super::{LABEL_PX, Plot, TICK_PX, font};
+use super::{ColourScale, LABEL_PX, Plot, TICK_PX, font};
 
 /// Fill of a cell without a value.
 pub(super) const MISSING: RGBColor = RGBColor(190, 190, 190);
@@ -29,6 +31,8 @@ const BAR_WIDTH: i32 = 14;
 const BAR_LABEL_GAP: i32 = 6;
 /// Room on the right of the colour bar's tick labels for the rotated value label.
 const VALUE_LABEL_SPACE: u32 = 28;
+/// Outline of the marked cell (vermillion, seen on every viridis colour).
+const MARK: RGBColor = RGBColor(213, 94, 0);
 /// Cell value text is shrunk to fit a cell, but not below this size.
 const MIN_CELL_PX: f64 = 9.0;
 
@@ -40,6 +44,9 @@ pub(super) struct Grid<'a> {
     pub y_ticks: &'a [String],
     pub values: &'a [Vec<Option<f64>>],
     pub value_label: &'a str,
+    pub scale: ColourScale,
+    /// The (row, column) outlined, e.g. the best cell.
+    pub mark: Option<(usize, usize)>,
 }
 
 impl Grid<'_> {
@@ -63,22 +70,45 @@ impl Grid<'_> {
             .get(c)
             .copied()
             .flatten()
-            .filter(|v| usable(*v, false))
+            .filter(|v| usable(*v, self.scale.log))
+    }
+
+    /// The drawable values.
+    fn drawable(&self) -> impl Iterator<Item = f64> + '_ {
+        let log = self.scale.log;
+        let all = self.values.iter().flatten().copied().flatten();
+        all.filter(move |v| usable(*v, log))
     }
 
     /// The smallest and largest drawable value.
-    fn extent(&self) -> Option<(f64, f64)> {
-        let all = self
-            .values
-            .iter()
-            .flatten()
-            .copied()
-            .flatten()
-            .filter(|v| usable(*v, false));
-        all.fold(None, |acc, v| match acc {
+    fn data_extent(&self) -> Option<(f64, f64)> {
+        self.drawable().fold(None, |acc, v| match acc {
             None => Some((v, v)),
             Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
         })
+    }
+
+    /// The values at the ends of the colour map: the given range, else the data's; None
+    /// without drawable data (or with an unusable range).
+    fn extent(&self) -> Option<(f64, f64)> {
+        let data = self.data_extent()?;
+        let log = self.scale.log;
+        match self.scale.range {
+            None => Some(data),
+            Some((lo, hi)) if usable(lo, log) && usable(hi, log) && lo <= hi => Some((lo, hi)),
+            Some(_) => None,
+        }
+    }
+
+    /// Where `v` falls on the colour map, 0 at `vmin` and 1 at `vmax` (beyond: clamped when
+    /// coloured).
+    fn fraction(&self, v: f64, (vmin, vmax): (f64, f64)) -> f64 {
+        let f = |x: f64| if self.scale.log { x.log10() } else { x };
+        if vmax > vmin {
+            (f(v) - f(vmin)) / (f(vmax) - f(vmin))
+        } else {
+            0.5
+        }
     }
 }
 
@@ -117,7 +147,7 @@ pub(super) fn draw<DB: DrawingBackend>(
     let Some((vmin, vmax)) = grid.extent().filter(|_| rows > 0 && columns > 0) else {
         return axes::no_data(area, title);
     };
-    let bar_ticks = bar_ticks(vmin, vmax);
+    let bar_ticks = bar_ticks(grid, (vmin, vmax));
     let right = colour_bar_space(area, &bar_ticks)?;
     let mut builder = axes::chart_builder(area, title, grid.y_ticks, right)?;
     let (xc, yc) = (axes::categories(columns), axes::categories(rows));
@@ -139,13 +169,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         y_grid: false,
     };
     axes::draw_mesh(&mut chart, &mesh)?;
-    let norm = |v: f64| {
-        if vmax > vmin {
-            (v - vmin) / (vmax - vmin)
-        } else {
-            0.5
-        }
-    };
+    let norm = |v: f64| grid.fraction(v, (vmin, vmax));
     let text_px = cell_text_px(area, &chart, grid, columns)?;
     for r in 0..rows {
         for c in 0..columns {
@@ -153,7 +177,14 @@ pub(super) fn draw<DB: DrawingBackend>(
             draw_cell(&mut chart, (c as f64, y), grid.value(r, c), &norm, text_px)?;
         }
     }
-    draw_colour_bar(area, &chart, &bar_ticks, (vmin, vmax), grid.value_label)
+    if let Some((r, c)) = grid.mark.filter(|(r, c)| *r < rows && *c < columns) {
+        let (x, y) = (c as f64, (rows - 1 - r) as f64);
+        let corners = [(x - 0.5, y + 0.5), (x + 0.5, y - 0.5)];
+        chart
+            .draw_series([Rectangle::new(corners, MARK.stroke_width(3))])
+            .plot("the marked cell")?;
+    }
+    draw_colour_bar(area, &chart, &bar_ticks, &norm, grid.value_label)
 }
 
 type Ctx<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;
@@ -221,24 +252,39 @@ where
     Ok(fit.clamp(MIN_CELL_PX, TICK_PX))
 }
 
-/// The values labelled on the colour bar: its ends and, when they differ, the middle.
-fn bar_ticks(vmin: f64, vmax: f64) -> Vec<f64> {
-    if vmax > vmin {
-        vec![vmin, (vmin + vmax) / 2.0, vmax]
-    } else {
-        vec![vmin]
+/// The values labelled on the colour bar with their text: its ends and, when they differ, the
+/// middle (the geometric middle on a log scale). An end that data lie beyond says so ("≥ 300").
+fn bar_ticks(grid: &Grid<'_>, (vmin, vmax): (f64, f64)) -> Vec<(f64, String)> {
+    if vmax <= vmin {
+        return vec![(vmin, fmt_value(vmin))];
     }
+    let mid = if grid.scale.log {
+        (vmin * vmax).sqrt()
+    } else {
+        (vmin + vmax) / 2.0
+    };
+    let below = grid.drawable().any(|v| v < vmin);
+    let above = grid.drawable().any(|v| v > vmax);
+    let end = |v: f64, beyond: bool, sign: &str| match beyond {
+        true => format!("{sign} {}", fmt_value(v)),
+        false => fmt_value(v),
+    };
+    vec![
+        (vmin, end(vmin, below, "≤")),
+        (mid, fmt_value(mid)),
+        (vmax, end(vmax, above, "≥")),
+    ]
 }
 
 /// Right margin that fits the colour bar, its tick labels and the rotated value label.
 fn colour_bar_space<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    ticks: &[f64],
+    ticks: &[(f64, String)],
 ) -> Result<u32> {
     let mut widest = 0;
-    for v in ticks {
+    for (_, text) in ticks {
         widest = widest.max(
-            area.estimate_text_size(&fmt_value(*v), &TextStyle::from(font(TICK_PX)))
+            area.estimate_text_size(text, &TextStyle::from(font(TICK_PX)))
                 .plot("a colour bar label")?
                 .0,
         );
@@ -246,12 +292,13 @@ fn colour_bar_space<DB: DrawingBackend>(
     Ok((BAR_GAP + BAR_WIDTH + BAR_LABEL_GAP) as u32 + widest + VALUE_LABEL_SPACE)
 }
 
-/// The colour bar right of the plot, from `vmin` (bottom) to `vmax` (top), with its labels.
+/// The colour bar right of the plot, from the colour map's low end (bottom) to its high end
+/// (top), with its labels placed by `norm`.
 fn draw_colour_bar<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     chart: &Ctx<'_, DB, X, Y>,
-    ticks: &[f64],
-    (vmin, vmax): (f64, f64),
+    ticks: &[(f64, String)],
+    norm: &dyn Fn(f64) -> f64,
     value_label: &str,
 ) -> Result<()>
 where
@@ -276,15 +323,10 @@ where
     let frame = Rectangle::new([(x0, top), (x0 + BAR_WIDTH, bottom)], BLACK.mix(0.5));
     area.draw(&frame).plot("the colour bar")?;
     let label_x = x0 + BAR_WIDTH + BAR_LABEL_GAP;
-    for v in ticks {
-        let t = if vmax > vmin {
-            (v - vmin) / (vmax - vmin)
-        } else {
-            0.5
-        };
-        let y = bottom - (t * f64::from(height)).round() as i32;
+    for (v, text) in ticks {
+        let y = bottom - (norm(*v) * f64::from(height)).round() as i32;
         let style = TextStyle::from(font(TICK_PX)).pos(Pos::new(HPos::Left, VPos::Center));
-        area.draw(&Text::new(fmt_value(*v), (label_x, y), style))
+        area.draw(&Text::new(text.as_str(), (label_x, y), style))
             .plot("a colour bar label")?;
     }
     let (w, _) = area.dim_in_pixel();

@@ -21,6 +21,7 @@ fn lines(series: Vec<Series>, log_y: bool) -> Chart {
         log_y,
         series,
         vlines: vec![(3.0, "Tₛ".into())],
+        zero_slot: false,
     }
 }
 
@@ -82,6 +83,8 @@ fn heatmap() -> Chart {
         y_ticks: vec!["1e-4".into(), "1e-3".into()],
         values: vec![vec![Some(0.5), None], vec![Some(1.25), Some(2.0)]],
         value_label: "loss".into(),
+        scale: ColourScale::default(),
+        mark: None,
     }
 }
 
@@ -229,6 +232,8 @@ fn charts_without_usable_data_say_no_data() {
         y_ticks: vec!["b".into()],
         values: vec![vec![None, Some(f64::NAN)]],
         value_label: "v".into(),
+        scale: ColourScale::default(),
+        mark: None,
     };
     let charts = [
         lines(vec![nan.clone()], false),
@@ -383,4 +388,125 @@ fn values_print_short() {
     }
     let linear = Axis::fit([0.0, 1.0], false).unwrap();
     assert_eq!(linear.labels(), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+}
+
+fn lambda_lines(zero_slot: bool) -> Chart {
+    let mut s = series(
+        "adamw",
+        &[
+            (0.0, 200.0),
+            (1e-5, 190.0),
+            (1e-4, 185.0),
+            (1e-3, 180.0),
+            (1e-2, 240.0),
+        ],
+    );
+    s.band = Some(
+        s.points
+            .iter()
+            .map(|&(x, y)| (x, y - 5.0, y + 5.0))
+            .collect(),
+    );
+    Chart::Lines {
+        x_label: "weight decay λ".into(),
+        y_label: "perplexity".into(),
+        log_x: true,
+        log_y: false,
+        series: vec![s, series("adam_l2", &[(0.0, 201.0), (1e-2, 400.0)])],
+        vlines: vec![],
+        zero_slot,
+    }
+}
+
+#[test]
+fn zero_slot_draws_x_zero_left_of_a_log_axis_with_a_tick_and_whisker() {
+    let with = render_svg(&figure(1, vec![lambda_lines(true)])).unwrap();
+    let without = render_svg(&figure(1, vec![lambda_lines(false)])).unwrap();
+    // 5 + 2 markers with the slot; the two λ = 0 points are skipped without it.
+    assert_eq!(with.matches("<circle").count(), 7);
+    assert_eq!(without.matches("<circle").count(), 5);
+    assert!(has_text(&with, "0"), "the slot's tick");
+    assert!(!has_text(&without, "0"));
+    for tick in ["1e-5", "1e-4", "0.001", "0.01"] {
+        assert!(has_text(&with, tick), "{tick}");
+    }
+    // The whisker at λ = 0 (a vertical line and two caps) and the dashed break draw lines
+    // that the plain chart does not have.
+    assert!(with.matches("<polyline").count() > without.matches("<polyline").count() + 3);
+    render_png(&figure(1, vec![lambda_lines(true)])).unwrap();
+}
+
+#[test]
+fn zero_slot_is_not_made_for_zeros_a_log_y_cannot_draw() {
+    let chart = Chart::Lines {
+        x_label: "λ".into(),
+        y_label: "ratio".into(),
+        log_x: true,
+        log_y: true,
+        series: vec![series("s", &[(0.0, 0.0), (1e-3, 0.1), (1e-1, 10.0)])],
+        vlines: vec![],
+        zero_slot: true,
+    };
+    let svg = render_svg(&figure(1, vec![chart])).unwrap();
+    assert!(
+        !has_text(&svg, "0"),
+        "no slot tick without a point to put there"
+    );
+    assert_eq!(svg.matches("<circle").count(), 2);
+}
+
+#[test]
+fn zero_slot_with_only_zero_or_one_positive_x_still_draws() {
+    for pts in [vec![(0.0, 1.0)], vec![(0.0, 1.0), (1e-3, 2.0)]] {
+        let chart = Chart::Lines {
+            x_label: "λ".into(),
+            y_label: "y".into(),
+            log_x: true,
+            log_y: true,
+            series: vec![series("s", &pts)],
+            vlines: vec![],
+            zero_slot: true,
+        };
+        let svg = render_svg(&figure(1, vec![chart])).unwrap();
+        assert!(!has_text(&svg, "no data"));
+        assert_eq!(svg.matches("<circle").count(), pts.len());
+    }
+}
+
+fn log_heatmap(range: Option<(f64, f64)>) -> Chart {
+    Chart::Heatmap {
+        x_label: "lr".into(),
+        y_label: "λ".into(),
+        x_ticks: vec!["1e-3".into(), "3e-3".into()],
+        y_ticks: vec!["1e-2".into(), "0".into()],
+        values: vec![vec![Some(150.0), Some(1e9)], vec![Some(200.0), Some(-1.0)]],
+        value_label: "ppl".into(),
+        scale: ColourScale { log: true, range },
+        mark: Some((0, 0)),
+    }
+}
+
+#[test]
+fn log_heatmap_with_a_shared_range_says_where_values_lie_beyond() {
+    let svg = render_svg(&figure(1, vec![log_heatmap(Some((150.0, 450.0)))])).unwrap();
+    for text in ["150", "≥ 450", "1e9", "ppl"] {
+        assert!(has_text(&svg, text), "{text:?} missing");
+    }
+    // The geometric middle of the bar on a log scale.
+    assert!(has_text(&svg, "260"), "{:?}", texts(&svg));
+    // −1 cannot be coloured on a log scale: a grey cell.
+    let grey = format!(
+        "fill=\"#{:02X}{:02X}{:02X}\"",
+        MISSING.0, MISSING.1, MISSING.2
+    );
+    assert_eq!(svg.matches(&grey).count(), 1);
+    assert!(
+        svg.contains("stroke=\"#D55E00\""),
+        "the marked cell's outline"
+    );
+    // The blown-up cell takes the top colour (viridis' yellow).
+    assert!(svg.contains("fill=\"#FDE725\""));
+    let auto = render_svg(&figure(1, vec![log_heatmap(None)])).unwrap();
+    assert!(has_text(&auto, "1e9") && !auto.contains("≥"));
+    render_png(&figure(1, vec![log_heatmap(Some((150.0, 450.0)))])).unwrap();
 }

@@ -1,5 +1,6 @@
 //! Lines and scatter charts: numeric x and y axes (linear or log), CI bands, marked x positions,
-//! and a legend put in the corner of the plot that covers the least data.
+//! a slot for x = 0 left of a log x axis, and a legend put in the corner of the plot that
+//! covers the least data.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -17,8 +18,12 @@ const BAND_ALPHA: f64 = 0.18;
 /// Width of the legend's sample line, and the legend's inner margin (as plotters lays it out).
 const LEGEND_SAMPLE: i32 = 30;
 const LEGEND_MARGIN: i32 = 10;
+/// The zero slot sits one grid ratio left of the smallest positive x (the ratio of the two
+/// smallest), kept within these ratios so it is neither crowded nor far off.
+const ZERO_RATIO: (f64, f64) = (3.0, 10.0);
 
 /// A Lines or Scatter chart, borrowed from [`super::Chart`].
+#[derive(Clone, Copy)]
 pub(super) struct Xy<'a> {
     pub x_label: &'a str,
     pub y_label: &'a str,
@@ -26,6 +31,40 @@ pub(super) struct Xy<'a> {
     pub log_y: bool,
     pub series: &'a [Series],
     pub vlines: &'a [(f64, String)],
+    /// Whether points at x = 0 get a slot left of a log x axis (see [`super::Chart::Lines`]).
+    pub zero_slot: bool,
+    /// Where that slot is, once [`draw`] has placed it.
+    pub zero: Option<ZeroSlot>,
+}
+
+/// The slot for x = 0 on a log x axis: drawn at `at`, separated from the positive x by a
+/// dashed break at `cut`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct ZeroSlot {
+    pub at: f64,
+    pub cut: f64,
+}
+
+/// The zero slot for these series: None when no point at x = 0 has a y that can be drawn.
+fn zero_slot(series: &[Series], log_y: bool) -> Option<ZeroSlot> {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    if !points().any(|p| p.0 == 0.0 && usable(p.1, log_y)) {
+        return None;
+    }
+    let xs = || points().map(|p| p.0);
+    let mut positive: Vec<f64> = xs().filter(|x| usable(*x, true)).collect();
+    positive.sort_by(f64::total_cmp);
+    positive.dedup();
+    let at = match positive[..] {
+        [] => 1.0,
+        [p] => p / ZERO_RATIO.1,
+        [p, q, ..] => p / (q / p).clamp(ZERO_RATIO.0, ZERO_RATIO.1),
+    };
+    let first = positive.first().copied().unwrap_or(at * ZERO_RATIO.1);
+    Some(ZeroSlot {
+        at,
+        cut: (at * first).sqrt(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,33 +96,58 @@ impl Xy<'_> {
         usable(x, self.log_x) && usable(y, self.log_y)
     }
 
-    /// The drawable points of `s`, in order.
-    fn points<'s>(&'s self, s: &'s Series) -> impl Iterator<Item = (f64, f64)> + 's {
-        s.points.iter().copied().filter(|p| self.point_ok(*p))
+    /// Where x is drawn: x = 0 in the zero slot, when there is one.
+    fn place(&self, x: f64) -> f64 {
+        match self.zero {
+            Some(z) if x == 0.0 => z.at,
+            _ => x,
+        }
     }
 
-    /// The drawable runs of `s`: a point that cannot be drawn breaks the line.
+    /// Whether a placed x is the zero slot's.
+    fn in_slot(&self, x: f64) -> bool {
+        self.zero.is_some_and(|z| z.at == x)
+    }
+
+    /// The drawable points of `s`, in order, placed.
+    fn points<'s>(&'s self, s: &'s Series) -> impl Iterator<Item = (f64, f64)> + 's {
+        s.points
+            .iter()
+            .map(|p| (self.place(p.0), p.1))
+            .filter(|p| self.point_ok(*p))
+    }
+
+    /// The drawable runs of `s`: a point that cannot be drawn breaks the line, and a point in
+    /// the zero slot is a run of its own (the axis is broken between it and the rest).
     fn segments(&self, s: &Series) -> Vec<Vec<(f64, f64)>> {
         let mut runs = vec![Vec::new()];
         for p in &s.points {
-            match runs.last_mut() {
-                Some(run) if self.point_ok(*p) => run.push(*p),
-                Some(run) if !run.is_empty() => runs.push(Vec::new()),
-                _ => {}
+            let p = (self.place(p.0), p.1);
+            let ok = self.point_ok(p);
+            let Some(run) = runs.last_mut() else { break };
+            if ok && self.in_slot(p.0) {
+                if !run.is_empty() {
+                    runs.push(Vec::new());
+                }
+                runs.extend([vec![p], Vec::new()]);
+            } else if ok {
+                run.push(p);
+            } else if !run.is_empty() {
+                runs.push(Vec::new());
             }
         }
         runs.retain(|run| !run.is_empty());
         runs
     }
 
-    /// The drawable band entries of `s` as (x, lo, hi) with lo ≤ hi.
+    /// The drawable band entries of `s` as (x, lo, hi) with lo ≤ hi, placed.
     fn band(&self, s: &Series) -> Vec<(f64, f64, f64)> {
         let entries = s.band.iter().flatten();
         let ok = |(x, lo, hi): (f64, f64, f64)| {
             usable(x, self.log_x) && usable(lo, self.log_y) && usable(hi, self.log_y)
         };
         entries
-            .copied()
+            .map(|&(x, a, b)| (self.place(x), a, b))
             .filter(|b| ok(*b))
             .map(|(x, a, b)| (x, a.min(b), a.max(b)))
             .collect()
@@ -103,6 +167,10 @@ fn draw<DB: DrawingBackend>(
     kind: Kind,
 ) -> Result<()> {
     let with_bands = kind == Kind::Lines;
+    let zero = (xy.zero_slot && xy.log_x && with_bands)
+        .then(|| zero_slot(xy.series, xy.log_y))
+        .flatten();
+    let xy = &Xy { zero, ..*xy };
     let bands = |s| if with_bands { xy.band(s) } else { Vec::new() };
     let xs = xy.series.iter().flat_map(|s| {
         let band_xs = bands(s).into_iter().map(|b| b.0);
@@ -115,9 +183,14 @@ fn draw<DB: DrawingBackend>(
     });
     let y = Axis::fit(ys, xy.log_y);
     let x = Axis::fit(xs.chain(vline_xs), xy.log_x);
-    let (Some(x), Some(y)) = (x, y) else {
+    let (Some(mut x), Some(y)) = (x, y) else {
         return axes::no_data(area, title);
     };
+    if let Some(z) = xy.zero {
+        // Left of the break only the slot's own tick, labelled 0 (see `Frame::plot`).
+        x.ticks.retain(|t| *t > z.cut);
+        x.ticks.insert(0, z.at);
+    }
     let chart = Frame {
         area,
         title,
@@ -154,7 +227,13 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
     {
         let mut builder = axes::chart_builder(self.area, self.title, &self.y.labels(), 20)?;
         let mut chart = builder.build_cartesian_2d(xc, yc).plot("the chart")?;
-        let x_fmt = |v: &f64| self.x.label(*v);
+        let x_fmt = |v: &f64| {
+            if self.xy.in_slot(*v) {
+                "0".to_string()
+            } else {
+                self.x.label(*v)
+            }
+        };
         let y_fmt = |v: &f64| self.y.label(*v);
         let (x_desc, y_desc) = (self.xy.x_label, self.xy.y_label);
         let mesh = Mesh {
@@ -169,6 +248,7 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
         if self.kind == Kind::Lines {
             self.draw_bands(&mut chart)?;
             self.draw_vlines(&mut chart)?;
+            self.draw_break(&mut chart)?;
         }
         for (i, s) in self.xy.series.iter().enumerate() {
             match self.kind {
@@ -188,7 +268,12 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
         Y: Ranged<ValueType = f64>,
     {
         for (i, s) in self.xy.series.iter().enumerate() {
-            let band = self.xy.band(s);
+            let (slot, band): (Vec<_>, Vec<_>) = self
+                .xy
+                .band(s)
+                .into_iter()
+                .partition(|b| self.xy.in_slot(b.0));
+            self.draw_whiskers(chart, i, &slot)?;
             if band.len() < 2 {
                 continue;
             }
@@ -199,6 +284,47 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
                 .draw_series(std::iter::once(Polygon::new(outline, fill)))
                 .plot("a CI band")?;
         }
+        Ok(())
+    }
+
+    /// CI whiskers with caps for band entries in the zero slot (a band needs two x).
+    fn draw_whiskers<X, Y>(
+        &self,
+        chart: &mut Ctx<'_, DB, X, Y>,
+        i: usize,
+        entries: &[(f64, f64, f64)],
+    ) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let style = colour(i).mix(0.7).stroke_width(2);
+        for &(x, lo, hi) in entries {
+            let cap =
+                |y: f64| EmptyElement::at((x, y)) + PathElement::new([(-5, 0), (5, 0)], style);
+            chart
+                .draw_series([PathElement::new(vec![(x, lo), (x, hi)], style)])
+                .plot("a CI whisker")?;
+            chart
+                .draw_series([cap(lo), cap(hi)])
+                .plot("a CI whisker cap")?;
+        }
+        Ok(())
+    }
+
+    /// The dashed break between the zero slot and the positive x.
+    fn draw_break<X, Y>(&self, chart: &mut Ctx<'_, DB, X, Y>) -> Result<()>
+    where
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let Some(z) = self.xy.zero else {
+            return Ok(());
+        };
+        let line = vec![(z.cut, self.y.lo), (z.cut, self.y.hi)];
+        chart
+            .draw_series(DashedLineSeries::new(line, 3, 3, MUTED.stroke_width(1)))
+            .plot("the axis break")?;
         Ok(())
     }
 
@@ -243,13 +369,14 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
             anno.label(s.label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], style));
         }
-        if runs.iter().map(Vec::len).sum::<usize>() <= MARKER_MAX {
-            let markers = runs
-                .iter()
-                .flatten()
-                .map(|p| Circle::new(*p, 3, colour(i).filled()));
-            chart.draw_series(markers).plot("line markers")?;
-        }
+        // Long lines get no markers, except a point in the zero slot, which has no line.
+        let all = runs.iter().map(Vec::len).sum::<usize>() <= MARKER_MAX;
+        let markers = runs
+            .iter()
+            .flatten()
+            .filter(|p| all || self.xy.in_slot(p.0))
+            .map(|p| Circle::new(*p, 3, colour(i).filled()));
+        chart.draw_series(markers).plot("line markers")?;
         Ok(())
     }
 
@@ -358,7 +485,9 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
         };
         if self.kind == Kind::Lines {
             let vlines = self.xy.vlines.iter().filter(|v| usable(v.0, self.x.log));
-            runs.extend(vlines.map(|v| vec![pixel(&(v.0, self.y.lo)), pixel(&(v.0, self.y.hi))]));
+            let cut = self.xy.zero.map(|z| z.cut);
+            let xs = vlines.map(|v| v.0).chain(cut);
+            runs.extend(xs.map(|x| vec![pixel(&(x, self.y.lo)), pixel(&(x, self.y.hi))]));
         }
         runs.iter().flat_map(|run| densify(run)).collect()
     }
