@@ -39,22 +39,6 @@ profiles:
       wikitext2: {source: generate}
 "#;
 
-fn output(p: &Project, run_id: &str, name: &str) -> PathBuf {
-    let rec = p.record(run_id);
-    let sha = rec["outputs"][name]["sha256"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{run_id} has no output {name}: {}", rec["outputs"]));
-    p.object(sha)
-}
-
-fn rows(p: &Project, run_id: &str, name: &str) -> Vec<Value> {
-    std::fs::read_to_string(output(p, run_id, name))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -92,7 +76,7 @@ fn lm_stage_matches_pytorch_and_tracks_drown_out() {
     let p = Project::new(PIPELINE);
     ok(p.smoke(&["--quiet"]));
     let id = |v: &str, wd: &str| format!("lm/variant={v},weight_decay={wd}");
-    let run = |v: &str, wd: &str| rows(&p, &id(v, wd), "metrics.jsonl");
+    let run = |v: &str, wd: &str| p.rows(&id(v, wd), "metrics.jsonl");
 
     // Every declared metric is in every row (the diagnostic is on).
     let results = &repro::pipeline::stage::kind("lm").unwrap().results;
@@ -130,7 +114,7 @@ fn lm_stage_matches_pytorch_and_tracks_drown_out() {
         ("adam_l2", "adam", 0.0),
     ] {
         let wd_s = if wd == 0.0 { "0.0" } else { "0.1" };
-        let init = output(&p, &id(variant, wd_s), "init.safetensors");
+        let init = p.output(&id(variant, wd_s), "init.safetensors");
         let cfg = serde_json::json!({
             "d_model": 16, "heads": 2, "layers": 1, "ffn": 32, "norm_first": true,
             "tie_embeddings": true, "optimizer": optimizer, "lr": 0.003, "weight_decay": wd,
@@ -184,7 +168,7 @@ fn lm_stage_matches_pytorch_and_tracks_drown_out() {
     let decoupled = run("adamw", "0.1");
     assert!(f(&l2[2]["l2_share_of_m"]) > 0.0 && f(&l2[2]["l2_over_grad"]) > 0.0);
     assert!(f(&l2[2]["cos_m_mg"]) < f(&decoupled[2]["cos_m_mg"]));
-    let samples = rows(&p, &id("adam_l2", "0.1"), "drown_out.jsonl");
+    let samples = p.rows(&id("adam_l2", "0.1"), "drown_out.jsonl");
     let groups: std::collections::BTreeSet<&str> = samples
         .iter()
         .map(|s| s["group"].as_str().unwrap())

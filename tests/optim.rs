@@ -600,3 +600,33 @@ fn drown_out_by_hand() {
         assert!(opt.drown_out_by_group(&[0, 0], 1)[0].is_none());
     }
 }
+
+#[test]
+fn drown_out_sampled_every_n_steps_equals_every_step() {
+    // Sampling every 2nd step must give, at step 2, exactly what tracking every step gives: the
+    // shadows move on unsampled steps too.
+    let make = || {
+        let w = Tensor::from_slice(&[1.0f64, -2.0, 0.5]).set_requires_grad(true);
+        (
+            w.shallow_clone(),
+            Adam::new(vec![w], adam_cfg((0.9, 0.999), 1e-8, Variant::ADAM_L2)),
+        )
+    };
+    let (w1, mut every1) = make();
+    let (w2, mut every2) = make();
+    every1.track_drown_out(true);
+    every2.track_drown_out_every(2);
+    let grads = [[0.3f64, -0.1, 0.2], [-0.2, 0.4, 0.1]];
+    for (t, g) in grads.iter().enumerate() {
+        for (w, opt) in [(&w1, &mut every1), (&w2, &mut every2)] {
+            opt.zero_grad();
+            (w * Tensor::from_slice(g)).sum(Kind::Double).backward();
+            opt.step(1e-2, 0.1);
+        }
+        if t == 0 {
+            assert!(every2.drown_out().is_none(), "step 1 is not sampled");
+        }
+    }
+    assert_eq!(every1.drown_out(), every2.drown_out());
+    assert!(every2.drown_out().unwrap().l2_share_of_m > 0.0);
+}

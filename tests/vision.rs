@@ -44,22 +44,6 @@ profiles:
       tiny: {source: generate}
 "#;
 
-fn output(p: &Project, run_id: &str, name: &str) -> std::path::PathBuf {
-    let rec = p.record(run_id);
-    let sha = rec["outputs"][name]["sha256"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{run_id} has no output {name}: {}", rec["outputs"]));
-    p.object(sha)
-}
-
-fn rows(p: &Project, run_id: &str, name: &str) -> Vec<Value> {
-    std::fs::read_to_string(output(p, run_id, name))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Every number a kind declares for claims and the report is in each row its runs write (a
 /// declaration that drifts from the writer would leave claims reading nothing).
 fn has_declared_metrics(kind: &str, rows: &[Value]) {
@@ -83,8 +67,8 @@ fn schedules_norms_checkpoints_and_sharpness() {
     assert!(t.contains("4 ran, 0 cached, 0 failed"), "{t}");
 
     // Weight decay follows the schedule; Tₛ = 2 of 3 epochs.
-    let early = rows(&p, "e1/schedule=early", "metrics.jsonl");
-    let none = rows(&p, "e1/schedule=none", "metrics.jsonl");
+    let early = p.rows("e1/schedule=early", "metrics.jsonl");
+    let none = p.rows("e1/schedule=none", "metrics.jsonl");
     let wd: Vec<bool> = early
         .iter()
         .map(|r| r["wd_on"].as_bool().unwrap())
@@ -111,8 +95,8 @@ fn schedules_norms_checkpoints_and_sharpness() {
     // Same seed, same initial weights; without WD the scale-invariant norm only grows, and with
     // WD in the first epochs it ends below.
     assert_eq!(
-        std::fs::read(output(&p, "e1/schedule=early", "init.safetensors")).unwrap(),
-        std::fs::read(output(&p, "e1/schedule=none", "init.safetensors")).unwrap()
+        std::fs::read(p.output("e1/schedule=early", "init.safetensors")).unwrap(),
+        std::fs::read(p.output("e1/schedule=none", "init.safetensors")).unwrap()
     );
     assert!(none.iter().all(|r| f(&r["si_growth_measured"]) > 0.0));
     assert!(f(&early[2]["si_norm_sq"]) < f(&none[2]["si_norm_sq"]));
@@ -130,7 +114,7 @@ fn schedules_norms_checkpoints_and_sharpness() {
     }
 
     // Sharpness: one row per upstream run, with the metrics E3 needs.
-    let sh = rows(&p, "e3", "sharpness.jsonl");
+    let sh = p.rows("e3", "sharpness.jsonl");
     has_declared_metrics("sharpness", &sh);
     let ids: Vec<&str> = sh.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["e1/schedule=early", "e1/schedule=none"]);
@@ -153,7 +137,7 @@ fn schedules_norms_checkpoints_and_sharpness() {
     }
 
     // Tiny-ImageNet: 64×64 JPEGs decoded through the folder layout into DenseNet-121.
-    let tiny = rows(&p, "tiny", "metrics.jsonl");
+    let tiny = p.rows("tiny", "metrics.jsonl");
     assert_eq!(tiny.len(), 1);
     assert!(f(&tiny[0]["train_loss"]).is_finite());
 }

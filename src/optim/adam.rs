@@ -193,6 +193,10 @@ pub struct Adam {
     /// (their indices alongside): ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩. Read (and
     /// synchronised) only by [`Adam::drown_out`] and [`Adam::drown_out_by_group`].
     drown_sums: Option<(Vec<usize>, Tensor)>,
+    /// The sums are taken every this many steps (the shadows move every step).
+    drown_every: u64,
+    /// Steps since tracking was switched on.
+    tracked_steps: u64,
 }
 
 impl Adam {
@@ -205,6 +209,8 @@ impl Adam {
             state,
             shadows: None,
             drown_sums: None,
+            drown_every: 1,
+            tracked_steps: 0,
         }
     }
 
@@ -225,8 +231,23 @@ impl Adam {
     /// Switch the E8 drown-out diagnostic on or off. On: shadow EMAs start at zero and are updated
     /// from the next step. Off: the shadows and the last result are dropped (no cost per step).
     pub fn track_drown_out(&mut self, on: bool) {
+        self.track_drown_out_every(u64::from(on));
+    }
+
+    /// The diagnostic sampled every `every` steps (0: off): the shadow EMAs still move every step
+    /// (they must, to describe m), but the six reductions, their f64 copies and the result are
+    /// computed only on every `every`-th step after switching on; [`Adam::drown_out`] then gives
+    /// the last sampled step's. Changing `every` while on keeps the shadows.
+    pub fn track_drown_out_every(&mut self, every: u64) {
+        let on = every > 0;
+        if on {
+            self.drown_every = every;
+        }
         match (on, self.shadows.is_some()) {
-            (true, false) => self.shadows = Some(self.params.iter().map(|_| None).collect()),
+            (true, false) => {
+                self.shadows = Some(self.params.iter().map(|_| None).collect());
+                self.tracked_steps = 0;
+            }
             (false, _) => {
                 self.shadows = None;
                 self.drown_sums = None;
@@ -280,6 +301,10 @@ impl Adam {
         let wd = weight_decay;
         let mut sums: Vec<Tensor> = Vec::new();
         let mut stepped: Vec<usize> = Vec::new();
+        if self.shadows.is_some() {
+            self.tracked_steps += 1;
+        }
+        let sample = self.shadows.is_some() && self.tracked_steps.is_multiple_of(self.drown_every);
         tch::no_grad(|| {
             for (i, p) in self.params.iter().enumerate() {
                 let g = p.grad();
@@ -354,6 +379,9 @@ impl Adam {
                     if let Some(r) = &r {
                         let _ = sh.mr.g_add_(&(r * (1.0 - beta1)));
                     }
+                    if !sample {
+                        continue;
+                    }
                     // Each tensor widened to f64 once (not once per product it enters).
                     let wide = |a: &Tensor| a.to_kind(Kind::Double);
                     let sq = |a: &Tensor, b: &Tensor| (a * b).sum(Kind::Double);
@@ -380,7 +408,7 @@ impl Adam {
                 }
             }
         });
-        if self.shadows.is_some() && !sums.is_empty() {
+        if sample && !sums.is_empty() {
             self.drown_sums = Some((stepped, Tensor::stack(&sums, 0)));
         }
     }

@@ -144,5 +144,18 @@ pub struct Outcome {
     pub environment: Map<String, Value>,
 }
 
+impl Outcome {
+    /// An outcome with these summary metrics (the environment is filled in by the worker).
+    pub fn with_metrics<'a>(metrics: impl IntoIterator<Item = (&'a str, Value)>) -> Outcome {
+        Outcome {
+            metrics: metrics
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            environment: Map::new(),
+        }
+    }
+}
+
 /// The line prefix the worker uses on stdout to report progress: `progress POS LEN MESSAGE`.
 pub const PROGRESS_PREFIX: &str = "progress ";

@@ -189,7 +189,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         },
     );
     let every = p.int("drown_out_every")? as u64;
-    opt.track_drown_out(every > 0);
+    opt.track_drown_out_every(every);
 
     let (epochs, clip, wd) = (
         p.usize("epochs")?,
@@ -304,18 +304,12 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     }
     vs.save(ctx.out_dir.join("final.safetensors"))?;
 
-    let mut outcome = Outcome::default();
-    outcome.metrics.insert("final".into(), last);
-    outcome
-        .metrics
-        .insert("epoch_seconds".into(), json!(seconds));
-    outcome
-        .metrics
-        .insert("tokens_per_s".into(), json!(tokens_per_s));
-    outcome
-        .metrics
-        .insert("diverged_epoch".into(), json!(diverged_epoch));
-    Ok(outcome)
+    Ok(Outcome::with_metrics([
+        ("final", last),
+        ("epoch_seconds", json!(seconds)),
+        ("tokens_per_s", json!(tokens_per_s)),
+        ("diverged_epoch", json!(diverged_epoch)),
+    ]))
 }
 
 /// torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max / (‖g‖ + 1e-6)), ‖g‖ the

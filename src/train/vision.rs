@@ -179,15 +179,11 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     metrics.finish()?;
     vs.save(ctx.out_dir.join("final.safetensors"))?;
 
-    let mut outcome = Outcome::default();
-    outcome.metrics.insert("final".into(), last);
-    outcome
-        .metrics
-        .insert("epoch_seconds".into(), json!(seconds));
-    outcome
-        .metrics
-        .insert("images_per_s".into(), json!(images_per_s));
-    Ok(outcome)
+    Ok(Outcome::with_metrics([
+        ("final", last),
+        ("epoch_seconds", json!(seconds)),
+        ("images_per_s", json!(images_per_s)),
+    ]))
 }
 
 /// Mean loss and accuracy over a split, in eval mode.

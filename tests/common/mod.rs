@@ -94,6 +94,24 @@ impl Project {
             .unwrap_or_else(|| panic!("no record of {run_id}"))
     }
 
+    /// The store object holding output `name` of run `run_id`.
+    pub fn output(&self, run_id: &str, name: &str) -> PathBuf {
+        let rec = self.record(run_id);
+        let sha = rec["outputs"][name]["sha256"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{run_id} has no output {name}: {}", rec["outputs"]));
+        self.object(sha)
+    }
+
+    /// The rows of a JSON-lines output of run `run_id`.
+    pub fn rows(&self, run_id: &str, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.output(run_id, name))
+            .expect("read output")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON row"))
+            .collect()
+    }
+
     /// Path of a store object.
     pub fn object(&self, sha256: &str) -> PathBuf {
         self.store()
