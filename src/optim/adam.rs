@@ -148,7 +148,7 @@ impl Default for AdamConfig {
 }
 
 /// The E8 drown-out diagnostic at the last step, over all parameters that stepped.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct DrownOut {
     /// ‖λw‖ / ‖g‖ (IEEE division: 0/0 is NaN).
     pub l2_over_grad: f64,

@@ -61,24 +61,7 @@ struct EpochRow {
     weight_norm: f64,
     grad_norm: f64,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    drown_out: Option<DrownOutRow>,
-}
-
-#[derive(Serialize, Clone, Copy)]
-struct DrownOutRow {
-    l2_over_grad: f64,
-    l2_share_of_m: f64,
-    cos_m_mg: f64,
-}
-
-impl From<DrownOut> for DrownOutRow {
-    fn from(d: DrownOut) -> DrownOutRow {
-        DrownOutRow {
-            l2_over_grad: d.l2_over_grad,
-            l2_share_of_m: d.l2_share_of_m,
-            cos_m_mg: d.cos_m_mg,
-        }
-    }
+    drown_out: Option<DrownOut>,
 }
 
 #[derive(Serialize)]
@@ -87,7 +70,7 @@ struct DrownOutSample<'a> {
     epoch: usize,
     group: &'a str,
     #[serde(flatten)]
-    values: DrownOutRow,
+    values: DrownOut,
 }
 
 /// Mean of the sampled diagnostics of one epoch.
@@ -109,10 +92,10 @@ impl DrownOutMean {
         self.n += 1;
     }
 
-    fn take(&mut self) -> Option<DrownOutRow> {
+    fn take(&mut self) -> Option<DrownOut> {
         let n = std::mem::take(&mut self.n) as f64;
         let [a, b, c] = std::mem::take(&mut self.sum).map(|s| s / n);
-        (n > 0.0).then_some(DrownOutRow {
+        (n > 0.0).then_some(DrownOut {
             l2_over_grad: a,
             l2_share_of_m: b,
             cos_m_mg: c,
@@ -244,7 +227,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                         step,
                         epoch,
                         group: "all",
-                        values: all.into(),
+                        values: all,
                     })?;
                 }
                 for (g, d) in opt
@@ -257,7 +240,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                             step,
                             epoch,
                             group: GROUPS[g],
-                            values: (*d).into(),
+                            values: *d,
                         })?;
                     }
                 }
@@ -328,9 +311,11 @@ pub fn clip_grad_norm(params: &[Tensor], max: f64) -> Tensor {
         let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
         let total = Tensor::stack(&norms, 0).norm();
         if max > 0.0 {
-            let coef = ((&total + 1e-6).reciprocal() * max).clamp_max(1.0);
+            let coef = ((&total + 1e-6).reciprocal() * max)
+                .clamp_max(1.0)
+                .to_kind(first.kind());
             for g in &grads {
-                let _ = g.shallow_clone().g_mul_(&coef.to_kind(first.kind()));
+                let _ = g.shallow_clone().g_mul_(&coef);
             }
         }
         total

@@ -58,47 +58,9 @@ pub(super) fn per_seed_tau(
         r.verdict = Verdict::NotRun;
         return;
     }
-    if g.values.len() < 2 {
-        r.note = Some("one seed gives no variance estimate: at least 2 needed".into());
-        r.verdict = Verdict::Inconclusive;
-        return;
-    }
-    // H₁: mean τ beyond the threshold on the claimed side; flip signs for "below".
-    let sign = if up { 1.0 } else { -1.0 };
-    let signed: Vec<f64> = g.values.iter().map(|t| sign * t).collect();
-    let mean = g.mean.unwrap_or(f64::NAN);
-    match (
-        stats::t_greater(&signed, sign * threshold),
-        stats::t_greater(
-            &signed.iter().map(|v| -v).collect::<Vec<_>>(),
-            -sign * threshold,
-        ),
-    ) {
-        (Ok(p), Ok(p_other)) => {
-            r.statistics.insert("p".into(), p);
-            r.statistics.insert("tau_mean".into(), mean);
-            r.measured += &format!("; t-test p = {}", num(p));
-            r.verdict = if p < c.alpha {
-                Verdict::Reproduced
-            } else if p_other < c.alpha {
-                Verdict::NotReproduced
-            } else {
-                r.seeds_needed = stats::seeds_needed_one(&g.values, threshold, c.alpha, POWER)
-                    .ok()
-                    .flatten();
-                Verdict::Inconclusive
-            };
-        }
-        _ => {
-            r.note = Some("τ is the same for every seed: read directly".into());
-            r.statistics.insert("tau_mean".into(), mean);
-            r.verdict = if sign * mean > sign * threshold {
-                Verdict::Reproduced
-            } else {
-                Verdict::NotReproduced
-            };
-        }
-    }
+    r.statistics
+        .insert("tau_mean".into(), g.mean.unwrap_or(f64::NAN));
+    mean_beyond(c, &g, threshold, up, "τ", r);
 }
 
 /// H₁: mean over seeds > `value` (`up`) or < `value`, one-sample t-test; needs exactly one
@@ -136,23 +98,37 @@ pub(super) fn one_sample(
         r.verdict = Verdict::NotRun;
         return;
     }
+    r.measured += &format!(" vs {}", num(value));
+    mean_beyond(c, &g, value, up, "the value", r);
+}
+
+/// The shared end of both tests: H₁ "mean of `g` > `threshold`" (`up`) or "< `threshold`" by a
+/// one-sample t-test over seeds (signs flipped for "below"); at least 2 values needed. `what`
+/// names the per-seed quantity in the notes.
+fn mean_beyond(
+    c: &ClaimSpec,
+    g: &Group,
+    threshold: f64,
+    up: bool,
+    what: &str,
+    r: &mut CheckResult,
+) {
     if g.values.len() < 2 {
         r.note = Some("one seed gives no variance estimate: at least 2 needed".into());
         r.verdict = Verdict::Inconclusive;
         return;
     }
-    // H₁ as "mean(sign·x) > sign·value".
     let sign = if up { 1.0 } else { -1.0 };
     let signed: Vec<f64> = g.values.iter().map(|v| sign * v).collect();
     let flipped: Vec<f64> = signed.iter().map(|v| -v).collect();
     let mean = g.mean.unwrap_or(f64::NAN);
     match (
-        stats::t_greater(&signed, sign * value),
-        stats::t_greater(&flipped, -sign * value),
+        stats::t_greater(&signed, sign * threshold),
+        stats::t_greater(&flipped, -sign * threshold),
     ) {
         (Ok(p), Ok(p_other)) => {
             r.statistics.insert("p".into(), p);
-            r.measured += &format!(" vs {}; t-test p = {}", num(value), num(p));
+            r.measured += &format!("; t-test p = {}", num(p));
             r.verdict = if p < c.alpha {
                 Verdict::Reproduced
             } else if p_other < c.alpha {
@@ -162,8 +138,8 @@ pub(super) fn one_sample(
                 ));
                 Verdict::NotReproduced
             } else {
-                if sign * mean > sign * value {
-                    r.seeds_needed = stats::seeds_needed_one(&g.values, value, c.alpha, POWER)
+                if sign * mean > sign * threshold {
+                    r.seeds_needed = stats::seeds_needed_one(&g.values, threshold, c.alpha, POWER)
                         .ok()
                         .flatten();
                 } else {
@@ -173,8 +149,8 @@ pub(super) fn one_sample(
             };
         }
         _ => {
-            r.note = Some("the value is the same for every seed: read directly".into());
-            r.verdict = if sign * mean > sign * value {
+            r.note = Some(format!("{what} is the same for every seed: read directly"));
+            r.verdict = if sign * mean > sign * threshold {
                 Verdict::Reproduced
             } else {
                 Verdict::NotReproduced
