@@ -25,6 +25,9 @@ else
 fi
 # Python packages the test suite compares against (reference implementations and statistics).
 TEST_PACKAGES=(numpy scipy)
+# Installed without their dependencies: the reference MinAtar needs only numpy at run time (its
+# plotting imports are optional), and its pinned matplotlib/seaborn/pandas would add minutes.
+TEST_PACKAGES_NO_DEPS=(minatar==1.0.15)
 
 log() { echo "setup: $*" >&2; }
 
@@ -34,6 +37,20 @@ import sys
 from importlib.metadata import version
 sys.exit(0 if version("torch").split("+")[0] == sys.argv[1] else 1)
 PY
+}
+
+add_no_deps_packages() { # venvs made before a package joined TEST_PACKAGES_NO_DEPS get it here
+  local py="$1" pkg
+  for pkg in "${TEST_PACKAGES_NO_DEPS[@]}"; do
+    "$py" - "$pkg" >/dev/null 2>&1 <<'PY' && continue
+import sys
+from importlib.metadata import version
+name, want = sys.argv[1].split("==")
+sys.exit(0 if version(name) == want else 1)
+PY
+    log "installing $pkg (without dependencies) into $(dirname "$(dirname "$py")")"
+    "$py" -m pip install --quiet --no-deps "$pkg" >&2
+  done
 }
 
 emit() { # print the exports the build and tests need
@@ -62,11 +79,13 @@ fi
 
 if [ -n "${REPRO_PYTHON:-}" ] && torch_ok "$REPRO_PYTHON"; then
   [ "${1:-}" = --check ] && exit 0
+  add_no_deps_packages "$REPRO_PYTHON"
   emit "$REPRO_PYTHON"; exit 0
 fi
 
 if [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.repro-ready" ]; then
   [ "${1:-}" = --check ] && exit 0
+  [ "$CPU_ONLY" = 1 ] || add_no_deps_packages "$VENV/bin/python"
   emit "$VENV/bin/python"; exit 0
 fi
 [ "${1:-}" = --check ] && exit 1
@@ -85,6 +104,7 @@ if ! { [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.
     "$VENV/bin/pip" install --quiet --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >&2
   else
     "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "${TEST_PACKAGES[@]}" >&2
+    "$VENV/bin/pip" install --quiet --no-deps "${TEST_PACKAGES_NO_DEPS[@]}" >&2
   fi
   log "installed in $(( $(date +%s) - start )) s; $(du -sh "$VENV" | cut -f1) on disk"
   touch "$VENV/.repro-ready"

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod env;
 pub mod metrics;
 pub mod nn;
 pub mod optim;

@@ -1,0 +1,28 @@
+//! MinAtar SpaceInvaders: placeholder until the port lands (no game rules yet).
+
+use super::{Draws, Game, Grid};
+
+pub struct SpaceInvaders;
+
+impl SpaceInvaders {
+    pub fn new(_ramping: bool) -> Self {
+        SpaceInvaders
+    }
+}
+
+impl Game for SpaceInvaders {
+    fn channels(&self) -> &'static [&'static str] {
+        &["player"]
+    }
+    fn reset(&mut self, _rng: &mut dyn Draws) {}
+    fn act(&mut self, _action: usize, _rng: &mut dyn Draws) -> (f32, bool) {
+        (0.0, true)
+    }
+    fn state(&self, _grid: &mut Grid) {}
+    fn minimal_action_set(&self) -> &'static [usize] {
+        &[0]
+    }
+    fn difficulty_ramp(&self) -> Option<i64> {
+        None
+    }
+}

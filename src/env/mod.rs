@@ -1,0 +1,28 @@
+//! Reinforcement-learning environments (SPEC.md E6): MinAtar's five games written in Rust
+//! (`minatar`) and, behind the `atari` cargo feature, Atari 2600 games through the Arcade
+//! Learning Environment. The DQN stage (`train::rl`) sees them only through [`Env`].
+
+pub mod minatar;
+
+/// An episodic environment with a discrete action set and a fixed-shape uint8 observation.
+pub trait Env: Send {
+    /// Observation shape as (channels, height, width) of one frame; the agent stacks frames
+    /// itself when it wants a history.
+    fn frame_shape(&self) -> [usize; 3];
+    /// Number of actions the agent chooses from.
+    fn num_actions(&self) -> usize;
+    /// Start a new episode.
+    fn reset(&mut self);
+    /// Apply `action` (in `0..num_actions()`); returns the reward and whether the episode ended.
+    fn step(&mut self, action: usize) -> Step;
+    /// Write the current frame, channel-major (C×H×W), into `out` (`len` = C·H·W).
+    fn frame(&self, out: &mut [u8]);
+}
+
+/// What one environment step returned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub reward: f32,
+    /// The episode ended (game over, or a time limit the environment itself imposes).
+    pub terminal: bool,
+}
