@@ -26,3 +26,43 @@ pub struct Step {
     /// The episode ended (game over, or a time limit the environment itself imposes).
     pub terminal: bool,
 }
+
+/// Which environment a stage runs, as its parameters name it.
+#[derive(Debug, Clone)]
+pub struct EnvSpec {
+    /// "minatar" or "atari".
+    pub suite: String,
+    /// The game: one of MinAtar's five (`breakout`, …) or an Atari ROM name (`pong`, …).
+    pub game: String,
+    pub sticky_action_prob: f64,
+    /// MinAtar's difficulty ramping (ignored by Atari).
+    pub ramping: bool,
+    /// Where the Atari ROMs are (the `atari-roms` dataset).
+    pub rom_dir: Option<std::path::PathBuf>,
+}
+
+/// Build the environment `spec` names, its randomness seeded by `seed`.
+pub fn make(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
+    match spec.suite.as_str() {
+        "minatar" => {
+            let game: minatar::GameName = spec.game.parse().map_err(anyhow::Error::msg)?;
+            Ok(Box::new(minatar::Environment::new(
+                game,
+                spec.sticky_action_prob,
+                spec.ramping,
+                minatar::Seeded::new(seed),
+            )))
+        }
+        "atari" => make_atari(spec, seed),
+        other => anyhow::bail!("unknown environment suite {other:?}; valid values: minatar, atari"),
+    }
+}
+
+#[cfg(not(feature = "atari"))]
+fn make_atari(spec: &EnvSpec, _seed: u64) -> anyhow::Result<Box<dyn Env>> {
+    anyhow::bail!(
+        "Atari game {:?}: this build has no Arcade Learning Environment; build with \
+         `cargo build --release --features atari` (ALE is GPL-2.0, so it is opt-in)",
+        spec.game
+    )
+}

@@ -9,6 +9,7 @@
 //! `tests/python/models.py`).
 
 pub mod densenet;
+pub mod dqn;
 pub mod resnet;
 pub mod small_cnn;
 pub mod transformer_lm;

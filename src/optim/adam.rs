@@ -182,6 +182,37 @@ struct Shadow {
     mr: Tensor,
 }
 
+/// The mean of sampled diagnostics (over an epoch or an iteration).
+#[derive(Default)]
+pub struct DrownOutMean {
+    sum: [f64; 3],
+    n: usize,
+}
+
+impl DrownOutMean {
+    pub fn add(&mut self, d: DrownOut) {
+        for (s, x) in self
+            .sum
+            .iter_mut()
+            .zip([d.l2_over_grad, d.l2_share_of_m, d.cos_m_mg])
+        {
+            *s += x;
+        }
+        self.n += 1;
+    }
+
+    /// The mean so far (`None` when nothing was added), and start over.
+    pub fn take(&mut self) -> Option<DrownOut> {
+        let n = std::mem::take(&mut self.n) as f64;
+        let [a, b, c] = std::mem::take(&mut self.sum).map(|s| s / n);
+        (n > 0.0).then_some(DrownOut {
+            l2_over_grad: a,
+            l2_share_of_m: b,
+            cos_m_mg: c,
+        })
+    }
+}
+
 /// Adam with the l2 gradient entering where the [`Variant`] says, over a fixed list of parameters.
 pub struct Adam {
     params: Vec<Tensor>,

@@ -42,6 +42,11 @@ pub struct ClaimSpec {
     /// profile's grid). Applied before `tune`.
     #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
     pub where_: Arm,
+    /// `per: [game]`: check each value of these grid axes separately, as if each were an
+    /// experiment of its own (returns of different games are on different scales, so arms are
+    /// never pooled across them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per: Vec<String>,
     /// Collapse hyper-parameter axes before the test (see [`TuneSpec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<TuneSpec>,
@@ -153,6 +158,8 @@ pub enum TestSpec {
     Equivalent { a: Arm, b: Arm, margin: f64 },
     /// The metric increases along a grid axis: Kendall τ per seed, its mean above 0.
     Increasing { along: String },
+    /// The metric decreases along a grid axis: Kendall τ per seed, its mean below 0.
+    Decreasing { along: String },
     /// The metric orders the arms along `across` like `with` does: Kendall τ per seed, its
     /// mean above `above` (or below `below`).
     RankAgreement {

@@ -122,34 +122,70 @@ pub fn evaluate(p: &Pipeline, inputs: &Inputs) -> Vec<CheckResult> {
             continue;
         };
         for e in &c.experiments {
+            let parts = inputs.experiment(e).map(|data| split_per(data, &c.per));
             for m in &c.metric {
                 let mut r = base.clone();
                 r.experiment = Some(e.clone());
                 r.metric = Some(m.clone());
-                match (inputs.experiment(e), MetricRef::parse(m)) {
-                    (None, _) => {
-                        r.note = Some(format!(
-                            "experiment `{e}` is not part of profile `{}`",
-                            inputs.profile
-                        ))
-                    }
-                    (Some(_), Err(err)) => r.note = Some(err),
-                    (Some(data), Ok(metric)) => check(c, test, data, &metric, &mut r),
-                }
-                if !decides(c, &inputs.profile) {
+                let Some(parts) = &parts else {
                     r.note = Some(format!(
-                        "profile `{}` cannot decide it (decided at: {})",
-                        inputs.profile,
-                        c.decide_at.join(", ")
+                        "experiment `{e}` is not part of profile `{}`",
+                        inputs.profile
                     ));
-                    r.verdict = Verdict::NotCheckable;
-                    r.seeds_needed = None;
+                    out.push(decided(c, &inputs.profile, r));
+                    continue;
+                };
+                for data in parts {
+                    let mut r = r.clone();
+                    r.experiment = Some(data.name.clone());
+                    match MetricRef::parse(m) {
+                        Err(err) => r.note = Some(err),
+                        Ok(metric) => check(c, test, data, &metric, &mut r),
+                    }
+                    out.push(decided(c, &inputs.profile, r));
                 }
-                out.push(r);
             }
         }
     }
     out
+}
+
+/// An experiment's data split by the values of the `per` axes (in first-seen order), each part
+/// named `experiment[axis=value]`; the whole experiment when `per` is empty.
+fn split_per(data: &ExperimentData, per: &[String]) -> Vec<ExperimentData> {
+    if per.is_empty() {
+        return vec![data.clone()];
+    }
+    let mut parts: Vec<(String, ExperimentData)> = Vec::new();
+    for o in &data.observations {
+        let label = arm_label(&o.coords, per);
+        let i = match parts.iter().position(|(l, _)| *l == label) {
+            Some(i) => i,
+            None => {
+                let mut part = data.clone();
+                part.name = format!("{}[{label}]", data.name);
+                part.observations.clear();
+                part.arm_axes.retain(|a| !per.contains(a));
+                parts.push((label, part));
+                parts.len() - 1
+            }
+        };
+        parts[i].1.observations.push(o.clone());
+    }
+    parts.into_iter().map(|(_, p)| p).collect()
+}
+
+/// A result with the profile's say applied: a profile outside `decide_at` cannot decide it.
+fn decided(c: &ClaimSpec, profile: &str, mut r: CheckResult) -> CheckResult {
+    if !decides(c, profile) {
+        r.note = Some(format!(
+            "profile `{profile}` cannot decide it (decided at: {})",
+            c.decide_at.join(", ")
+        ));
+        r.verdict = Verdict::NotCheckable;
+        r.seeds_needed = None;
+    }
+    r
 }
 
 fn decides(c: &ClaimSpec, profile: &str) -> bool {
@@ -215,6 +251,7 @@ pub fn describe_test(t: &TestSpec) -> String {
         TestSpec::Above { value } => format!("mean > {value}"),
         TestSpec::Below { value } => format!("mean < {value}"),
         TestSpec::Increasing { along } => format!("increases with {along}"),
+        TestSpec::Decreasing { along } => format!("decreases with {along}"),
         TestSpec::RankAgreement {
             with,
             across,
@@ -308,9 +345,10 @@ fn check(
         TestSpec::Equivalent { a, b, margin } => equivalent(c, &sel, a, b, *margin, r),
         TestSpec::Above { value } => one_sample(c, &sel, *value, true, r),
         TestSpec::Below { value } => one_sample(c, &sel, *value, false, r),
-        TestSpec::Increasing { along } => {
+        TestSpec::Increasing { along } | TestSpec::Decreasing { along } => {
+            let up = matches!(test, TestSpec::Increasing { .. });
             let label = format!("τ({along}, {m})");
-            per_seed_tau(c, &sel, along, &label, 0.0, true, r, |p| {
+            per_seed_tau(c, &sel, along, &label, 0.0, up, r, |p| {
                 Some((p.coords.get(along)?.as_f64()?, p.value?))
             })
         }

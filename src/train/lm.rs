@@ -24,11 +24,11 @@ use serde_json::json;
 use tch::{Kind, Tensor};
 
 use super::vision::single_dataset;
-use super::{StageContext, StepSchedule, trainable_by_name};
+use super::{StageContext, StepSchedule, total_norm, trainable_by_name};
 use crate::data::wikitext::{Corpus, batchify, get_batch};
 use crate::metrics::JsonLines;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
-use crate::optim::adam::{Adam, AdamConfig, DrownOut, Variant};
+use crate::optim::adam::{Adam, AdamConfig, DrownOut, DrownOutMean, Variant};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 
@@ -71,36 +71,6 @@ struct DrownOutSample<'a> {
     group: &'a str,
     #[serde(flatten)]
     values: DrownOut,
-}
-
-/// Mean of the sampled diagnostics of one epoch.
-#[derive(Default)]
-struct DrownOutMean {
-    sum: [f64; 3],
-    n: usize,
-}
-
-impl DrownOutMean {
-    fn add(&mut self, d: DrownOut) {
-        for (s, x) in self
-            .sum
-            .iter_mut()
-            .zip([d.l2_over_grad, d.l2_share_of_m, d.cos_m_mg])
-        {
-            *s += x;
-        }
-        self.n += 1;
-    }
-
-    fn take(&mut self) -> Option<DrownOut> {
-        let n = std::mem::take(&mut self.n) as f64;
-        let [a, b, c] = std::mem::take(&mut self.sum).map(|s| s / n);
-        (n > 0.0).then_some(DrownOut {
-            l2_over_grad: a,
-            l2_share_of_m: b,
-            cos_m_mg: c,
-        })
-    }
 }
 
 /// The first `n` ids (`n` = 0: all).
@@ -319,20 +289,6 @@ pub fn clip_grad_norm(params: &[Tensor], max: f64) -> Tensor {
             }
         }
         total
-    })
-}
-
-/// ‖w‖₂ over all parameters.
-fn total_norm(params: &[Tensor]) -> f64 {
-    tch::no_grad(|| {
-        let sq: Vec<Tensor> = params
-            .iter()
-            .map(|p| p.to_kind(Kind::Double).square().sum(Kind::Double))
-            .collect();
-        Tensor::stack(&sq, 0)
-            .sum(Kind::Double)
-            .sqrt()
-            .double_value(&[])
     })
 }
 

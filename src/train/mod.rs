@@ -1,10 +1,11 @@
 //! Training: the stage implementations (run inside the worker process), the context they run
 //! in, and the learning-rate and weight-decay schedules they share: `vision` (with the norm
-//! statistics of `norms`), `sharpness`, and `lm` (language modelling with the Adam family); RL
-//! plugs in beside them.
+//! statistics of `norms`), `sharpness`, `lm` (language modelling with the Adam family) and `rl`
+//! (DQN on MinAtar and Atari with the Adam family).
 
 pub mod lm;
 pub mod norms;
+pub mod rl;
 pub mod sharpness;
 pub mod vision;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
+use tch::{Kind, Tensor};
 
 use crate::pipeline::stage::{DatasetView, Outcome, UpstreamRun};
 
@@ -34,6 +36,7 @@ pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
         "vision" => vision::run(ctx),
         "sharpness" => sharpness::run(ctx),
         "lm" => lm::run(ctx),
+        "dqn" => rl::run(ctx),
         _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
     }
 }
@@ -73,6 +76,20 @@ pub fn load_safetensors(vs: &tch::nn::VarStore, path: &std::path::Path) -> anyho
         tch::no_grad(|| var.copy_(src));
     }
     Ok(())
+}
+
+/// ‖w‖₂ over all parameters.
+pub fn total_norm(params: &[Tensor]) -> f64 {
+    tch::no_grad(|| {
+        let sq: Vec<Tensor> = params
+            .iter()
+            .map(|p| p.to_kind(Kind::Double).square().sum(Kind::Double))
+            .collect();
+        Tensor::stack(&sq, 0)
+            .sum(Kind::Double)
+            .sqrt()
+            .double_value(&[])
+    })
 }
 
 /// When weight decay is applied, by epoch.

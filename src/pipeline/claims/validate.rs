@@ -56,7 +56,7 @@ pub fn check(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
             at(
                 &path,
                 format!(
-                    "claim `{}` needs a `test:` (less, greater, equivalent, increasing, rank_agreement, above, below) or a `pending:` reason",
+                    "claim `{}` needs a `test:` (less, greater, equivalent, increasing, decreasing, rank_agreement, above, below) or a `pending:` reason",
                     c.id
                 ),
             );
@@ -92,6 +92,11 @@ pub fn check(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
             }
             check_test(p, e, kind, test, &format!("{path}.test"), at);
             check_where(p, e, kind, c, &path, at);
+            for (j, axis) in c.per.iter().enumerate() {
+                if let Err(msg) = check_axis(p, e, kind, axis) {
+                    at(&format!("{path}.per[{j}]"), msg);
+                }
+            }
             if let Some(t) = &c.tune {
                 check_tune(p, e, kind, t, test, &format!("{path}.tune"), at);
             }
@@ -286,7 +291,9 @@ fn check_tune(
             compared.extend(a.keys().map(|k| (k.clone(), "arm `a`")));
             compared.extend(b.keys().map(|k| (k.clone(), "arm `b`")));
         }
-        TestSpec::Increasing { along } => compared.push((along.clone(), "`along`")),
+        TestSpec::Increasing { along } | TestSpec::Decreasing { along } => {
+            compared.push((along.clone(), "`along`"))
+        }
         TestSpec::RankAgreement { across, .. } => compared.push((across.clone(), "`across`")),
         TestSpec::Above { .. } | TestSpec::Below { .. } => {}
     }
@@ -402,6 +409,11 @@ fn check_test(
         TestSpec::Increasing { along } => {
             if let Err(msg) = check_axis(p, experiment, kind, along) {
                 at(&format!("{path}.increasing.along"), msg);
+            }
+        }
+        TestSpec::Decreasing { along } => {
+            if let Err(msg) = check_axis(p, experiment, kind, along) {
+                at(&format!("{path}.decreasing.along"), msg);
             }
         }
         TestSpec::RankAgreement {

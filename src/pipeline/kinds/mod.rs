@@ -3,6 +3,7 @@
 //! the `repro` binary links no libtorch and starts in milliseconds.
 
 mod lm;
+mod rl;
 
 use serde_json::{Map, Value};
 
@@ -33,7 +34,7 @@ fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
 }
 
 /// Every kind, for lookup by name.
-pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM];
+pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM, &rl::DQN];
 
 /// Image classification with SGD and a weight-decay schedule (`train::vision`).
 pub static VISION: StageDecl = StageDecl {
