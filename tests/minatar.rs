@@ -170,3 +170,5 @@ macro_rules! parity {
 }
 
 parity!(breakout);
+parity!(seaquest);
+parity!(space_invaders);
