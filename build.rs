@@ -10,6 +10,7 @@
 //! changed report module gives new report keys without anyone remembering to bump a version.
 fn main() {
     report_code_digest();
+    link_ale_deps();
     println!("cargo:rerun-if-env-changed=REPRO_CPU_ONLY");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
@@ -31,6 +32,14 @@ fn main() {
         ] {
             println!("cargo:rustc-link-arg-bin=repro-worker={arg}");
         }
+    }
+}
+
+/// `ale-sys` links ALE's static C library but not what it needs: the C++ runtime and zlib.
+fn link_ale_deps() {
+    if std::env::var_os("CARGO_FEATURE_ATARI").is_some() {
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        println!("cargo:rustc-link-lib=dylib=z");
     }
 }
 

@@ -2,6 +2,7 @@
 //! mirror, how archives are safely extracted, generators that write the same upstream formats for
 //! offline use, and readers that turn extracted files into tensors.
 
+pub mod atari_roms;
 pub mod cifar;
 pub mod extract;
 pub mod fetch;

@@ -2,7 +2,10 @@
 //! (`minatar`) and, behind the `atari` cargo feature, Atari 2600 games through the Arcade
 //! Learning Environment. The DQN stage (`train::rl`) sees them only through [`Env`].
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod minatar;
+pub mod screen;
 
 /// An episodic environment with a discrete action set and a fixed-shape uint8 observation.
 pub trait Env: Send {
@@ -23,8 +26,13 @@ pub trait Env: Send {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     pub reward: f32,
-    /// The episode ended (game over, or a time limit the environment itself imposes).
+    /// The episode ended for real (game over): the agent does not bootstrap past this step.
     pub terminal: bool,
+    /// The episode was cut off by a step limit the environment imposes (Atari's 27,000 agent
+    /// steps, dopamine's `max_steps_per_episode`) without being over: the caller resets, but the
+    /// transition is not terminal (dopamine stores it with `terminal = False`). Never set together
+    /// with `terminal`. MinAtar has no such limit and always says `false`.
+    pub truncated: bool,
 }
 
 /// Which environment a stage runs, as its parameters name it.

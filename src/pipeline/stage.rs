@@ -102,6 +102,8 @@ pub const DATASET_FORMATS: &[&str] = &[
     "cifar100-binary",
     "tinyimagenet-folder",
     "wikitext-tokens",
+    // Atari ROMs in an extracted ale-py wheel (src/data/atari_roms.rs); read by `env::atari`.
+    "atari-roms",
 ];
 
 /// An extracted dataset a run reads.

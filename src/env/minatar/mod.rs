@@ -280,7 +280,11 @@ impl<D: Draws> crate::env::Env for Environment<D> {
     }
     fn step(&mut self, action: usize) -> crate::env::Step {
         let (reward, terminal) = self.act(action);
-        crate::env::Step { reward, terminal }
+        crate::env::Step {
+            reward,
+            terminal,
+            truncated: false,
+        }
     }
     fn frame(&self, out: &mut [u8]) {
         out.copy_from_slice(self.state().as_chw());
