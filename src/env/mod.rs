@@ -66,6 +66,24 @@ pub fn make(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
     }
 }
 
+/// The step limit is the trainer's (`max_episode_steps`), so ALE's own is off here.
+#[cfg(feature = "atari")]
+fn make_atari(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
+    let roms = spec.rom_dir.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "Atari game {:?} needs the `atari-roms` dataset: list it under the experiment's \
+             `datasets:`",
+            spec.game
+        )
+    })?;
+    let config = atari::AtariConfig {
+        repeat_action_probability: spec.sticky_action_prob as f32,
+        max_episode_steps: None,
+        ..Default::default()
+    };
+    Ok(Box::new(atari::AtariEnv::new(&spec.game, roms, seed, config)?))
+}
+
 #[cfg(not(feature = "atari"))]
 fn make_atari(spec: &EnvSpec, _seed: u64) -> anyhow::Result<Box<dyn Env>> {
     anyhow::bail!(

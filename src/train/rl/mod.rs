@@ -116,7 +116,8 @@ impl Actor {
         let s = self.env.step(action);
         self.ret += s.reward as f64;
         self.length += 1;
-        let truncated = !s.terminal && self.max_steps > 0 && self.length >= self.max_steps;
+        let truncated =
+            !s.terminal && (s.truncated || (self.max_steps > 0 && self.length >= self.max_steps));
         let ended = (s.terminal || truncated).then_some((self.ret, self.length, truncated));
         if ended.is_some() {
             self.env.reset();
