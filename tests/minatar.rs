@@ -170,3 +170,4 @@ macro_rules! parity {
 }
 
 parity!(breakout);
+parity!(asterix);
