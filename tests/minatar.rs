@@ -171,3 +171,4 @@ macro_rules! parity {
 
 parity!(breakout);
 parity!(asterix);
+parity!(freeway);
