@@ -66,7 +66,7 @@ fn report_code_digest() {
     for root in [
         "src/report",
         "src/pipeline/claims.rs",
-        "src/pipeline/kinds.rs",
+        "src/pipeline/kinds",
         "src/pipeline/stage.rs",
         "src/metrics/stats.rs",
     ] {

@@ -172,3 +172,5 @@ macro_rules! parity {
 parity!(breakout);
 parity!(seaquest);
 parity!(space_invaders);
+parity!(asterix);
+parity!(freeway);
