@@ -1,7 +1,8 @@
 //! Seed statistics for the claims (SPEC.md §3): mean with a 95% Student-t interval, Welch's
 //! one-sided t-test for orderings, TOST equivalence for "≈ within a margin", and how many seeds
-//! an undecided comparison would need. scipy's conventions (`ttest_ind(equal_var=False)`), so the
-//! tests can check the numbers against it.
+//! an undecided comparison would need; and rliable's interquartile mean ([`iqm`]) for RL returns
+//! (its bootstrap intervals are in [`super::bootstrap`]). scipy's conventions
+//! (`ttest_ind(equal_var=False)`, `trim_mean`), so the tests can check the numbers against it.
 
 use anyhow::{Result, bail};
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
@@ -176,6 +177,23 @@ pub fn seeds_needed_one(
     Ok(sample_size(v, (m - threshold).abs(), alpha, power))
 }
 
+/// The interquartile mean, exactly as `scipy.stats.trim_mean(x, 0.25)` (what rliable's IQM
+/// is): sort, drop `int(0.25 · n)` values from each end, average the rest. So for n < 4 nothing
+/// is trimmed (the plain mean), n = 4…7 drops one value each side, n = 8…11 two, and so on.
+pub fn iqm(x: &[f64]) -> Result<f64> {
+    check(x, "iqm", 1)?;
+    let mut sorted = x.to_vec();
+    Ok(iqm_in_place(&mut sorted))
+}
+
+/// [`iqm`] of finite values, reordering them (the bootstrap's inner loop reuses one buffer).
+pub(crate) fn iqm_in_place(x: &mut [f64]) -> f64 {
+    x.sort_unstable_by(f64::total_cmp);
+    let cut = x.len() / 4; // int(0.25 * n): 0.25 · n is exact in floating point
+    let kept = &x[cut..x.len() - cut];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
 /// Kendall's τ-b rank correlation (ties counted as scipy's `kendalltau` does). `None` when
 /// either variable is constant (τ undefined).
 pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Result<Option<f64>> {
@@ -218,6 +236,8 @@ mod tests {
         assert!(welch_less(&[1.0, f64::NAN], &[1.0, 2.0]).is_err());
         assert!(welch_less(&[1.0, 1.0], &[2.0, 2.0]).is_err());
         assert!(tost(&[1.0, 2.0], &[1.0, 2.0], 0.0).is_err());
+        assert!(iqm(&[]).is_err());
+        assert!(iqm(&[1.0, f64::INFINITY]).is_err());
         let one = summarize(&[3.0]).unwrap();
         assert_eq!((one.mean, one.ci95), (3.0, None));
     }
@@ -233,6 +253,14 @@ mod tests {
             .unwrap();
         assert!(near > 50 * far / 2, "near {near}, far {far}");
         assert_eq!(seeds_needed(&a, &a, 0.05, 0.8).unwrap(), None);
+    }
+
+    #[test]
+    fn iqm_trims_a_quarter_from_each_end() {
+        assert_eq!(iqm(&[5.0]).unwrap(), 5.0);
+        assert_eq!(iqm(&[1.0, 2.0, 9.0]).unwrap(), 4.0); // n = 3: nothing trimmed
+        assert_eq!(iqm(&[100.0, 1.0, 2.0, -50.0]).unwrap(), 1.5);
+        assert_eq!(iqm(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1e9]).unwrap(), 3.5);
     }
 
     #[test]
