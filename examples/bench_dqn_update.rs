@@ -45,11 +45,21 @@ fn main() -> anyhow::Result<()> {
     let arch = QNetArch::parse(&args[0])?;
     let n: Vec<i64> = args[1..]
         .iter()
-        .map(|s| s.parse().with_context(|| format!("expected an integer, got '{s}'")))
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("expected an integer, got '{s}'"))
+        })
         .collect::<anyhow::Result<_>>()?;
     let (shape, actions, batch, threads) = ([n[0], n[1], n[2]], n[3], n[4] as usize, n[5]);
     let (warmup, steps, repeats) = (n[6], n[7], n[8]);
     tch::set_num_threads(threads as i32);
+    if std::env::var_os("BENCH_BITWISE").is_some() {
+        repro::runtime::torch::apply(&repro::runtime::RunSettings {
+            device: repro::runtime::Device::Cpu,
+            threads: threads as usize,
+            bitwise: true,
+        });
+    }
     tch::manual_seed(0);
     let online_vs = tch::nn::VarStore::new(Device::Cpu);
     let online = build(arch, &online_vs.root(), shape, actions);
@@ -64,7 +74,9 @@ fn main() -> anyhow::Result<()> {
     let mut bytes = |k: usize| -> Vec<u8> {
         (0..k)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 33) % high) as u8
             })
             .collect()

@@ -81,7 +81,9 @@ fn make_atari(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
         max_episode_steps: None,
         ..Default::default()
     };
-    Ok(Box::new(atari::AtariEnv::new(&spec.game, roms, seed, config)?))
+    Ok(Box::new(atari::AtariEnv::new(
+        &spec.game, roms, seed, config,
+    )?))
 }
 
 #[cfg(not(feature = "atari"))]

@@ -201,6 +201,11 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let seed = p.int("seed")?;
     tch::manual_seed(seed);
     let dev = ctx.device;
+    // One intra-op thread whatever the profile says: each op of these small nets is far too
+    // little work for OpenMP (measured with examples/bench_dqn_update: 375 updates/s on one
+    // thread, 43 on two with oneDNN off, 345 on two with it on). Parallel runs (`--jobs`) use
+    // the cores instead.
+    tch::set_num_threads(1);
     let mut streams = ChaCha8Rng::seed_from_u64(seed as u64);
     let spec = EnvSpec {
         suite: p.str("env")?.to_string(),
@@ -387,5 +392,6 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         ),
         ("eval_seconds", json!(eval_secs)),
         ("updates", json!(updates)),
+        ("intra_op_threads", json!(1)),
     ]))
 }
