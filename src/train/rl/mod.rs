@@ -317,10 +317,11 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                 });
                 updates += 1;
                 it_updates += 1;
-                if every > 0 && updates.is_multiple_of(every) {
-                    if let Some(d) = opt.drown_out() {
-                        drown.add(d);
-                    }
+                if every > 0
+                    && updates.is_multiple_of(every)
+                    && let Some(d) = opt.drown_out()
+                {
+                    drown.add(d);
                 }
                 update_secs += t1.elapsed().as_secs_f64();
             }

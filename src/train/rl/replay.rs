@@ -87,7 +87,7 @@ impl Replay {
         t >= oldest
             && t + 1 < self.added
             && history_in_memory
-            && !(self.episode_end[s] && !self.terminal[s])
+            && (!self.episode_end[s] || self.terminal[s])
     }
 
     /// Write the state ending at step `t` (its `history` frames, oldest first, zeros before
