@@ -7,6 +7,7 @@
 //!
 //! Prints `params <trainable count>` first, then one line per repeat:
 //! `updates/s <x> cpu_updates/s <y>` (per wall-clock second and per second of CPU time).
+//! `BENCH_BITWISE=1` applies the bitwise runs' libtorch settings (oneDNN off) first.
 
 use std::time::Instant;
 

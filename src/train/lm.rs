@@ -24,11 +24,11 @@ use serde_json::json;
 use tch::{Kind, Tensor};
 
 use super::vision::single_dataset;
-use super::{StageContext, StepSchedule, total_norm, trainable_by_name};
+use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::wikitext::{Corpus, batchify, get_batch};
 use crate::metrics::JsonLines;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
-use crate::optim::adam::{Adam, AdamConfig, DrownOut, DrownOutMean, Variant};
+use crate::optim::adam::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 
@@ -130,19 +130,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let variant = Variant::parse(p.str("variant")?)
-        .with_context(|| format!("unknown Adam variant {:?}", p.str("variant")))?;
-    let mut opt = Adam::new(
-        params.iter().map(Tensor::shallow_clone).collect(),
-        AdamConfig {
-            beta1: p.float("beta1")?,
-            beta2: p.float("beta2")?,
-            eps: p.float("eps")?,
-            variant,
-        },
-    );
+    let mut opt = adam_from_params(&p, params.iter().map(Tensor::shallow_clone).collect())?;
     let every = p.int("drown_out_every")? as u64;
-    opt.track_drown_out_every(every);
 
     let (epochs, clip, wd) = (
         p.usize("epochs")?,

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use tch::{Kind, Tensor};
 
+use crate::optim::adam::{Adam, AdamConfig, Variant};
+use crate::pipeline::params::Params;
 use crate::pipeline::stage::{DatasetView, Outcome, UpstreamRun};
 
 /// Everything a stage may read while it runs.
@@ -51,6 +53,25 @@ pub fn trainable_by_name(vs: &tch::nn::VarStore) -> Vec<(String, tch::Tensor)> {
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
+}
+
+/// The Adam-family optimizer a stage's parameters name (`variant`, `beta1`, `beta2`, `eps`,
+/// `drown_out_every`) over `params`.
+pub fn adam_from_params(p: &Params, params: Vec<Tensor>) -> anyhow::Result<Adam> {
+    use anyhow::Context;
+    let variant = Variant::parse(p.str("variant")?)
+        .with_context(|| format!("unknown Adam variant {:?}", p.str("variant")))?;
+    let mut opt = Adam::new(
+        params,
+        AdamConfig {
+            beta1: p.float("beta1")?,
+            beta2: p.float("beta2")?,
+            eps: p.float("eps")?,
+            variant,
+        },
+    );
+    opt.track_drown_out_every(p.int("drown_out_every")? as u64);
+    Ok(opt)
 }
 
 /// Load every variable of `vs` from a safetensors file (store objects have no extension, so

@@ -62,7 +62,8 @@ static LM_METRICS: &[MetricDecl] = &[
     metric("lr", "learning rate α at the epoch's last step", None),
 ];
 
-const VARIANTS: &[&str] = &[
+/// The Adam family's variant names (`optim::adam::Variant`), shared with the dqn kind.
+pub(super) const VARIANTS: &[&str] = &[
     "adam_l2",
     "adamw",
     "l2_in_m",

@@ -3,6 +3,7 @@
 //! setting) with JAX dopamine's Adam (lr 6.25e-5, ε 1.5e-4); MinAtar's own defaults are set in
 //! pipeline.yaml, each named there. The rest are defaults of ours, named in each doc.
 
+use super::lm::VARIANTS;
 use super::metric;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -59,14 +60,6 @@ static DQN_METRICS: &[MetricDecl] = &[
         Some("l2_share_of_m@mean"),
     ),
     metric("cos_m_mg", "cos(m, mᵍ), mean over sampled updates", None),
-];
-
-const VARIANTS: &[&str] = &[
-    "adam_l2",
-    "adamw",
-    "l2_in_m",
-    "l2_in_v",
-    "adaptive_decoupled",
 ];
 
 static DQN_PARAMS: &[ParamSpec] = &[

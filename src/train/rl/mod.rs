@@ -25,7 +25,7 @@ pub mod replay;
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -35,11 +35,11 @@ use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
-use super::{StageContext, total_norm, trainable_by_name};
+use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
 use crate::env::{self, Env, EnvSpec};
 use crate::metrics::JsonLines;
 use crate::nn::dqn::{QNetArch, build};
-use crate::optim::adam::{Adam, AdamConfig, DrownOut, DrownOutMean, Variant};
+use crate::optim::adam::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 
@@ -73,6 +73,27 @@ struct EpisodeRow<'a> {
     truncated: bool,
 }
 
+impl<'a> EpisodeRow<'a> {
+    fn new(
+        phase: &'a str,
+        iteration: usize,
+        frames: u64,
+        (ret, length, truncated): Episode,
+    ) -> Self {
+        EpisodeRow {
+            phase,
+            iteration,
+            frames,
+            ret,
+            length,
+            truncated,
+        }
+    }
+}
+
+/// An ended episode: (return, length, truncated).
+type Episode = (f64, u64, bool);
+
 /// An environment with the frame stack the agent acts on and the running episode's tallies.
 struct Actor {
     env: Box<dyn Env>,
@@ -90,7 +111,7 @@ struct Stepped {
     reward: f32,
     terminal: bool,
     /// The episode is over (terminal or cut at `max_steps`): (return, length, truncated).
-    ended: Option<(f64, u64, bool)>,
+    ended: Option<Episode>,
 }
 
 impl Actor {
@@ -138,25 +159,28 @@ impl Actor {
     }
 }
 
-/// ε-greedy: a uniform action with probability ε, else the first action of largest Q.
-fn act(net: &dyn Module, state: &Tensor, eps: f64, rng: &mut ChaCha8Rng, actions: usize) -> usize {
+/// ε-greedy: a uniform action with probability ε, else the first action of largest Q. The
+/// state (one of shape [history·C, H, W]) goes to `device` only for a greedy action.
+fn act(
+    net: &dyn Module,
+    (state, [c, h, w], device): (&[u8], [i64; 3], tch::Device),
+    eps: f64,
+    rng: &mut ChaCha8Rng,
+    actions: usize,
+) -> usize {
     if rng.random::<f64>() < eps {
         return rng.random_range(0..actions);
     }
-    tch::no_grad(|| net.forward(state).argmax(1, false).int64_value(&[0]) as usize)
-}
-
-/// One state as a batch of one on `device`.
-fn state_tensor(state: &[u8], [c, h, w]: [i64; 3], device: tch::Device) -> Tensor {
-    Tensor::from_slice(state)
+    let x = Tensor::from_slice(state)
         .view([1, c, h, w])
-        .to_device(device)
+        .to_device(device);
+    tch::no_grad(|| net.forward(&x).argmax(1, false).int64_value(&[0]) as usize)
 }
 
 /// What an evaluation phase saw: the episodes that ended, and their mean return (the unfinished
 /// episode's return when none ended within the budget).
 struct Evaluation {
-    episodes: Vec<(f64, u64, bool)>,
+    episodes: Vec<Episode>,
     mean_return: Option<f64>,
 }
 
@@ -173,8 +197,7 @@ fn evaluate(
     let actions = actor.env.num_actions();
     let mut episodes = Vec::new();
     for _ in 0..steps {
-        let state = state_tensor(actor.stack.state(), shape, device);
-        let a = act(net, &state, eps, rng, actions);
+        let a = act(net, (actor.stack.state(), shape, device), eps, rng, actions);
         if let Some(e) = actor.step(a).ended {
             episodes.push(e);
         }
@@ -232,20 +255,9 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     target_vs.copy(&vs)?;
     vs.save(ctx.out_dir.join("init.safetensors"))?;
 
-    let variant = Variant::parse(p.str("variant")?)
-        .with_context(|| format!("unknown Adam variant {:?}", p.str("variant")))?;
     let named = trainable_by_name(&vs);
-    let mut opt = Adam::new(
-        named.iter().map(|(_, t)| t.shallow_clone()).collect(),
-        AdamConfig {
-            beta1: p.float("beta1")?,
-            beta2: p.float("beta2")?,
-            eps: p.float("eps")?,
-            variant,
-        },
-    );
+    let mut opt = adam_from_params(&p, named.into_iter().map(|(_, t)| t).collect())?;
     let every = p.int("drown_out_every")? as u64;
-    opt.track_drown_out_every(every);
     let (lr, wd, gamma) = (p.float("lr")?, p.float("weight_decay")?, p.float("gamma")?);
 
     let frames = p.int("frames")? as u64;
@@ -287,22 +299,20 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         while step < end {
             let t0 = Instant::now();
             eps = linearly_decaying_epsilon(eps_decay, step, min_replay, eps_end);
-            let state = state_tensor(actor.stack.state(), shape, dev);
-            let a = act(&*online, &state, eps, &mut explore, actions);
+            let a = act(
+                &*online,
+                (actor.stack.state(), shape, dev),
+                eps,
+                &mut explore,
+                actions,
+            );
             let s = actor.step(a);
             let ended = s.ended.is_some();
             memory.add(&actor.prev, a, s.reward.clamp(-1.0, 1.0), s.terminal, ended);
             step += 1;
-            if let Some((ret, length, truncated)) = s.ended {
-                returns.push(ret);
-                episodes.write(&EpisodeRow {
-                    phase: "train",
-                    iteration,
-                    frames: step,
-                    ret,
-                    length,
-                    truncated,
-                })?;
+            if let Some(e) = s.ended {
+                returns.push(e.0);
+                episodes.write(&EpisodeRow::new("train", iteration, step, e))?;
             }
             env_secs += t0.elapsed().as_secs_f64();
 
@@ -343,15 +353,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             &mut ChaCha8Rng::seed_from_u64(eval_seed.wrapping_add(2 * iteration as u64 + 1)),
         );
         eval_secs += t2.elapsed().as_secs_f64();
-        for &(ret, length, truncated) in &eval.episodes {
-            episodes.write(&EpisodeRow {
-                phase: "eval",
-                iteration,
-                frames: step,
-                ret,
-                length,
-                truncated,
-            })?;
+        for &e in &eval.episodes {
+            episodes.write(&EpisodeRow::new("eval", iteration, step, e))?;
         }
         let mean_of =
             |t: &Tensor| (it_updates > 0).then(|| t.double_value(&[]) / it_updates as f64);
