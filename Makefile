@@ -26,7 +26,7 @@ replicate: build
 	$(REPRO) report --profile $(PROFILE) --device $(DEVICE)
 
 bench: build
-	$(ENV) scripts/bench.sh && scripts/bench_vision.sh && scripts/bench_lm.sh && scripts/bench_minatar.sh
+	$(ENV) scripts/bench.sh && scripts/bench_vision.sh && scripts/bench_lm.sh && scripts/bench_rl.sh
 
 lint: setup
 	$(ENV) cargo fmt --check && cargo clippy --release --all-targets -- -D warnings

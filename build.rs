@@ -69,6 +69,7 @@ fn report_code_digest() {
         "src/pipeline/kinds",
         "src/pipeline/stage.rs",
         "src/metrics/stats.rs",
+        "src/metrics/bootstrap.rs",
     ] {
         println!("cargo:rerun-if-changed={root}");
         collect(std::path::Path::new(root), &mut files);

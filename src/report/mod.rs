@@ -7,12 +7,13 @@
 //!
 //! - [`observe`] reads the runs, [`select`] applies a check's `where`/`tune` to them,
 //!   [`verdict`] evaluates the checks, [`sweep`] recognises and reduces an optimizer sweep,
-//!   [`tables`] and [`exhibits`]
-//!   shape tables and figures, [`figures`] draws them, [`write`] renders the documents.
+//!   [`returns`] reduces RL returns to IQMs with bootstrap intervals, [`tables`] and
+//!   [`exhibits`] shape tables and figures, [`figures`] draws them, [`write`] renders the documents.
 
 pub mod exhibits;
 pub mod figures;
 pub mod observe;
+pub mod returns;
 pub mod select;
 pub mod sweep;
 pub mod tables;

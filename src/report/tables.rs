@@ -1,6 +1,7 @@
 //! The report's tables: the claims table and one table per experiment (rows = arms, columns =
 //! metrics as mean ± 95% CI half-width over seeds; an optimizer sweep, see [`super::sweep`],
-//! gets one compact row per variant instead), rendered for the terminal (tabled, colour only
+//! gets one compact row per variant instead, and RL returns the IQM table of
+//! [`super::returns`]), rendered for the terminal (tabled, colour only
 //! when asked), Markdown, CSV (numbers unrounded, CI bounds in their own columns) and HTML.
 
 use tabled::builder::Builder;
@@ -8,8 +9,10 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Modify, Style, Width};
 
 use super::observe::{ExperimentData, Inputs, arm_label, by_arm};
+use super::returns;
 use super::sweep::{Sweep, grid_text};
 use super::verdict::{CheckResult, Verdict, combine, num};
+use crate::metrics::bootstrap::Interval;
 use crate::metrics::stats::{self, Summary};
 use crate::pipeline::claims::MetricRef;
 
@@ -18,6 +21,8 @@ use crate::pipeline::claims::MetricRef;
 pub enum Cell {
     Text(String),
     Stat(Option<Summary>),
+    /// A bootstrap estimate: `point [lo, hi]`, the point alone when the interval is empty.
+    Interval(Option<Interval>),
     Verdict(Verdict),
 }
 
@@ -31,6 +36,10 @@ impl Cell {
                 Some((lo, hi)) => format!("{} ± {}", num(s.mean), num((hi - lo) / 2.0)),
                 None => num(s.mean),
             },
+            Cell::Interval(None) => "—".into(),
+            // A single run per task resamples to itself: no interval to show.
+            Cell::Interval(Some(i)) if i.lo == i.hi => num(i.point),
+            Cell::Interval(Some(i)) => format!("{} [{}, {}]", num(i.point), num(i.lo), num(i.hi)),
         }
     }
 }
@@ -42,6 +51,8 @@ pub struct Table {
     pub title: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+    /// How the numbers were computed, shown under the table.
+    pub note: Option<String>,
 }
 
 fn measured_text(c: &CheckResult) -> String {
@@ -89,6 +100,7 @@ pub fn checks_table(checks: &[CheckResult]) -> Table {
         .map(String::from)
         .to_vec(),
         rows,
+        note: None,
     }
 }
 
@@ -151,6 +163,7 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
             .map(String::from)
             .to_vec(),
         rows,
+        note: None,
     }
 }
 
@@ -163,6 +176,10 @@ pub fn experiment_tables(inputs: &Inputs) -> Vec<Table> {
         }
         if let Some(sw) = Sweep::detect(e) {
             out.push(sweep_table(&sw));
+            continue;
+        }
+        if let Some(t) = returns::table(e) {
+            out.push(t);
             continue;
         }
         let metrics: Vec<(String, MetricRef)> = e
@@ -201,12 +218,13 @@ pub fn experiment_tables(inputs: &Inputs) -> Vec<Table> {
             title: table_title(e),
             headers,
             rows,
+            note: None,
         });
     }
     out
 }
 
-fn table_title(e: &ExperimentData) -> String {
+pub(super) fn table_title(e: &ExperimentData) -> String {
     let mut title = e.name.clone();
     if !e.missing.is_empty() {
         title += &format!(" ({} of {} runs still to run)", e.missing.len(), e.planned);
@@ -279,6 +297,7 @@ fn sweep_table(sw: &Sweep) -> Table {
         title: table_title(sw.e),
         headers,
         rows,
+        note: None,
     }
 }
 
@@ -308,7 +327,10 @@ pub fn terminal(t: &Table, colour: bool) -> String {
         table.with(Modify::new(Columns::new(2..3)).with(Width::wrap(28).keep_words(true)));
         table.with(Modify::new(Columns::new(3..4)).with(Width::wrap(72).keep_words(true)));
     }
-    format!("{}\n{table}", t.title)
+    match &t.note {
+        Some(n) => format!("{}\n{table}\n{n}", t.title),
+        None => format!("{}\n{table}", t.title),
+    }
 }
 
 fn md_escape(s: &str) -> String {
@@ -328,10 +350,14 @@ pub fn markdown(t: &Table) -> String {
             .collect();
         s += &format!("| {} |\n", cells.join(" | "));
     }
+    if let Some(n) = &t.note {
+        s += &format!("\n{}\n", md_escape(n));
+    }
     s
 }
 
-/// CSV with statistics as `NAME_mean,NAME_ci_low,NAME_ci_high` (unrounded).
+/// CSV with statistics as `NAME_mean,NAME_ci_low,NAME_ci_high` and bootstrap estimates as
+/// `NAME_point,NAME_ci_low,NAME_ci_high` (unrounded).
 pub fn csv(t: &Table) -> anyhow::Result<String> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let first = t.rows.first();
@@ -340,6 +366,11 @@ pub fn csv(t: &Table) -> anyhow::Result<String> {
         match first.and_then(|r| r.get(i)) {
             Some(Cell::Stat(_)) => header.extend([
                 format!("{h}_mean"),
+                format!("{h}_ci_low"),
+                format!("{h}_ci_high"),
+            ]),
+            Some(Cell::Interval(_)) => header.extend([
+                format!("{h}_point"),
                 format!("{h}_ci_low"),
                 format!("{h}_ci_high"),
             ]),
@@ -356,6 +387,12 @@ pub fn csv(t: &Table) -> anyhow::Result<String> {
                     rec.push(f(s.map(|s| s.mean)));
                     rec.push(f(s.and_then(|s| s.ci95).map(|c| c.0)));
                     rec.push(f(s.and_then(|s| s.ci95).map(|c| c.1)));
+                }
+                Cell::Interval(i) => {
+                    let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+                    rec.push(f(i.map(|i| i.point)));
+                    rec.push(f(i.map(|i| i.lo)));
+                    rec.push(f(i.map(|i| i.hi)));
                 }
                 Cell::Verdict(v) => rec.push(v.text().to_string()),
                 Cell::Text(s) => rec.push(s.clone()),
@@ -401,7 +438,9 @@ pub fn html(t: &Table) -> String {
                     verdict_class(*v),
                     html_escape(v.text())
                 ),
-                Cell::Stat(_) => format!("<td class=\"num\">{}</td>", html_escape(&c.text())),
+                Cell::Stat(_) | Cell::Interval(_) => {
+                    format!("<td class=\"num\">{}</td>", html_escape(&c.text()))
+                }
                 Cell::Text(_) => {
                     format!("<td>{}</td>", html_escape(&c.text()).replace('\n', "<br>"))
                 }
@@ -409,7 +448,11 @@ pub fn html(t: &Table) -> String {
         }
         s += "</tr>\n";
     }
-    s + "</tbody>\n</table>\n"
+    s += "</tbody>\n</table>\n";
+    if let Some(n) = &t.note {
+        s += &format!("<p class=\"note\">{}</p>\n", html_escape(n));
+    }
+    s
 }
 
 pub fn verdict_class(v: Verdict) -> &'static str {

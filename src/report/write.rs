@@ -196,7 +196,7 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;
 white-space:nowrap}.verdict{font-weight:bold;white-space:nowrap}.ok{color:#1a7f37}\
 .fail{color:#cf222e}.unsure{color:#9a6700}.notrun,.notcheckable{color:#6e7781}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#444;\
-font-size:14px}code{background:#f4f4f4;padding:0 3px}summary{cursor:pointer;color:#444}";
+font-size:14px}p.note{color:#444;font-size:14px}code{background:#f4f4f4;padding:0 3px}summary{cursor:pointer;color:#444}";
 
 fn html(doc: &Document, exhibits: &[Exhibit], svgs: &[String]) -> String {
     let mut s = String::new();
