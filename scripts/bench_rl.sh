@@ -19,9 +19,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 rows=""
-# Rows: label arch C H W actions warmup steps repeats (MinAtar Breakout's 4 channels and Space
+# Rows: arch C H W actions warmup steps repeats label (MinAtar Breakout's 4 channels and Space
 # Invaders' 6 actions; Atari's 4 stacked 84×84 frames).
-while read -r label arch c h w actions warmup steps repeats; do
+while read -r arch c h w actions warmup steps repeats label; do
   cfg=("$arch" "$c" "$h" "$w" "$actions" 32 1)
   params=$(count "$bin"/bench_dqn_update "${cfg[@]}" 0 1 1)
   : > "$work/dqn"
@@ -35,8 +35,8 @@ while read -r label arch c h w actions warmup steps repeats; do
   r=$(best repro 2); t=$(best torch 2); rc=$(best repro 3); tc=$(best torch 3)
   rows+="| $label ($params params) | $t | $r | $(ratio "$r" "$t") | $(ratio "$rc" "$tc") |"$'\n'
 done <<'ROWS'
-MinAtar Q-net minatar 4 10 10 6 50 1000 3
-Nature CNN nature 4 84 84 6 5 40 3
+minatar 4 10 10 6 50 1000 3 MinAtar Q-net
+nature 4 84 84 6 5 40 3 Nature CNN
 ROWS
 
 {
