@@ -188,6 +188,29 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
+#[cfg(test)]
+impl Observation {
+    /// A contrived observation for the report's unit tests: run id from the coordinates, a
+    /// placeholder source.
+    pub(crate) fn contrived(
+        coords: Map<String, Value>,
+        seed: i64,
+        rows: Vec<Map<String, Value>>,
+    ) -> Observation {
+        Observation {
+            run_id: format!("run-{}", serde_json::to_string(&coords).unwrap_or_default()),
+            coords,
+            seed,
+            rows,
+            source: Source {
+                run_key: "k".into(),
+                file: "metrics.jsonl".into(),
+                sha256: "0".repeat(64),
+            },
+        }
+    }
+}
+
 impl Observation {
     /// Whether it belongs to an arm (`{schedule: early}`).
     pub fn in_arm(&self, arm: &BTreeMap<String, Value>) -> bool {

@@ -7,7 +7,6 @@ use serde_json::{Map, Value, json};
 use super::sweep::COLOUR_CAP;
 use super::*;
 use crate::report::figures;
-use crate::report::observe::Source;
 use crate::report::tables::{self, Cell};
 
 const VARIANTS: [&str; 5] = [
@@ -40,17 +39,7 @@ fn ppl(variant: &str, lr: f64, lambda: f64) -> f64 {
 }
 
 fn obs(coords: Map<String, Value>, seed: i64, rows: Vec<Map<String, Value>>) -> Observation {
-    Observation {
-        run_id: format!("run-{}", serde_json::to_string(&coords).unwrap()),
-        coords,
-        seed,
-        rows,
-        source: Source {
-            run_key: "k".into(),
-            file: "metrics.jsonl".into(),
-            sha256: "0".repeat(64),
-        },
-    }
+    Observation::contrived(coords, seed, rows)
 }
 
 fn row(v: Value) -> Map<String, Value> {

@@ -5,7 +5,6 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::metrics::stats;
-use crate::report::observe::Source;
 use crate::report::tables;
 
 const REPS: usize = 2000;
@@ -18,17 +17,7 @@ fn obs(coords: Map<String, Value>, seed: i64, score: f64) -> Observation {
     let rows = (0..5)
         .map(|it| row(json!({"epoch": it, "eval_return": score, "train_return": score / 2.0})))
         .collect();
-    Observation {
-        run_id: format!("run-{}", serde_json::to_string(&coords).unwrap()),
-        coords,
-        seed,
-        rows,
-        source: Source {
-            run_key: "k".into(),
-            file: "metrics.jsonl".into(),
-            sha256: "0".repeat(64),
-        },
-    }
+    Observation::contrived(coords, seed, rows)
 }
 
 /// Seed scores: an outlier in the last seed, which an IQM of five ignores.
