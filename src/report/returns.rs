@@ -92,8 +92,10 @@ pub(crate) fn table_with(e: &ExperimentData, reps: usize) -> Option<Table> {
                     .iter()
                     .zip(&per_game)
                     .map(|(g, s)| {
+                        // No spread on a game (one run, or all equal): nothing to normalize by.
                         let (lo, hi) = *range.get(g)?;
-                        (!s.is_empty()).then(|| s.iter().map(|x| normalize(*x, lo, hi)).collect())
+                        (!s.is_empty() && hi > lo)
+                            .then(|| s.iter().map(|x| (x - lo) / (hi - lo)).collect())
                     })
                     .collect();
                 row.push(Cell::Interval(normalized.and_then(|n| interval(&n))));
@@ -118,7 +120,7 @@ pub(crate) fn table_with(e: &ExperimentData, reps: usize) -> Option<Table> {
     if aggregate {
         note += " Normalized: each run's score as (x − lowest) / (highest − lowest) over this \
                  experiment's runs on its game, a default of ours (MinAtar publishes no random \
-                 or human reference scores); 0 where every run scored the same.";
+                 or human reference scores); none where every run on a game scored the same.";
     }
     Some(Table {
         id: e.name.clone(),
@@ -127,10 +129,6 @@ pub(crate) fn table_with(e: &ExperimentData, reps: usize) -> Option<Table> {
         rows,
         note: Some(note),
     })
-}
-
-fn normalize(x: f64, lo: f64, hi: f64) -> f64 {
-    if hi > lo { (x - lo) / (hi - lo) } else { 0.0 }
 }
 
 /// Seeds per game: `5`, or `2–3` when games differ.

@@ -195,3 +195,16 @@ fn one_seed_shows_its_score_without_an_interval() {
     assert_eq!(t.rows[1][1].text(), "1");
     assert_eq!(t.rows[1][2].text(), "2.000");
 }
+
+#[test]
+fn a_game_without_spread_leaves_no_aggregate() {
+    let mut e = dqn_experiment(&["breakout", "asterix"]);
+    e.observations.retain(|o| {
+        o.seed == 0 && o.coords["variant"] == "adamw" && o.coords["weight_decay"] == 0.0
+    });
+    e.arm_axes = vec!["game".into()];
+    let t = table_with(&e, REPS).unwrap();
+    assert_eq!(t.rows.len(), 1);
+    assert_eq!(t.rows[0][2].text(), "10.00");
+    assert_eq!(t.rows[0][4].text(), "—");
+}
