@@ -364,36 +364,36 @@ pub fn csv(t: &Table) -> anyhow::Result<String> {
     let mut header = Vec::new();
     for (i, h) in t.headers.iter().enumerate() {
         match first.and_then(|r| r.get(i)) {
-            Some(Cell::Stat(_)) => header.extend([
-                format!("{h}_mean"),
-                format!("{h}_ci_low"),
-                format!("{h}_ci_high"),
-            ]),
-            Some(Cell::Interval(_)) => header.extend([
-                format!("{h}_point"),
-                format!("{h}_ci_low"),
-                format!("{h}_ci_high"),
-            ]),
+            Some(Cell::Stat(_)) => {
+                header.extend(["mean", "ci_low", "ci_high"].map(|x| format!("{h}_{x}")))
+            }
+            Some(Cell::Interval(_)) => {
+                header.extend(["point", "ci_low", "ci_high"].map(|x| format!("{h}_{x}")))
+            }
             _ => header.push(h.clone()),
         }
     }
     w.write_record(&header)?;
     for r in &t.rows {
         let mut rec = Vec::new();
+        // An estimate and its interval bounds, each empty when absent.
+        let estimate =
+            |x: [Option<f64>; 3]| x.map(|v| v.map(|v| v.to_string()).unwrap_or_default());
         for c in r {
             match c {
                 Cell::Stat(s) => {
-                    let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-                    rec.push(f(s.map(|s| s.mean)));
-                    rec.push(f(s.and_then(|s| s.ci95).map(|c| c.0)));
-                    rec.push(f(s.and_then(|s| s.ci95).map(|c| c.1)));
+                    let ci = s.and_then(|s| s.ci95);
+                    rec.extend(estimate([
+                        s.map(|s| s.mean),
+                        ci.map(|c| c.0),
+                        ci.map(|c| c.1),
+                    ]));
                 }
-                Cell::Interval(i) => {
-                    let f = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-                    rec.push(f(i.map(|i| i.point)));
-                    rec.push(f(i.map(|i| i.lo)));
-                    rec.push(f(i.map(|i| i.hi)));
-                }
+                Cell::Interval(i) => rec.extend(estimate([
+                    i.map(|i| i.point),
+                    i.map(|i| i.lo),
+                    i.map(|i| i.hi),
+                ])),
                 Cell::Verdict(v) => rec.push(v.text().to_string()),
                 Cell::Text(s) => rec.push(s.clone()),
             }

@@ -91,6 +91,9 @@ impl<'a> EpisodeRow<'a> {
     }
 }
 
+/// Intra-op threads of a dqn run, whatever the profile says (see `run`).
+const INTRA_OP_THREADS: usize = 1;
+
 /// An ended episode: (return, length, truncated).
 type Episode = (f64, u64, bool);
 
@@ -228,7 +231,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     // little work for OpenMP (measured with examples/bench_dqn_update: 375 updates/s on one
     // thread, 43 on two with oneDNN off, 345 on two with it on). Parallel runs (`--jobs`) use
     // the cores instead.
-    tch::set_num_threads(1);
+    tch::set_num_threads(INTRA_OP_THREADS as i32);
     let mut streams = ChaCha8Rng::seed_from_u64(seed as u64);
     let spec = EnvSpec {
         suite: p.str("env")?.to_string(),
@@ -396,6 +399,6 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         ),
         ("eval_seconds", json!(eval_secs)),
         ("updates", json!(updates)),
-        ("intra_op_threads", json!(1)),
+        ("intra_op_threads", json!(INTRA_OP_THREADS)),
     ]))
 }
