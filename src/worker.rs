@@ -88,6 +88,10 @@ fn exec(task_path: &Path, outcome_path: &Path) -> Result<()> {
         out_dir: task.out_dir.clone(),
         device: torch::tch_device(&task.settings.device),
         progress: &progress,
+        checkpoints: task
+            .checkpoints
+            .clone()
+            .map(crate::store::work::Checkpoints::new),
     };
     // tch turns some libtorch errors into panics; report them as the run's failure.
     let mut outcome: Outcome = catch_unwind(AssertUnwindSafe(|| run_stage(&task.kind, &ctx)))

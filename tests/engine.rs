@@ -209,14 +209,11 @@ fn kill_9_leaves_no_partial_output() {
         .cmd(&["run", "--profile", "smoke", "--device", "cpu", "--quiet"])
         .spawn()
         .unwrap();
-    // Kill once the first training run is under way (its scratch folder exists).
+    // Kill once the first training run is under way (its work folder exists).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let busy = std::fs::read_dir(p.store().join("tmp"))
-            .map(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("run-"))
-            })
+        let busy = std::fs::read_dir(p.store().join("work"))
+            .map(|mut d| d.next().is_some())
             .unwrap_or(false);
         if busy || std::time::Instant::now() > deadline {
             break;

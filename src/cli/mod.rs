@@ -526,6 +526,27 @@ fn gc_cmd(ctx: &Ctx, apply: bool) -> Result<()> {
     let lock = LockFile::load(&ctx.lock_path)?;
     let keep: BTreeSet<String> = lock.digests().cloned().collect();
     let garbage = ctx.store.unreferenced(&keep)?;
+    // Work folders of interrupted runs are kept: the next `repro run` resumes from them. One
+    // whose key has a record is left over from a run killed after recording.
+    for e in std::fs::read_dir(ctx.store.root().join("work"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let key = e.file_name().to_string_lossy().into_owned();
+        if ctx.store.read_record(&key).ok().flatten().is_some() {
+            if apply {
+                std::fs::remove_dir_all(e.path())
+                    .with_context(|| format!("cannot remove {}", e.path().display()))?;
+            }
+            println!(
+                "{} work folder of finished run {key}",
+                if apply { "removed" } else { "would remove" }
+            );
+        } else {
+            println!("kept work folder of interrupted run {key} (the next run resumes from it)");
+        }
+    }
     let bytes: u64 = garbage.iter().map(|(_, _, s)| s).sum();
     for (sha, _, size) in &garbage {
         println!(

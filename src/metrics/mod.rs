@@ -24,6 +24,21 @@ impl JsonLines {
         })
     }
 
+    /// [`JsonLines::create`], or when `resuming` open the series for appending: a run resumed
+    /// from a checkpoint continues the rows the checkpoint saw.
+    pub fn open(path: &Path, resuming: bool) -> Result<JsonLines> {
+        if !resuming {
+            return JsonLines::create(path);
+        }
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot reopen {} to resume", path.display()))?;
+        Ok(JsonLines {
+            out: BufWriter::new(f),
+        })
+    }
+
     pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
         serde_json::to_writer(&mut self.out, row)?;
         self.out.write_all(b"\n")?;

@@ -47,6 +47,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::train::checkpoint::State;
+
 /// How the decoupled weight decay enters the update.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DecayMode {
@@ -463,5 +465,79 @@ impl Adam {
             .get(i)
             .and_then(|s| s.as_ref())
             .map_or(0, |s| s.step)
+    }
+    /// Save the moments, step counts and the drown-out shadows into a checkpoint under `prefix`.
+    pub fn save_state(&self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
+        let steps: Vec<Option<u64>> = self
+            .state
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.step))
+            .collect();
+        st.put(&format!("{prefix}.steps"), &steps)?;
+        for (i, s) in self.state.iter().enumerate() {
+            if let Some(s) = s {
+                st.put_tensor(format!("{prefix}.m.{i}"), &s.m);
+                st.put_tensor(format!("{prefix}.v.{i}"), &s.v);
+            }
+        }
+        if let Some(shadows) = &self.shadows {
+            for (i, s) in shadows.iter().enumerate() {
+                if let Some(s) = s {
+                    st.put_tensor(format!("{prefix}.mg.{i}"), &s.mg);
+                    st.put_tensor(format!("{prefix}.mr.{i}"), &s.mr);
+                }
+            }
+        }
+        if let Some((idx, sums)) = &self.drown_sums {
+            st.put(&format!("{prefix}.drown_sums_of"), idx)?;
+            st.put_tensor(format!("{prefix}.drown_sums"), sums);
+        }
+        st.put(&format!("{prefix}.tracked_steps"), &self.tracked_steps)
+    }
+
+    /// Restore what [`Adam::save_state`] saved into an optimizer built like the saved one
+    /// (same parameters, drown-out tracking set the same way).
+    pub fn load_state(&mut self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
+        let steps: Vec<Option<u64>> = st.get(&format!("{prefix}.steps"))?;
+        anyhow::ensure!(
+            steps.len() == self.params.len(),
+            "the checkpoint's optimizer has {} parameters, this one {}",
+            steps.len(),
+            self.params.len()
+        );
+        for (i, step) in steps.into_iter().enumerate() {
+            let dev = self.params[i].device();
+            self.state[i] = match step {
+                Some(step) => Some(Moments {
+                    step,
+                    m: st.tensor(&format!("{prefix}.m.{i}"), dev)?,
+                    v: st.tensor(&format!("{prefix}.v.{i}"), dev)?,
+                }),
+                None => None,
+            };
+        }
+        if let Some(shadows) = &mut self.shadows {
+            for (i, s) in shadows.iter_mut().enumerate() {
+                let (mg, mr) = (format!("{prefix}.mg.{i}"), format!("{prefix}.mr.{i}"));
+                let dev = self.params[i].device();
+                *s = match st.has_tensor(&mg) {
+                    true => Some(Shadow {
+                        mg: st.tensor(&mg, dev)?,
+                        mr: st.tensor(&mr, dev)?,
+                    }),
+                    false => None,
+                };
+            }
+        }
+        let sums = format!("{prefix}.drown_sums");
+        self.drown_sums = match st.has_tensor(&sums) {
+            true => {
+                let dev = self.params.first().map_or(tch::Device::Cpu, |p| p.device());
+                Some((st.get(&format!("{sums}_of"))?, st.tensor(&sums, dev)?))
+            }
+            false => None,
+        };
+        self.tracked_steps = st.get(&format!("{prefix}.tracked_steps"))?;
+        Ok(())
     }
 }

@@ -17,6 +17,8 @@
 
 use tch::Tensor;
 
+use crate::train::checkpoint::State;
+
 /// Stochastic gradient descent with momentum over a fixed list of parameters.
 pub struct Sgd {
     params: Vec<Tensor>,
@@ -83,5 +85,27 @@ impl Sgd {
     /// The parameters, in the order given to [`Sgd::new`].
     pub fn params(&self) -> &[Tensor] {
         &self.params
+    }
+
+    /// Save the momentum buffers into a checkpoint under `prefix`.
+    pub fn save_state(&self, st: &mut State, prefix: &str) {
+        for (i, b) in self.buffers.iter().enumerate() {
+            if let Some(b) = b {
+                st.put_tensor(format!("{prefix}.momentum.{i}"), b);
+            }
+        }
+    }
+
+    /// Restore what [`Sgd::save_state`] saved (a parameter without a buffer then had none).
+    pub fn load_state(&mut self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
+        for (i, (p, b)) in self.params.iter().zip(self.buffers.iter_mut()).enumerate() {
+            let name = format!("{prefix}.momentum.{i}");
+            *b = if st.has_tensor(&name) {
+                Some(st.tensor(&name, p.device())?)
+            } else {
+                None
+            };
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! its outputs into the store and writing the record last (so a crash leaves nothing visible).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex};
@@ -19,6 +19,7 @@ use super::spec::{Determinism, Pipeline};
 use super::stage::{DatasetView, Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
+use crate::store::atomic::write_atomic;
 use crate::store::record::RunRecord;
 use crate::store::statcache::StatCache;
 
@@ -476,9 +477,14 @@ impl Executor<'_> {
                 outputs,
             });
         }
-        let scratch = self.store.scratch("run-")?;
-        let out_dir = scratch.path().join("out");
-        std::fs::create_dir_all(&out_dir)?;
+        // The work folder survives a killed attempt: the stage resumes from its checkpoints.
+        let mut work = self.store.work(&key)?;
+        if forced {
+            work.remove()?;
+            work = self.store.work(&key)?;
+        }
+        let resumed = work.prepare_attempt()?;
+        let out_dir = work.out_dir();
         let task = Task {
             run_id: run.id.clone(),
             kind: run.kind.name.to_string(),
@@ -486,11 +492,12 @@ impl Executor<'_> {
             datasets: datasets.clone(),
             upstream,
             out_dir: out_dir.clone(),
+            checkpoints: Some(work.checkpoints().dir().to_path_buf()),
             settings: settings.clone(),
         };
         let started = SystemTime::now();
         let t0 = Instant::now();
-        let outcome = self.run_worker(&task, scratch.path(), &key, progress)?;
+        let outcome = self.run_worker(&task, work.root(), &key, resumed, progress)?;
         let seconds = t0.elapsed().as_secs_f64();
         let mut outputs = BTreeMap::new();
         for f in files_under(&out_dir)? {
@@ -518,27 +525,45 @@ impl Executor<'_> {
             host: runtime::hostname(),
         };
         self.store.write_record(&record)?;
+        work.remove()?;
         Ok((record, true))
     }
 }
 
 impl Executor<'_> {
     /// Run one task in a worker process: progress lines on its stdout feed `progress`, its
-    /// stderr goes to `artifacts/logs/<key>.log`, its outcome comes back as JSON.
+    /// stderr goes to `artifacts/logs/<key>.log` (appended to, one section per attempt), its
+    /// outcome comes back as JSON.
     fn run_worker(
         &self,
         task: &Task,
-        scratch: &Path,
+        work: &Path,
         key: &str,
+        resumed: Option<u64>,
         progress: &dyn Fn(u64, u64, &str),
     ) -> Result<Outcome> {
-        let task_path = scratch.join("task.json");
-        let outcome_path = scratch.join("outcome.json");
-        std::fs::write(&task_path, serde_json::to_vec_pretty(task)?)?;
+        let task_path = work.join("task.json");
+        let outcome_path = work.join("outcome.json");
+        let _ = std::fs::remove_file(&outcome_path);
+        write_atomic(&task_path, &serde_json::to_vec_pretty(task)?)?;
         let logs = self.store.root().join("logs");
         std::fs::create_dir_all(&logs)?;
         let log_path = logs.join(format!("{key}.log"));
-        let log = std::fs::File::create(&log_path)?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        writeln!(
+            log,
+            "=== attempt at {} on {}: {}",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            runtime::hostname(),
+            match resumed {
+                Some(unit) => format!("resuming from checkpoint {unit}"),
+                None => "from the start".into(),
+            }
+        )?;
+        let this_attempt = log.metadata()?.len() as usize;
         let worker = runtime::probe::worker_path()?;
         let mut child = Command::new(&worker)
             .arg("exec")
@@ -563,7 +588,8 @@ impl Executor<'_> {
         }
         let status = child.wait()?;
         if !status.success() {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(text.get(this_attempt..).unwrap_or_default());
             // The worker's own `error: …` line says what went wrong; libtorch appends C++
             // backtraces after it, so the log's last lines are only a fallback.
             let summary = match text.lines().rfind(|l| l.starts_with("error: ")) {

@@ -134,6 +134,10 @@ pub struct Task {
     pub upstream: Vec<UpstreamRun>,
     /// Empty folder for the outputs; every file left here becomes an output.
     pub out_dir: PathBuf,
+    /// The run's checkpoint folder: training stages save their state there at epoch
+    /// boundaries and resume from its newest checkpoint.
+    #[serde(default)]
+    pub checkpoints: Option<PathBuf>,
     pub settings: RunSettings,
 }
 

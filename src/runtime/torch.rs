@@ -1,6 +1,7 @@
 //! The libtorch side of the runtime, used only inside the worker process: applying a run's
 //! settings (threads, deterministic algorithms, oneDNN) and reporting what libtorch sees.
 
+use std::ffi::{CStr, c_char, c_void};
 use std::os::raw::c_int;
 
 use serde_json::{Map, Value, json};
@@ -12,6 +13,18 @@ unsafe extern "C" {
     fn repro_deterministic_algorithms() -> c_int;
     fn repro_set_mkldnn(on: c_int);
     fn repro_mkldnn_enabled() -> c_int;
+    fn repro_get_rng_state(
+        index: c_int,
+        out: *mut *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    fn repro_set_rng_state(
+        index: c_int,
+        state: *const c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
 }
 
 /// The tch device for a resolved device.
@@ -32,6 +45,58 @@ pub fn apply(s: &RunSettings) {
     }
     if matches!(s.device, Device::Cuda { .. }) {
         tch::Cuda::cudnn_set_benchmark(false);
+    }
+}
+
+/// The state of libtorch's default random generator of `device` (a uint8 tensor on the CPU),
+/// for checkpoints.
+pub fn rng_state(device: tch::Device) -> anyhow::Result<tch::Tensor> {
+    let mut err = [0 as c_char; 512];
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the shim writes a heap-allocated at::Tensor into `out` on success (owned by the
+    // returned Tensor from then on) and a NUL-terminated message into `err` on failure.
+    unsafe {
+        if repro_get_rng_state(
+            generator_index(device),
+            &mut out,
+            err.as_mut_ptr(),
+            err.len(),
+        ) != 0
+        {
+            anyhow::bail!(
+                "cannot read the random generator state of {device:?}: {}",
+                CStr::from_ptr(err.as_ptr()).to_string_lossy()
+            );
+        }
+        Ok(tch::Tensor::from_ptr(out.cast()))
+    }
+}
+
+/// Restore a state [`rng_state`] returned.
+pub fn set_rng_state(device: tch::Device, state: &tch::Tensor) -> anyhow::Result<()> {
+    let mut err = [0 as c_char; 512];
+    // SAFETY: `state.as_ptr()` is a live at::Tensor for the duration of the call.
+    unsafe {
+        if repro_set_rng_state(
+            generator_index(device),
+            state.as_ptr().cast(),
+            err.as_mut_ptr(),
+            err.len(),
+        ) != 0
+        {
+            anyhow::bail!(
+                "cannot restore the random generator state of {device:?}: {}",
+                CStr::from_ptr(err.as_ptr()).to_string_lossy()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn generator_index(device: tch::Device) -> c_int {
+    match device {
+        tch::Device::Cuda(i) => i as c_int,
+        _ => -1,
     }
 }
 

@@ -3,7 +3,9 @@
 //! - `runs/<key>.json`: one record per finished run (see [`record`]);
 //! - `refs/<profile>/<hash of run id>.json`: the latest key of each run id, for "what changed";
 //! - `locks/`: advisory locks (one per key while it runs; one store-wide, shared by runs and
-//!   taken exclusively by `gc`), `tmp/`: scratch on the same filesystem, `cache/`: the stat cache.
+//!   taken exclusively by `gc`), `tmp/`: scratch on the same filesystem, `cache/`: the stat cache;
+//! - `work/<key>/`: the outputs and checkpoints of a run in progress, where an interrupted run
+//!   resumes (see [`work`]); removed once its record is written.
 //!
 //! Every write is atomic (temp, fsync, rename), so a crash never leaves a partial file visible.
 
@@ -11,6 +13,7 @@ pub mod atomic;
 pub mod hash;
 pub mod record;
 pub mod statcache;
+pub mod work;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -57,6 +60,11 @@ impl Store {
     pub fn object_path(&self, sha256: &str) -> PathBuf {
         let (a, b) = sha256.split_at(2.min(sha256.len()));
         self.root.join("objects/sha256").join(a).join(b)
+    }
+
+    /// The work folder of run `key` (hold the key's lock while using it).
+    pub fn work(&self, key: &str) -> Result<work::WorkDir> {
+        work::WorkDir::open(self.root.join("work").join(key))
     }
 
     /// A fresh scratch folder on the store's filesystem.

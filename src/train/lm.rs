@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 use tch::{Kind, Tensor};
 
+use super::checkpoint::State;
 use super::vision::single_dataset;
 use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::wikitext::{Corpus, batchify, get_batch};
@@ -126,7 +127,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         },
     )
     .context("the lm stage's model parameters")?;
-    vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let mut resumed = ctx.resume()?;
+    if resumed.is_none() {
+        vs.save(ctx.out_dir.join("init.safetensors"))?;
+    }
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
@@ -146,9 +150,13 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         p.int("warmup_steps")? as u64,
         steps_per_epoch as u64 * epochs as u64,
     )?;
-    let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
+    let resuming = resumed.is_some();
+    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
     let mut samples = if every > 0 {
-        Some(JsonLines::create(&ctx.out_dir.join("drown_out.jsonl"))?)
+        Some(JsonLines::open(
+            &ctx.out_dir.join("drown_out.jsonl"),
+            resuming,
+        )?)
     } else {
         None
     };
@@ -157,8 +165,16 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let mut last = json!({});
     let mut step: u64 = 0;
     let mut lr = schedule.lr(0);
+    let mut first_epoch = 0;
+    if let Some(st) = &mut resumed {
+        st.load_vars("model", &vs)?;
+        opt.load_state(st, "opt")?;
+        first_epoch = st.get("epochs_done")?;
+        (step, lr, last) = (st.get("step")?, st.get("lr")?, st.get("last")?);
+        (seconds, tokens_per_s) = (st.get("epoch_seconds")?, st.get("tokens_per_s")?);
+    }
 
-    for epoch in 0..epochs {
+    for epoch in first_epoch..epochs {
         let start = Instant::now();
         let acc = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut grad_norm_sum) = (acc(), acc());
@@ -239,6 +255,17 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             diverged_epoch = Some(epoch);
             break;
         }
+        // Not after a divergence: a resumed run then replays the diverged epoch and stops.
+        let mut st = State::default();
+        st.put_vars("model", &vs);
+        opt.save_state(&mut st, "opt")?;
+        st.put("epochs_done", &(epoch + 1))?;
+        st.put("step", &step)?;
+        st.put("lr", &lr)?;
+        st.put("last", &last)?;
+        st.put("epoch_seconds", &seconds)?;
+        st.put("tokens_per_s", &tokens_per_s)?;
+        ctx.checkpoint(epoch as u64 + 1, st)?;
     }
     metrics.finish()?;
     if let Some(s) = samples {

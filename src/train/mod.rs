@@ -3,6 +3,7 @@
 //! statistics of `norms`), `sharpness`, `lm` (language modelling with the Adam family) and `rl`
 //! (DQN on MinAtar and Atari with the Adam family).
 
+pub mod checkpoint;
 pub mod lm;
 pub mod norms;
 pub mod rl;
@@ -30,6 +31,8 @@ pub struct StageContext<'a> {
     pub device: tch::Device,
     /// Reports progress (units done of a total) to the executor's progress bar.
     pub progress: &'a dyn Fn(u64, u64, &str),
+    /// Where the run's checkpoints go (see [`checkpoint`]); `None`: the stage does not save any.
+    pub checkpoints: Option<crate::store::work::Checkpoints>,
 }
 
 /// Run the implementation of stage kind `kind`.

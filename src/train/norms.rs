@@ -8,6 +8,8 @@
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
+use super::checkpoint::State;
+
 /// Statistics of one scale-invariant weight over one epoch.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerEpoch {
@@ -81,6 +83,24 @@ impl NormTracker {
         };
         t.start_sq = t.si_norm_sq();
         Ok(t)
+    }
+
+    /// Save the running sums into a checkpoint under `prefix`.
+    pub fn save_state(&self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
+        st.put_tensor(format!("{prefix}.acc"), &self.acc);
+        st.put_tensor(format!("{prefix}.grad_all"), &self.grad_all);
+        st.put(&format!("{prefix}.steps"), &self.steps)?;
+        st.put(&format!("{prefix}.start_sq"), &self.start_sq)
+    }
+
+    /// Restore what [`NormTracker::save_state`] saved.
+    pub fn load_state(&mut self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
+        let device = self.acc.device();
+        self.acc = st.tensor(&format!("{prefix}.acc"), device)?;
+        self.grad_all = st.tensor(&format!("{prefix}.grad_all"), device)?;
+        self.steps = st.get(&format!("{prefix}.steps"))?;
+        self.start_sq = st.get(&format!("{prefix}.start_sq"))?;
+        Ok(())
     }
 
     /// Record the gradients of the step about to be taken (call after backward, before the step).

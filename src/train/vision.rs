@@ -11,6 +11,7 @@ use serde_json::json;
 use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
+use super::checkpoint::State;
 use super::norms::{EpochNorms, NormTracker};
 use super::{StageContext, WdSchedule, lr_at};
 use crate::data::images;
@@ -80,7 +81,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         classes,
         p.float("width")?,
     );
-    vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let mut resumed = ctx.resume()?;
+    if resumed.is_none() {
+        vs.save(ctx.out_dir.join("init.safetensors"))?;
+    }
     let named = super::trainable_by_name(&vs);
     let si_index: Vec<usize> = model
         .scale_invariant
@@ -116,11 +120,20 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         dev,
         seed as u64,
     );
-    let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
+    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resumed.is_some())?;
     let (mut seconds, mut images_per_s) = (Vec::new(), Vec::new());
     let mut last = json!({});
+    let mut first_epoch = 0;
+    if let Some(st) = &mut resumed {
+        st.load_vars("model", &vs)?;
+        opt.load_state(st, "opt")?;
+        tracker.load_state(st, "norms")?;
+        first_epoch = st.get("epochs_done")?;
+        (seconds, images_per_s) = (st.get("epoch_seconds")?, st.get("images_per_s")?);
+        last = st.get("last")?;
+    }
 
-    for epoch in 0..epochs {
+    for epoch in first_epoch..epochs {
         let start = Instant::now();
         let lr = lr_at(lr0, decay, epoch);
         let wd_now = if schedule.active(epoch, switch) {
@@ -170,6 +183,15 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         if epoch + 1 == switch && switch < epochs {
             vs.save(ctx.out_dir.join("switch.safetensors"))?;
         }
+        let mut st = State::default();
+        st.put_vars("model", &vs);
+        opt.save_state(&mut st, "opt");
+        tracker.save_state(&mut st, "norms")?;
+        st.put("epochs_done", &(epoch + 1))?;
+        st.put("epoch_seconds", &seconds)?;
+        st.put("images_per_s", &images_per_s)?;
+        st.put("last", &last)?;
+        ctx.checkpoint(epoch as u64 + 1, st)?;
         (ctx.progress)(
             epoch as u64 + 1,
             epochs as u64,

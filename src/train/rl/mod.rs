@@ -35,6 +35,7 @@ use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
+use super::checkpoint::State;
 use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
 use crate::env::{self, Env, EnvSpec};
 use crate::metrics::JsonLines;
@@ -162,6 +163,21 @@ impl Actor {
     }
 }
 
+/// One training step of the environment: act, and store the transition (reward clipped to
+/// [−1, 1] for learning). The training loop and a resumed run's replay both go through here.
+fn env_step(actor: &mut Actor, memory: &mut Replay, action: usize) -> Stepped {
+    let s = actor.step(action);
+    let ended = s.ended.is_some();
+    memory.add(
+        &actor.prev,
+        action,
+        s.reward.clamp(-1.0, 1.0),
+        s.terminal,
+        ended,
+    );
+    s
+}
+
 /// ε-greedy: a uniform action with probability ε, else the first action of largest Q. The
 /// state (one of shape [history·C, H, W]) goes to `device` only for a greedy action.
 fn act(
@@ -242,7 +258,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     };
     let history = p.usize("history")?;
     let max_steps = p.int("max_episode_steps")? as u64;
-    let mut actor = Actor::new(env::make(&spec, streams.random())?, history, max_steps);
+    let train_env_seed: u64 = streams.random();
+    let mut actor = Actor::new(env::make(&spec, train_env_seed)?, history, max_steps);
     let eval_seed: u64 = streams.random();
     let mut explore = ChaCha8Rng::seed_from_u64(streams.random());
     let mut sampler = ChaCha8Rng::seed_from_u64(streams.random());
@@ -256,7 +273,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let mut target_vs = VarStore::new(dev);
     let target = build(arch, &target_vs.root(), shape, actions as i64);
     target_vs.copy(&vs)?;
-    vs.save(ctx.out_dir.join("init.safetensors"))?;
+    let mut resumed = ctx.resume()?;
+    if resumed.is_none() {
+        vs.save(ctx.out_dir.join("init.safetensors"))?;
+    }
 
     let named = trainable_by_name(&vs);
     let mut opt = adam_from_params(&p, named.into_iter().map(|(_, t)| t).collect())?;
@@ -285,14 +305,40 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     );
     let mut memory = Replay::new(capacity, history, actor.frame.len());
 
-    let mut metrics = JsonLines::create(&ctx.out_dir.join("metrics.jsonl"))?;
-    let mut episodes = JsonLines::create(&ctx.out_dir.join("episodes.jsonl"))?;
+    let resuming = resumed.is_some();
+    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
+    let mut episodes = JsonLines::open(&ctx.out_dir.join("episodes.jsonl"), resuming)?;
     let iterations = frames.div_ceil(iteration_steps) as usize;
     let (mut step, mut updates) = (0u64, 0u64);
     let (mut env_secs, mut update_secs, mut eval_secs) = (0.0, 0.0, 0.0);
     let mut last = json!({});
+    // Every training action, so a resumed run can rebuild the environment, the frame stack and
+    // the replay memory by replaying them (all deterministic given the environment's seed)
+    // instead of checkpointing them.
+    let mut actions_taken: Vec<u8> = Vec::new();
+    let mut first_iteration = 0;
+    if let Some(st) = &mut resumed {
+        st.load_vars("online", &vs)?;
+        st.load_vars("target", &target_vs)?;
+        opt.load_state(st, "opt")?;
+        first_iteration = st.get("iterations_done")?;
+        (step, updates, last) = (st.get("step")?, st.get("updates")?, st.get("last")?);
+        (env_secs, update_secs, eval_secs) = st.get("seconds")?;
+        explore.set_word_pos(st.get::<String>("explore_word_pos")?.parse()?);
+        sampler.set_word_pos(st.get::<String>("sampler_word_pos")?.parse()?);
+        let taken = st.tensor("actions", tch::Device::Cpu)?;
+        actions_taken = Vec::<u8>::try_from(&taken)?;
+        anyhow::ensure!(
+            actions_taken.len() as u64 == step,
+            "the checkpoint holds {} actions for {step} steps",
+            actions_taken.len()
+        );
+        for &a in &actions_taken {
+            env_step(&mut actor, &mut memory, a as usize);
+        }
+    }
 
-    for iteration in 0..iterations {
+    for iteration in first_iteration..iterations {
         let zero = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut q_sum, mut grad_sum) = (zero(), zero(), zero());
         let (mut it_updates, mut returns) = (0u64, Vec::new());
@@ -309,9 +355,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                 &mut explore,
                 actions,
             );
-            let s = actor.step(a);
-            let ended = s.ended.is_some();
-            memory.add(&actor.prev, a, s.reward.clamp(-1.0, 1.0), s.terminal, ended);
+            let s = env_step(&mut actor, &mut memory, a);
+            actions_taken.push(a as u8);
             step += 1;
             if let Some(e) = s.ended {
                 returns.push(e.0);
@@ -377,6 +422,17 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             drown_out: drown.take(),
         };
         metrics.write(&row)?;
+        let mut st = State::default();
+        st.put_vars("online", &vs);
+        st.put_vars("target", &target_vs);
+        opt.save_state(&mut st, "opt")?;
+        st.put("iterations_done", &(iteration + 1))?;
+        st.put("step", &step)?;
+        st.put("updates", &updates)?;
+        st.put("seconds", &(env_secs, update_secs, eval_secs))?;
+        st.put("explore_word_pos", &explore.get_word_pos().to_string())?;
+        st.put("sampler_word_pos", &sampler.get_word_pos().to_string())?;
+        st.put_tensor("actions", &Tensor::from_slice(&actions_taken));
         (ctx.progress)(
             iteration as u64 + 1,
             iterations as u64,
@@ -386,6 +442,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             "iteration": iteration, "frames": step, "train_return": row.train_return,
             "eval_return": row.eval_return,
         });
+        st.put("last", &last)?;
+        ctx.checkpoint(iteration as u64 + 1, st)?;
     }
     metrics.finish()?;
     episodes.finish()?;
