@@ -68,16 +68,35 @@ enum Cmd {
         /// Rerun the targets (not their dependencies) even when cached.
         #[arg(long)]
         force: bool,
-        /// Runs executed at once, each in its own worker process (results do not depend on it:
-        /// threads per run are fixed by the profile and part of the key).
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        #[command(flatten)]
+        parallel: Parallel,
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// A folder or base URL holding dataset files, tried before upstream.
         #[arg(long)]
         mirror: Option<String>,
+        /// Where runs execute: `local` (worker processes on this machine) or `slurm` (one Slurm
+        /// job per run, against this store on a shared filesystem).
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorKind,
+        #[command(flatten)]
+        slurm: SlurmArgs,
         targets: Vec<String>,
+    },
+    /// Internal: run exactly one run of a runs file against the store (what a Slurm job does);
+    /// its upstream runs must be finished.
+    #[command(hide = true)]
+    ExecRun {
+        #[arg(long)]
+        profile: String,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// One run id per line.
+        #[arg(long)]
+        runs_file: PathBuf,
+        /// The line to run (a Slurm array task id).
+        #[arg(long, default_value_t = 0)]
+        index: usize,
     },
     /// Summarise the store and the profile's runs.
     Status {
@@ -122,6 +141,70 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+}
+
+/// How the local executor runs runs side by side.
+#[derive(clap::Args, Debug, Clone)]
+struct Parallel {
+    /// Runs executed at once, each in its own worker process. On the CPU, a profile without a
+    /// fixed `threads:` gives each run cores/N threads (on the CPU the thread count is part of
+    /// the key); each run is pinned to its own cores when they fit.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// GPUs to spread runs over, e.g. 0,1,2,3 (each worker sees one as CUDA_VISIBLE_DEVICES);
+    /// runs at once = GPUs × --runs-per-gpu, whatever --jobs says.
+    #[arg(long, value_parser = crate::pipeline::placement::parse_gpus)]
+    gpus: Option<Vec<usize>>,
+    /// Small runs packed on one GPU at a time.
+    #[arg(long, default_value_t = 1)]
+    runs_per_gpu: usize,
+}
+
+impl Parallel {
+    fn one() -> Parallel {
+        Parallel {
+            jobs: 1,
+            gpus: None,
+            runs_per_gpu: 1,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ExecutorKind {
+    Local,
+    Slurm,
+}
+
+/// `repro run --executor slurm` options (ignored by the local executor).
+#[derive(clap::Args, Debug, Clone)]
+struct SlurmArgs {
+    /// Slurm partition (sbatch --partition).
+    #[arg(long, help_heading = "Slurm")]
+    partition: Option<String>,
+    /// Slurm account (sbatch --account).
+    #[arg(long, help_heading = "Slurm")]
+    account: Option<String>,
+    /// Wall-time limit of each job (sbatch --time, e.g. 4:00:00); a job killed at the limit is
+    /// resubmitted and resumes from its checkpoint.
+    #[arg(long, help_heading = "Slurm")]
+    time: Option<String>,
+    /// GPUs per job (sbatch --gpus-per-task).
+    #[arg(long, default_value_t = 0, help_heading = "Slurm")]
+    gpus_per_run: u32,
+    /// Passed to sbatch as is; repeat for several (e.g. --sbatch-arg=--qos=long).
+    #[arg(
+        long = "sbatch-arg",
+        allow_hyphen_values = true,
+        help_heading = "Slurm"
+    )]
+    sbatch_args: Vec<String>,
+    /// Resubmissions of a run the scheduler killed (timeout, node failure, preemption).
+    #[arg(long, default_value_t = 3, help_heading = "Slurm")]
+    max_requeue: u32,
+    /// Submit and return; run the same command again to follow the jobs (it submits nothing twice).
+    #[arg(long, help_heading = "Slurm")]
+    detach: bool,
 }
 
 /// Failure classes mapped to exit codes.
@@ -197,15 +280,20 @@ impl Ctx {
 }
 
 fn threads_for(plan: &Plan) -> usize {
+    threads_for_jobs(plan, 1)
+}
+
+/// Threads per run: the profile's, else the cores split over `jobs` runs at once.
+fn threads_for_jobs(plan: &Plan, jobs: usize) -> usize {
     plan.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / jobs.max(1)).max(1)
     })
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
     let pipeline = Pipeline::load(&cli.pipeline)?;
+    let pipeline_path = cli.pipeline.clone();
     let base = cli
         .pipeline
         .parent()
@@ -230,11 +318,42 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Run {
             profile,
             force,
-            jobs,
+            parallel,
             device,
             mirror,
+            executor,
+            slurm,
             targets,
-        } => run_cmd(&ctx, &profile, force, jobs, device, mirror, &targets),
+        } => match executor {
+            ExecutorKind::Local => {
+                run_cmd(&ctx, &profile, force, &parallel, device, mirror, &targets)
+            }
+            ExecutorKind::Slurm => {
+                if force {
+                    return Err(Failure::Usage(
+                        "--force is not supported with --executor slurm: run the targets with \
+                         --force locally, or remove their records"
+                            .into(),
+                    )
+                    .into());
+                }
+                slurm_cmd(
+                    &ctx,
+                    &pipeline_path,
+                    &profile,
+                    device,
+                    mirror,
+                    &slurm,
+                    &targets,
+                )
+            }
+        },
+        Cmd::ExecRun {
+            profile,
+            device,
+            runs_file,
+            index,
+        } => exec_run_cmd(&ctx, &profile, device, &runs_file, index),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
         Cmd::Verify { profile } => verify_cmd(&ctx, profile),
         Cmd::Fetch { mirror, names } => fetch_cmd(&ctx, mirror, &names),
@@ -305,13 +424,19 @@ fn run_cmd(
     ctx: &Ctx,
     profile: &str,
     force: bool,
-    jobs: usize,
+    parallel: &Parallel,
     device: DeviceChoice,
     mirror: Option<String>,
     targets: &[String],
 ) -> Result<()> {
+    let gpus = parallel.gpus.clone().unwrap_or_default();
+    let jobs = if gpus.is_empty() {
+        parallel.jobs
+    } else {
+        gpus.len() * parallel.runs_per_gpu
+    };
     if jobs == 0 {
-        return Err(Failure::Usage("--jobs must be at least 1".into()).into());
+        return Err(Failure::Usage("--jobs and --runs-per-gpu must be at least 1".into()).into());
     }
     if jobs > 1 && std::env::var_os("OMP_WAIT_POLICY").is_none() {
         // Several workers share the cores: OpenMP threads that spin while waiting then burn
@@ -322,7 +447,13 @@ fn run_cmd(
     }
     let plan = ctx.plan(profile, targets)?;
     let device = ctx.device(device)?;
-    let threads = threads_for(&plan);
+    let threads = threads_for_jobs(&plan, if gpus.is_empty() { jobs } else { 1 });
+    if !gpus.is_empty() && !matches!(device, Device::Cuda { .. }) {
+        return Err(Failure::Usage(format!(
+            "--gpus needs a CUDA device; this one resolved to {device:?} (pass --device cuda)"
+        ))
+        .into());
+    }
     // --force applies to the targets themselves, not to what they depend on.
     let force: BTreeSet<String> = if !force {
         BTreeSet::new()
@@ -337,6 +468,8 @@ fn run_cmd(
     };
     let opts = RunOptions {
         jobs,
+        gpus,
+        runs_per_gpu: parallel.runs_per_gpu,
         device,
         threads,
         force,
@@ -360,6 +493,148 @@ fn run_cmd(
         return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
     }
     Ok(())
+}
+
+/// `repro run --executor slurm`: prepare the datasets here (the login node has the network),
+/// then submit every run that is not cached as a Slurm job and follow them.
+fn slurm_cmd(
+    ctx: &Ctx,
+    pipeline_path: &Path,
+    profile: &str,
+    device: DeviceChoice,
+    mirror: Option<String>,
+    args: &SlurmArgs,
+    targets: &[String],
+) -> Result<()> {
+    use crate::pipeline::slurm::{Invocation, Slurm, SlurmOptions};
+    let plan = ctx.plan(profile, targets)?;
+    // Keys are computed for the nodes' device; `auto` there resolves like here only if the
+    // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
+    let dev = ctx.device(device)?;
+    let threads = threads_for(&plan);
+    let datasets_only = Plan {
+        runs: Vec::new(),
+        datasets: plan.datasets.clone(),
+        profile: plan.profile.clone(),
+        threads: plan.threads,
+    };
+    let opts = RunOptions {
+        jobs: 1,
+        gpus: Vec::new(),
+        runs_per_gpu: 1,
+        device: dev.clone(),
+        threads,
+        force: BTreeSet::new(),
+        quiet: ctx.quiet,
+        mirror,
+    };
+    ctx.exec().run(&datasets_only, &opts)?;
+    record_fetched_digests(ctx, &plan)?;
+    // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
+    let text = std::fs::read(pipeline_path)
+        .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
+    let digest = crate::store::hash::sha256_bytes(&text);
+    let snapshot = ctx
+        .store
+        .root()
+        .join("slurm")
+        .join(profile)
+        .join(format!("pipeline-{}.yaml", &digest[..12]));
+    crate::store::atomic::write_atomic(&snapshot, &text)?;
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let invocation = Invocation {
+        repro: std::env::current_exe().context("cannot locate the repro binary")?,
+        pipeline: abs(&snapshot),
+        store: abs(ctx.store.root()),
+        datasets: abs(&ctx.datasets_dir),
+        device: device_arg(device),
+    };
+    let sopts = SlurmOptions {
+        partition: args.partition.clone(),
+        account: args.account.clone(),
+        time: args.time.clone(),
+        gpus_per_run: args.gpus_per_run,
+        cpus_per_run: threads,
+        sbatch_args: args.sbatch_args.clone(),
+        max_requeue: args.max_requeue,
+        detach: args.detach,
+    };
+    let exec = ctx.exec();
+    let slurm = Slurm {
+        exec: &exec,
+        opts: &sopts,
+        invocation: &invocation,
+    };
+    let quiet = ctx.quiet;
+    let say = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    let summary = slurm.run(&plan, &dev, threads, &say)?;
+    println!(
+        "profile {profile}: {} ran, {} cached, {} failed, {} skipped (slurm); store: {}",
+        summary.ran.len(),
+        summary.cached.len(),
+        summary.failed.len(),
+        summary.skipped.len(),
+        ctx.store.root().display()
+    );
+    if !summary.failed.is_empty() {
+        for (id, e) in &summary.failed {
+            eprintln!("failed: {id}: {e}");
+        }
+        return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
+    }
+    Ok(())
+}
+
+/// `repro exec-run`: the one run on line `index` of `runs_file`, its upstream runs cached.
+fn exec_run_cmd(
+    ctx: &Ctx,
+    profile: &str,
+    device: DeviceChoice,
+    runs_file: &Path,
+    index: usize,
+) -> Result<()> {
+    let text = std::fs::read_to_string(runs_file)
+        .with_context(|| format!("cannot read {}", runs_file.display()))?;
+    let run = text.lines().nth(index).with_context(|| {
+        format!(
+            "{} has {} runs: no line {index}",
+            runs_file.display(),
+            text.lines().count()
+        )
+    })?;
+    let plan = ctx.plan(profile, &[run.to_string()])?;
+    let dev = ctx.device(device)?;
+    let threads = threads_for(&plan);
+    for (id, state) in ctx.exec().states(&plan, &dev, threads)? {
+        if id != run && !matches!(state, RunState::Cached { .. }) {
+            return Err(Failure::Work(format!(
+                "upstream run {id} of {run} is not finished: its job must succeed first"
+            ))
+            .into());
+        }
+    }
+    run_cmd(
+        ctx,
+        profile,
+        false,
+        &Parallel::one(),
+        device,
+        None,
+        &[run.to_string()],
+    )
+}
+
+/// `--device` as a job passes it on: what was asked for here.
+fn device_arg(choice: DeviceChoice) -> String {
+    match choice {
+        DeviceChoice::Auto => "auto".into(),
+        DeviceChoice::Cpu => "cpu".into(),
+        DeviceChoice::Cuda(i) => format!("cuda:{i}"),
+    }
 }
 
 /// Put the digests of verified upstream files into pipeline.lock when it lacks them (the first

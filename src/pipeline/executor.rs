@@ -14,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::datasets::{self, Prepared};
 use super::key::{Manifest, diff};
+use super::placement::{self, Placement};
 use super::plan::{Plan, RunNode};
 use super::spec::{Determinism, Pipeline};
 use super::stage::{DatasetView, Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
@@ -45,6 +46,10 @@ pub struct RunOptions {
     pub mirror: Option<String>,
     /// Runs executed at once (one worker process each).
     pub jobs: usize,
+    /// GPUs to spread runs over (`CUDA_VISIBLE_DEVICES` per worker); empty: the device as is.
+    pub gpus: Vec<usize>,
+    /// Runs sharing one GPU at a time.
+    pub runs_per_gpu: usize,
 }
 
 /// Shared state of the `--jobs` scheduling loops.
@@ -268,9 +273,18 @@ impl Executor<'_> {
             fancy,
             overall: &overall,
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let slots = placement::slots(
+            opts.jobs,
+            &opts.gpus,
+            opts.runs_per_gpu,
+            opts.threads,
+            cores,
+        )?;
         std::thread::scope(|s| {
-            for _ in 0..opts.jobs.clamp(1, total.max(1)) {
-                s.spawn(|| self.schedule(&ctx, &sched, &wake));
+            for slot in slots.iter().take(total.max(1)) {
+                let (ctx, sched, wake) = (&ctx, &sched, &wake);
+                s.spawn(move || self.schedule(ctx, sched, wake, slot));
             }
         });
         if let Some(pb) = overall {
@@ -284,7 +298,7 @@ impl Executor<'_> {
 
     /// One of `--jobs` scheduling loops: take the next run whose upstream runs are done, process
     /// it, repeat until every run has been taken.
-    fn schedule(&self, ctx: &RunCtx, sched: &Mutex<Sched>, wake: &Condvar) {
+    fn schedule(&self, ctx: &RunCtx, sched: &Mutex<Sched>, wake: &Condvar, slot: &Placement) {
         let runs = &ctx.plan.runs;
         let total = runs.len();
         loop {
@@ -328,7 +342,7 @@ impl Executor<'_> {
                 }
             };
             let run = &runs[i];
-            let result = self.process(ctx, i, &upstream);
+            let result = self.process(ctx, i, &upstream, slot);
             let mut st = sched.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok((r, true)) => {
@@ -358,6 +372,7 @@ impl Executor<'_> {
         ctx: &RunCtx,
         i: usize,
         upstream: &BTreeMap<String, RunRecord>,
+        slot: &Placement,
     ) -> Result<(RunRecord, bool)> {
         let (run, opts, total, n) = (&ctx.plan.runs[i], ctx.opts, ctx.plan.runs.len(), i + 1);
         let settings = self.settings(run, &opts.device, opts.threads);
@@ -409,6 +424,7 @@ impl Executor<'_> {
             &ds_views,
             upstream,
             forced,
+            slot,
             &|pos, len, msg: &str| match &bar {
                 Some(pb) => {
                     pb.set_length(len);
@@ -448,6 +464,7 @@ impl Executor<'_> {
         datasets: &BTreeMap<String, DatasetView>,
         upstream_records: &BTreeMap<String, RunRecord>,
         forced: bool,
+        slot: &Placement,
         progress: &dyn Fn(u64, u64, &str),
     ) -> Result<(RunRecord, bool)> {
         let key = manifest.key();
@@ -493,11 +510,21 @@ impl Executor<'_> {
             upstream,
             out_dir: out_dir.clone(),
             checkpoints: Some(work.checkpoints().dir().to_path_buf()),
-            settings: settings.clone(),
+            // The slot's GPU is the worker's only visible one.
+            settings: match (&settings.device, slot.gpu) {
+                (Device::Cuda { capability, .. }, Some(_)) => RunSettings {
+                    device: Device::Cuda {
+                        index: 0,
+                        capability: capability.clone(),
+                    },
+                    ..settings.clone()
+                },
+                _ => settings.clone(),
+            },
         };
         let started = SystemTime::now();
         let t0 = Instant::now();
-        let outcome = self.run_worker(&task, work.root(), &key, resumed, progress)?;
+        let outcome = self.run_worker(&task, work.root(), &key, resumed, slot, progress)?;
         let seconds = t0.elapsed().as_secs_f64();
         let mut outputs = BTreeMap::new();
         for f in files_under(&out_dir)? {
@@ -517,6 +544,7 @@ impl Executor<'_> {
                     "libtorch_runtime".into(),
                     serde_json::Value::Object(outcome.environment),
                 );
+                env.insert("placement".into(), slot.describe());
                 env
             },
             started: humantime::format_rfc3339_seconds(started).to_string(),
@@ -540,6 +568,7 @@ impl Executor<'_> {
         work: &Path,
         key: &str,
         resumed: Option<u64>,
+        slot: &Placement,
         progress: &dyn Fn(u64, u64, &str),
     ) -> Result<Outcome> {
         let task_path = work.join("task.json");
@@ -565,7 +594,9 @@ impl Executor<'_> {
         )?;
         let this_attempt = log.metadata()?.len() as usize;
         let worker = runtime::probe::worker_path()?;
-        let mut child = Command::new(&worker)
+        let mut cmd = Command::new(&worker);
+        slot.apply(&mut cmd);
+        let mut child = cmd
             .arg("exec")
             .arg(&task_path)
             .arg(&outcome_path)

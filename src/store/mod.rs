@@ -186,6 +186,13 @@ impl Store {
         Ok(Held(f))
     }
 
+    /// An exclusive lock of a name (e.g. one profile's Slurm submissions).
+    pub fn lock_named(&self, name: &str) -> Result<Held> {
+        let f = File::create(self.root.join("locks").join(format!("{name}.lock")))?;
+        f.lock()?;
+        Ok(Held(f))
+    }
+
     /// Shared store lock held by every process that writes runs; `gc` takes it exclusively.
     pub fn lock_shared(&self) -> Result<Held> {
         let f = File::create(self.root.join("locks/store.lock"))?;
