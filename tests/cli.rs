@@ -120,3 +120,39 @@ fn fetch_through_a_mirror_records_sha256_and_refuses_wrong_files() {
         .unwrap_or(0);
     assert!(quarantined >= 1, "the rejected file must be quarantined");
 }
+
+#[test]
+fn placement_flags_are_checked_before_anything_runs() {
+    let p = Project::new(common::PIPELINE);
+    let bad = |args: &[&str], says: &str| {
+        let o = p.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    bad(
+        &[
+            "run",
+            "--profile",
+            "smoke",
+            "--device",
+            "cpu",
+            "--gpus",
+            "0,1",
+        ],
+        "--gpus needs a CUDA device",
+    );
+    bad(&["run", "--profile", "smoke", "--gpus", "0,x"], "e.g. 0,1");
+    bad(
+        &[
+            "run",
+            "--profile",
+            "smoke",
+            "--executor",
+            "slurm",
+            "--force",
+        ],
+        "--force is not supported with --executor slurm",
+    );
+    assert!(!p.store().join("runs").exists() || p.records().is_empty());
+}

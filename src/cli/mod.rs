@@ -21,6 +21,9 @@ use crate::store::Store;
 use crate::store::statcache::StatCache;
 
 mod report;
+mod slurm;
+
+use slurm::SlurmArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -153,11 +156,19 @@ struct Parallel {
     jobs: usize,
     /// GPUs to spread runs over, e.g. 0,1,2,3 (each worker sees one as CUDA_VISIBLE_DEVICES);
     /// runs at once = GPUs × --runs-per-gpu, whatever --jobs says.
-    #[arg(long, value_parser = crate::pipeline::placement::parse_gpus)]
-    gpus: Option<Vec<usize>>,
+    #[arg(long, value_parser = parse_gpu_list)]
+    gpus: Option<GpuList>,
     /// Small runs packed on one GPU at a time.
     #[arg(long, default_value_t = 1)]
     runs_per_gpu: usize,
+}
+
+/// `--gpus 0,1,…` (one value holding a list, which clap cannot infer for a bare Vec).
+#[derive(Debug, Clone)]
+struct GpuList(Vec<usize>);
+
+fn parse_gpu_list(s: &str) -> Result<GpuList, String> {
+    crate::pipeline::placement::parse_gpus(s).map(GpuList)
 }
 
 impl Parallel {
@@ -174,37 +185,6 @@ impl Parallel {
 enum ExecutorKind {
     Local,
     Slurm,
-}
-
-/// `repro run --executor slurm` options (ignored by the local executor).
-#[derive(clap::Args, Debug, Clone)]
-struct SlurmArgs {
-    /// Slurm partition (sbatch --partition).
-    #[arg(long, help_heading = "Slurm")]
-    partition: Option<String>,
-    /// Slurm account (sbatch --account).
-    #[arg(long, help_heading = "Slurm")]
-    account: Option<String>,
-    /// Wall-time limit of each job (sbatch --time, e.g. 4:00:00); a job killed at the limit is
-    /// resubmitted and resumes from its checkpoint.
-    #[arg(long, help_heading = "Slurm")]
-    time: Option<String>,
-    /// GPUs per job (sbatch --gpus-per-task).
-    #[arg(long, default_value_t = 0, help_heading = "Slurm")]
-    gpus_per_run: u32,
-    /// Passed to sbatch as is; repeat for several (e.g. --sbatch-arg=--qos=long).
-    #[arg(
-        long = "sbatch-arg",
-        allow_hyphen_values = true,
-        help_heading = "Slurm"
-    )]
-    sbatch_args: Vec<String>,
-    /// Resubmissions of a run the scheduler killed (timeout, node failure, preemption).
-    #[arg(long, default_value_t = 3, help_heading = "Slurm")]
-    max_requeue: u32,
-    /// Submit and return; run the same command again to follow the jobs (it submits nothing twice).
-    #[arg(long, help_heading = "Slurm")]
-    detach: bool,
 }
 
 /// Failure classes mapped to exit codes.
@@ -337,7 +317,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     )
                     .into());
                 }
-                slurm_cmd(
+                slurm::slurm_cmd(
                     &ctx,
                     &pipeline_path,
                     &profile,
@@ -353,7 +333,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             device,
             runs_file,
             index,
-        } => exec_run_cmd(&ctx, &profile, device, &runs_file, index),
+        } => slurm::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
         Cmd::Verify { profile } => verify_cmd(&ctx, profile),
         Cmd::Fetch { mirror, names } => fetch_cmd(&ctx, mirror, &names),
@@ -429,7 +409,7 @@ fn run_cmd(
     mirror: Option<String>,
     targets: &[String],
 ) -> Result<()> {
-    let gpus = parallel.gpus.clone().unwrap_or_default();
+    let gpus = parallel.gpus.clone().map(|g| g.0).unwrap_or_default();
     let jobs = if gpus.is_empty() {
         parallel.jobs
     } else {
@@ -493,148 +473,6 @@ fn run_cmd(
         return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
     }
     Ok(())
-}
-
-/// `repro run --executor slurm`: prepare the datasets here (the login node has the network),
-/// then submit every run that is not cached as a Slurm job and follow them.
-fn slurm_cmd(
-    ctx: &Ctx,
-    pipeline_path: &Path,
-    profile: &str,
-    device: DeviceChoice,
-    mirror: Option<String>,
-    args: &SlurmArgs,
-    targets: &[String],
-) -> Result<()> {
-    use crate::pipeline::slurm::{Invocation, Slurm, SlurmOptions};
-    let plan = ctx.plan(profile, targets)?;
-    // Keys are computed for the nodes' device; `auto` there resolves like here only if the
-    // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
-    let dev = ctx.device(device)?;
-    let threads = threads_for(&plan);
-    let datasets_only = Plan {
-        runs: Vec::new(),
-        datasets: plan.datasets.clone(),
-        profile: plan.profile.clone(),
-        threads: plan.threads,
-    };
-    let opts = RunOptions {
-        jobs: 1,
-        gpus: Vec::new(),
-        runs_per_gpu: 1,
-        device: dev.clone(),
-        threads,
-        force: BTreeSet::new(),
-        quiet: ctx.quiet,
-        mirror,
-    };
-    ctx.exec().run(&datasets_only, &opts)?;
-    record_fetched_digests(ctx, &plan)?;
-    // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
-    let text = std::fs::read(pipeline_path)
-        .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
-    let digest = crate::store::hash::sha256_bytes(&text);
-    let snapshot = ctx
-        .store
-        .root()
-        .join("slurm")
-        .join(profile)
-        .join(format!("pipeline-{}.yaml", &digest[..12]));
-    crate::store::atomic::write_atomic(&snapshot, &text)?;
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let invocation = Invocation {
-        repro: std::env::current_exe().context("cannot locate the repro binary")?,
-        pipeline: abs(&snapshot),
-        store: abs(ctx.store.root()),
-        datasets: abs(&ctx.datasets_dir),
-        device: device_arg(device),
-    };
-    let sopts = SlurmOptions {
-        partition: args.partition.clone(),
-        account: args.account.clone(),
-        time: args.time.clone(),
-        gpus_per_run: args.gpus_per_run,
-        cpus_per_run: threads,
-        sbatch_args: args.sbatch_args.clone(),
-        max_requeue: args.max_requeue,
-        detach: args.detach,
-    };
-    let exec = ctx.exec();
-    let slurm = Slurm {
-        exec: &exec,
-        opts: &sopts,
-        invocation: &invocation,
-    };
-    let quiet = ctx.quiet;
-    let say = |m: String| {
-        if !quiet {
-            eprintln!("{m}");
-        }
-    };
-    let summary = slurm.run(&plan, &dev, threads, &say)?;
-    println!(
-        "profile {profile}: {} ran, {} cached, {} failed, {} skipped (slurm); store: {}",
-        summary.ran.len(),
-        summary.cached.len(),
-        summary.failed.len(),
-        summary.skipped.len(),
-        ctx.store.root().display()
-    );
-    if !summary.failed.is_empty() {
-        for (id, e) in &summary.failed {
-            eprintln!("failed: {id}: {e}");
-        }
-        return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
-    }
-    Ok(())
-}
-
-/// `repro exec-run`: the one run on line `index` of `runs_file`, its upstream runs cached.
-fn exec_run_cmd(
-    ctx: &Ctx,
-    profile: &str,
-    device: DeviceChoice,
-    runs_file: &Path,
-    index: usize,
-) -> Result<()> {
-    let text = std::fs::read_to_string(runs_file)
-        .with_context(|| format!("cannot read {}", runs_file.display()))?;
-    let run = text.lines().nth(index).with_context(|| {
-        format!(
-            "{} has {} runs: no line {index}",
-            runs_file.display(),
-            text.lines().count()
-        )
-    })?;
-    let plan = ctx.plan(profile, &[run.to_string()])?;
-    let dev = ctx.device(device)?;
-    let threads = threads_for(&plan);
-    for (id, state) in ctx.exec().states(&plan, &dev, threads)? {
-        if id != run && !matches!(state, RunState::Cached { .. }) {
-            return Err(Failure::Work(format!(
-                "upstream run {id} of {run} is not finished: its job must succeed first"
-            ))
-            .into());
-        }
-    }
-    run_cmd(
-        ctx,
-        profile,
-        false,
-        &Parallel::one(),
-        device,
-        None,
-        &[run.to_string()],
-    )
-}
-
-/// `--device` as a job passes it on: what was asked for here.
-fn device_arg(choice: DeviceChoice) -> String {
-    match choice {
-        DeviceChoice::Auto => "auto".into(),
-        DeviceChoice::Cpu => "cpu".into(),
-        DeviceChoice::Cuda(i) => format!("cuda:{i}"),
-    }
 }
 
 /// Put the digests of verified upstream files into pipeline.lock when it lacks them (the first

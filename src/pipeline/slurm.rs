@@ -99,18 +99,25 @@ fn classify(state: &str, reason: &str) -> JobState {
     }
 }
 
-/// Parse `squeue -h -r -t all -o '%i|%T|%r'` lines.
-fn parse_squeue(text: &str) -> BTreeMap<String, JobState> {
+/// Parse `squeue -h -r -t all -o '%i|%T|%r|%j'` lines: job → (state, job name).
+fn parse_squeue(text: &str) -> BTreeMap<String, (JobState, String)> {
     text.lines()
         .filter_map(|l| {
-            let mut f = l.trim().split('|');
+            let mut f = l.trim().splitn(4, '|');
             let (id, state, reason) = (f.next()?, f.next()?, f.next().unwrap_or(""));
-            Some((id.to_string(), classify(state, reason)))
+            let name = f.next().unwrap_or("").to_string();
+            Some((id.to_string(), (classify(state, reason), name)))
         })
         .collect()
 }
 
-fn squeue(jobs: &BTreeSet<String>) -> Result<BTreeMap<String, JobState>> {
+/// The job name of a run's job: a job id the ledger remembers counts only while it still
+/// names a job of ours (a cluster whose state was reset hands out the same ids again).
+fn job_name(experiment: &str) -> String {
+    format!("repro:{experiment}")
+}
+
+fn squeue(jobs: &BTreeSet<String>) -> Result<BTreeMap<String, (JobState, String)>> {
     if jobs.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -120,7 +127,7 @@ fn squeue(jobs: &BTreeSet<String>) -> Result<BTreeMap<String, JobState>> {
         .map(|j| j.split('_').next().unwrap_or(j))
         .collect();
     let out = Command::new("squeue")
-        .args(["-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j"])
+        .args(["-h", "-r", "-t", "all", "-o", "%i|%T|%r|%j", "-j"])
         .arg(ids.into_iter().collect::<Vec<_>>().join(","))
         .output()
         .context("cannot run squeue: is Slurm installed and SLURM_CONF set?")?;
@@ -134,7 +141,9 @@ fn squeue(jobs: &BTreeSet<String>) -> Result<BTreeMap<String, JobState>> {
     }
     let mut states = parse_squeue(&text);
     for j in jobs {
-        states.entry(j.clone()).or_insert(JobState::Unknown);
+        states
+            .entry(j.clone())
+            .or_insert((JobState::Unknown, String::new()));
     }
     Ok(states)
 }
@@ -289,7 +298,7 @@ impl Slurm<'_> {
         write_atomic(&script_path, script.as_bytes())?;
         let mut args = vec![
             "--parsable".to_string(),
-            format!("--job-name=repro:{}", batch.experiment),
+            format!("--job-name={}", job_name(&batch.experiment)),
             // Log files named like the job ids the engine reports (see `log_hint`).
             if batch.runs.len() > 1 {
                 format!("--output={}/logs/%A_%a.out", dir.display())
@@ -357,7 +366,15 @@ impl Slurm<'_> {
             match state {
                 RunState::Cached { .. } => summary.cached.push(id.clone()),
                 RunState::WillRun { .. } => match ledger.runs.get(id) {
-                    Some(t) if matches!(live.get(&t.job), Some(JobState::Live { .. })) => {
+                    Some(t)
+                        if live.get(&t.job).is_some_and(|(state, name)| {
+                            matches!(state, JobState::Live { .. })
+                                && plan
+                                    .runs
+                                    .iter()
+                                    .any(|r| &r.id == id && *name == job_name(&r.experiment))
+                        }) =>
+                    {
                         say(format!("{id}: job {} already queued or running", t.job));
                         jobs.insert(id.clone(), t.job.clone());
                     }
@@ -415,7 +432,9 @@ impl Slurm<'_> {
             let states = squeue(&jobs.values().cloned().collect())?;
             let mut changed = false;
             for (run, job) in jobs.clone() {
-                let state = states.get(&job).cloned().unwrap_or(JobState::Unknown);
+                let state = states
+                    .get(&job)
+                    .map_or(JobState::Unknown, |(s, _)| s.clone());
                 if seen.get(&run) != Some(&state) {
                     changed = true;
                     seen.insert(run.clone(), state.clone());
@@ -583,10 +602,17 @@ mod tests {
 
     #[test]
     fn squeue_states_are_classified() {
-        let s = parse_squeue(
-            "54_0|COMPLETED|None\n54_1|TIMEOUT|TimeLimit\n55|PENDING|DependencyNeverSatisfied\n\
-             56|RUNNING|None\n57|FAILED|NonZeroExitCode\n58|NODE_FAIL|None\n",
-        );
+        let s: BTreeMap<String, JobState> = parse_squeue(
+            "54_0|COMPLETED|None|repro:a\n54_1|TIMEOUT|TimeLimit|repro:a\n\
+             55|PENDING|DependencyNeverSatisfied|repro:b|x\n56|RUNNING|None|repro:c\n\
+             57|FAILED|NonZeroExitCode|repro:d\n58|NODE_FAIL|None|repro:e\n",
+        )
+        .into_iter()
+        .map(|(id, (state, name))| {
+            assert!(name.starts_with("repro:"), "{name}");
+            (id, state)
+        })
+        .collect();
         assert_eq!(s["54_0"], JobState::Completed);
         assert_eq!(s["54_1"], JobState::Killed("TIMEOUT".into()));
         assert_eq!(
