@@ -394,8 +394,8 @@ impl Slurm<'_> {
             for (run, job) in self.submit(plan, &b)? {
                 say(format!("{run}: submitted as job {job}"));
                 jobs.insert(run.clone(), job.clone());
-                let requeues = ledger.runs.get(&run).map_or(0, |t| t.requeues);
-                ledger.runs.insert(run, Tracked { job, requeues });
+                // A submission by the user starts the resubmission count over.
+                ledger.runs.insert(run, Tracked { job, requeues: 0 });
             }
             self.save(plan, &ledger)?;
         }
