@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{PIPELINE, Project};
+use common::{PIPELINE, Project, ok};
 
 fn enabled() -> bool {
     let on = std::env::var("REPRO_SLURM_TEST").is_ok_and(|v| v == "1");
@@ -57,15 +57,6 @@ fn repro(dir: &Path, conf: &str, args: &[&str]) -> Output {
         .env_remove("REPRO_STORE")
         .output()
         .expect("spawn repro")
-}
-
-fn ok(o: Output) -> String {
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "failed:\n{out}\n{err}");
-    format!("{out}{err}")
 }
 
 #[test]

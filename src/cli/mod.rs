@@ -458,8 +458,23 @@ fn run_cmd(
     };
     let summary = ctx.exec().run(&plan, &opts)?;
     record_fetched_digests(ctx, &plan)?;
+    report_summary(ctx, profile, "", &summary)
+}
+
+/// The last lines of `repro run`: counts, then each failure with its log; exit 1 on failures.
+fn report_summary(
+    ctx: &Ctx,
+    profile: &str,
+    executor: &str,
+    summary: &crate::pipeline::executor::Summary,
+) -> Result<()> {
+    let via = if executor.is_empty() {
+        String::new()
+    } else {
+        format!(" ({executor})")
+    };
     println!(
-        "profile {profile}: {} ran, {} cached, {} failed, {} skipped; store: {}",
+        "profile {profile}: {} ran, {} cached, {} failed, {} skipped{via}; store: {}",
         summary.ran.len(),
         summary.cached.len(),
         summary.failed.len(),

@@ -1,14 +1,12 @@
 //! `repro run --executor slurm` and the `repro exec-run` its jobs run: the command-line side of
 //! [`crate::pipeline::slurm`].
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{Ctx, Failure, Parallel, record_fetched_digests, run_cmd, threads_for};
-use crate::pipeline::executor::{RunOptions, RunState};
-use crate::pipeline::plan::Plan;
+use super::{Ctx, Failure, Parallel, record_fetched_digests, report_summary, run_cmd, threads_for};
+use crate::pipeline::executor::RunState;
 use crate::runtime::DeviceChoice;
 
 /// `repro run --executor slurm` options (ignored by the local executor).
@@ -59,23 +57,8 @@ pub(super) fn slurm_cmd(
     // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
     let dev = ctx.device(device)?;
     let threads = threads_for(&plan);
-    let datasets_only = Plan {
-        runs: Vec::new(),
-        datasets: plan.datasets.clone(),
-        profile: plan.profile.clone(),
-        threads: plan.threads,
-    };
-    let opts = RunOptions {
-        jobs: 1,
-        gpus: Vec::new(),
-        runs_per_gpu: 1,
-        device: dev.clone(),
-        threads,
-        force: BTreeSet::new(),
-        quiet: ctx.quiet,
-        mirror,
-    };
-    ctx.exec().run(&datasets_only, &opts)?;
+    ctx.exec()
+        .prepare_datasets(&plan, mirror.as_deref(), ctx.quiet)?;
     record_fetched_digests(ctx, &plan)?;
     // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
     let text = std::fs::read(pipeline_path)
@@ -119,21 +102,7 @@ pub(super) fn slurm_cmd(
         }
     };
     let summary = slurm.run(&plan, &dev, threads, &say)?;
-    println!(
-        "profile {profile}: {} ran, {} cached, {} failed, {} skipped (slurm); store: {}",
-        summary.ran.len(),
-        summary.cached.len(),
-        summary.failed.len(),
-        summary.skipped.len(),
-        ctx.store.root().display()
-    );
-    if !summary.failed.is_empty() {
-        for (id, e) in &summary.failed {
-            eprintln!("failed: {id}: {e}");
-        }
-        return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
-    }
-    Ok(())
+    report_summary(ctx, profile, "slurm", &summary)
 }
 
 /// `repro exec-run`: the one run on line `index` of `runs_file`, its upstream runs cached.

@@ -62,11 +62,14 @@ struct Sched {
     summary: Summary,
 }
 
+/// Prepared datasets: name → (view, file digests).
+type Views = BTreeMap<String, (DatasetView, BTreeMap<String, String>)>;
+
 /// What every scheduling loop reads.
 struct RunCtx<'a> {
     plan: &'a Plan,
     opts: &'a RunOptions,
-    views: &'a BTreeMap<String, (DatasetView, BTreeMap<String, String>)>,
+    views: &'a Views,
     say: &'a (dyn Fn(String) + Sync),
     multi: &'a MultiProgress,
     fancy: bool,
@@ -203,22 +206,35 @@ impl Executor<'_> {
         Ok(out)
     }
 
-    /// Prepare datasets, then run every run of the plan in order.
-    pub fn run(&self, plan: &Plan, opts: &RunOptions) -> Result<Summary> {
+    /// Fetch or generate the plan's datasets and nothing else (what a Slurm submission does on
+    /// the machine it runs on, before any job starts).
+    pub fn prepare_datasets(&self, plan: &Plan, mirror: Option<&str>, quiet: bool) -> Result<()> {
         let _shared = self.store.lock_shared()?;
-        let fancy = !opts.quiet && std::io::stderr().is_terminal();
-        let multi = MultiProgress::new();
         let say = |msg: String| {
-            if fancy {
-                let _ = multi.println(msg);
-            } else if !opts.quiet {
+            if !quiet {
                 eprintln!("{msg}");
             }
         };
+        self.datasets(
+            plan,
+            mirror,
+            !quiet && std::io::stderr().is_terminal(),
+            &say,
+        )?;
+        Ok(())
+    }
 
+    /// Prepare every dataset of the plan.
+    fn datasets(
+        &self,
+        plan: &Plan,
+        mirror: Option<&str>,
+        fancy: bool,
+        say: &dyn Fn(String),
+    ) -> Result<Views> {
         let mut stat = StatCache::load(&self.store.root().join("cache/stat.json"));
-        let fetch = datasets::fetch_options(self.store, opts.mirror.as_deref(), fancy);
-        let mut views: BTreeMap<String, (DatasetView, BTreeMap<String, String>)> = BTreeMap::new();
+        let fetch = datasets::fetch_options(self.store, mirror, fancy);
+        let mut views = BTreeMap::new();
         for d in &plan.datasets {
             let t = Instant::now();
             let Prepared {
@@ -244,6 +260,23 @@ impl Executor<'_> {
             views.insert(d.name.clone(), (view, digests));
         }
         stat.save()?;
+        Ok(views)
+    }
+
+    /// Prepare datasets, then run every run of the plan in order.
+    pub fn run(&self, plan: &Plan, opts: &RunOptions) -> Result<Summary> {
+        let _shared = self.store.lock_shared()?;
+        let fancy = !opts.quiet && std::io::stderr().is_terminal();
+        let multi = MultiProgress::new();
+        let say = |msg: String| {
+            if fancy {
+                let _ = multi.println(msg);
+            } else if !opts.quiet {
+                eprintln!("{msg}");
+            }
+        };
+
+        let views = self.datasets(plan, opts.mirror.as_deref(), fancy, &say)?;
 
         let overall = if fancy {
             let pb = multi.add(ProgressBar::new(plan.runs.len() as u64));
