@@ -25,8 +25,9 @@ replicate: build
 	$(REPRO) run --profile $(PROFILE) --device $(DEVICE)
 	$(REPRO) report --profile $(PROFILE) --device $(DEVICE)
 
+# Every benchmark row against its baseline in one run; rewrites BENCHMARKS.md's generated block.
 bench: build
-	$(ENV) scripts/bench.sh && scripts/bench_vision.sh && scripts/bench_lm.sh && scripts/bench_rl.sh
+	$(ENV) cargo build --release --examples && $$REPRO_PYTHON scripts/bench.py --update BENCHMARKS.md
 
 lint: setup
 	$(ENV) cargo fmt --check && cargo clippy --release --all-targets -- -D warnings

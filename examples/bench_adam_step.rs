@@ -1,7 +1,8 @@
-//! Optimizer step time alone of the Adam family (`repro::optim::adam`, V1–V5, and V1 with the E8
-//! drown-out diagnostic on) over a fixed parameter set with fixed random gradients, λ = 1e-2 and
-//! lr = 1e-3. `scripts/bench_lm.sh` runs it beside `scripts/bench_adam_step.py` (torch.optim.Adam
-//! on the same shapes) and reports ms/step and the ratio.
+//! Optimizer step time alone of every optimizer of the pipeline (`repro::optim::adam` V1–V5, V1
+//! with the E8 drown-out diagnostic on, and `repro::optim::sgd` with momentum 0.9) over a fixed
+//! parameter set with fixed random gradients, λ = 1e-2 and lr = 1e-3. `scripts/bench.py` runs it
+//! beside `scripts/bench_adam_step.py` (torch.optim on the same shapes) and reports the ratios.
+//! `REPRO_BENCH_DEVICE` picks the device (examples/common).
 //!
 //!   bench_adam_step <shapes> <threads> <warmup> <steps> <repeats>
 //!
@@ -11,11 +12,12 @@
 //! <median>` (wall clock and the process's CPU time), the median over `steps` timed steps that follow `warmup` untimed ones of a fresh optimizer (fresh
 //! moments, parameters reset to their initial values).
 
-use std::time::Instant;
+mod common;
 
 use anyhow::Context;
 use repro::optim::adam::{Adam, AdamConfig, Variant};
-use tch::{Device, Kind, Tensor};
+use repro::optim::sgd::Sgd;
+use tch::{Kind, Tensor};
 
 const LR: f64 = 1e-3;
 const WEIGHT_DECAY: f64 = 1e-2;
@@ -45,17 +47,6 @@ fn parse_shapes(s: &str) -> anyhow::Result<Vec<Vec<i64>>> {
     Ok(shapes)
 }
 
-/// CPU time of this process (all threads), seconds.
-fn cpu_secs() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid pointer to a timespec; the clock id is a constant Linux supports.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -77,8 +68,9 @@ fn main() -> anyhow::Result<()> {
     let steps = int("steps", steps, 1)? as usize;
     let repeats = int("repeats", repeats, 0)? as usize;
 
+    let device = common::device()?;
     tch::manual_seed(0);
-    let opts = (Kind::Float, Device::Cpu);
+    let opts = (Kind::Float, device);
     let init: Vec<Tensor> = shapes.iter().map(|s| Tensor::randn(s, opts)).collect();
     let params: Vec<Tensor> = init
         .iter()
@@ -97,14 +89,20 @@ fn main() -> anyhow::Result<()> {
     let count: i64 = params.iter().map(|p| p.numel() as i64).sum();
     println!("params {count} tensors {}", params.len());
 
-    let rows: [(&str, Variant, bool); 6] = [
-        ("v1", Variant::ADAM_L2, false),
-        ("v2", Variant::ADAMW, false),
-        ("v3", Variant::L2_IN_M, false),
-        ("v4", Variant::L2_IN_V, false),
-        ("v5", Variant::ADAPTIVE_DECOUPLED, false),
-        ("v1_drown_out", Variant::ADAM_L2, true),
+    let rows: [(&str, Option<Variant>, bool); 7] = [
+        ("v1", Some(Variant::ADAM_L2), false),
+        ("v2", Some(Variant::ADAMW), false),
+        ("v3", Some(Variant::L2_IN_M), false),
+        ("v4", Some(Variant::L2_IN_V), false),
+        ("v5", Some(Variant::ADAPTIVE_DECOUPLED), false),
+        ("v1_drown_out", Some(Variant::ADAM_L2), true),
+        ("sgd", None, false),
     ];
+    /// The two optimizers behind one step call.
+    enum Opt {
+        Adam(Adam),
+        Sgd(Sgd),
+    }
     for _ in 0..repeats {
         for (name, variant, drown) in rows {
             tch::no_grad(|| {
@@ -112,25 +110,36 @@ fn main() -> anyhow::Result<()> {
                     p.shallow_clone().copy_(p0);
                 }
             });
-            let mut opt = Adam::new(
-                params.iter().map(|p| p.shallow_clone()).collect(),
-                AdamConfig {
-                    variant,
-                    ..AdamConfig::default()
-                },
-            );
-            opt.track_drown_out(drown);
+            let shallow = || params.iter().map(|p| p.shallow_clone()).collect();
+            let mut opt = match variant {
+                Some(variant) => {
+                    let mut adam = Adam::new(
+                        shallow(),
+                        AdamConfig {
+                            variant,
+                            ..AdamConfig::default()
+                        },
+                    );
+                    adam.track_drown_out(drown);
+                    Opt::Adam(adam)
+                }
+                None => Opt::Sgd(Sgd::new(shallow(), 0.9)),
+            };
             let (mut times, mut cpu_times) = (Vec::new(), Vec::new());
             for i in 0..warmup + steps {
-                let (start, cpu_start) = (Instant::now(), cpu_secs());
-                opt.step(LR, WEIGHT_DECAY);
-                if drown {
-                    // Read each step, as a per-step logger would (a host read; on CPU, cheap).
-                    std::hint::black_box(opt.drown_out());
-                }
+                let (secs, cpu) = common::timed(device, || match &mut opt {
+                    Opt::Adam(adam) => {
+                        adam.step(LR, WEIGHT_DECAY);
+                        if drown {
+                            // Read each step, as a per-step logger would (a host read).
+                            std::hint::black_box(adam.drown_out());
+                        }
+                    }
+                    Opt::Sgd(sgd) => sgd.step(LR, WEIGHT_DECAY),
+                });
                 if i >= warmup {
-                    times.push(start.elapsed().as_secs_f64() * 1e3);
-                    cpu_times.push((cpu_secs() - cpu_start) * 1e3);
+                    times.push(secs * 1e3);
+                    cpu_times.push(cpu * 1e3);
                 }
             }
             println!(

@@ -1,6 +1,6 @@
 //! DQN updates/s (`repro::train::rl::dqn::update`) on a fixed random batch: the online net's
 //! Q(s, a), the target net's max for the TD target, Huber loss, backward, the gradient norm
-//! and an AdamW step (`optim::adam` V2). `scripts/bench_rl.sh` runs it beside
+//! and an AdamW step (`optim::adam` V2). `scripts/bench.py` runs it beside
 //! `scripts/bench_dqn_update.py` (the same update in PyTorch eager) and reports the ratio.
 //!
 //!   bench_dqn_update <minatar|nature> <C> <H> <W> <actions> <batch> <threads> <warmup> <steps> <repeats>
@@ -9,7 +9,7 @@
 //! `updates/s <x> cpu_updates/s <y>` (per wall-clock second and per second of CPU time).
 //! `BENCH_BITWISE=1` applies the bitwise runs' libtorch settings (oneDNN off) first.
 
-use std::time::Instant;
+mod common;
 
 use anyhow::Context;
 use repro::nn::dqn::{QNetArch, build};
@@ -17,24 +17,12 @@ use repro::nn::param_count;
 use repro::optim::adam::{Adam, AdamConfig, Variant};
 use repro::train::rl::dqn::{DeviceBatch, update};
 use repro::train::rl::replay::Batch;
-use tch::Device;
 
 /// The update's hyper-parameters: MinAtar's lr (SPEC.md E6), dopamine's Adam ε, a λ of ours.
 const GAMMA: f64 = 0.99;
 const LR: f64 = 2.5e-4;
 const EPS: f64 = 1.5e-4;
 const WEIGHT_DECAY: f64 = 1e-2;
-
-/// CPU time of this process (all threads), seconds.
-fn cpu_secs() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,10 +49,11 @@ fn main() -> anyhow::Result<()> {
             bitwise: true,
         });
     }
+    let device = common::device()?;
     tch::manual_seed(0);
-    let online_vs = tch::nn::VarStore::new(Device::Cpu);
+    let online_vs = tch::nn::VarStore::new(device);
     let online = build(arch, &online_vs.root(), shape, actions);
-    let target_vs = tch::nn::VarStore::new(Device::Cpu);
+    let target_vs = tch::nn::VarStore::new(device);
     let target = build(arch, &target_vs.root(), shape, actions);
     println!("params {}", param_count(&online_vs));
 
@@ -89,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         rewards: (0..batch).map(|i| (i % 2) as f32).collect(),
         terminals: (0..batch).map(|i| f32::from(i % 10 == 0)).collect(),
     };
-    let b = DeviceBatch::new(&host, shape, Device::Cpu);
+    let b = DeviceBatch::new(&host, shape, device);
     let mut opt = Adam::new(
         repro::train::trainable_by_name(&online_vs)
             .into_iter()
@@ -109,11 +98,11 @@ fn main() -> anyhow::Result<()> {
         step();
     }
     for _ in 0..repeats {
-        let (start, cpu_start) = (Instant::now(), cpu_secs());
-        for _ in 0..steps {
-            step();
-        }
-        let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu_start);
+        let (secs, cpu) = common::timed(device, || {
+            for _ in 0..steps {
+                step();
+            }
+        });
         println!(
             "updates/s {:.2} cpu_updates/s {:.2}",
             steps as f64 / secs,

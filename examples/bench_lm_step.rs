@@ -1,7 +1,7 @@
 //! One training step's throughput (tokens/s) of the causal Transformer LM
 //! (`repro::nn::transformer_lm`) on a fixed random token batch: forward, cross-entropy over the
 //! vocabulary, backward, gradient clipping to total norm 0.25 (pytorch/examples' `--clip`), and
-//! an AdamW step (`optim::adam` V2). `scripts/bench_lm.sh` runs it beside `scripts/bench_lm_step.py`
+//! an AdamW step (`optim::adam` V2). `scripts/bench.py` runs it beside `scripts/bench_lm_step.py`
 //! (the same model in PyTorch eager) and reports the ratio.
 //!
 //!   bench_lm_step <vocab> <d_model> <heads> <layers> <ffn> <dropout> <norm_first 0|1> <tie 0|1>
@@ -13,13 +13,13 @@
 //! wall-clock second, y per second of the process's CPU time, which on a shared machine with one
 //! thread is nearly independent of the load).
 
-use std::time::Instant;
+mod common;
 
 use anyhow::Context;
 use repro::nn::param_count;
 use repro::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
 use repro::optim::adam::{Adam, AdamConfig, Variant};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// pytorch/examples word_language_model's `--clip` default.
 const CLIP: f64 = 0.25;
@@ -71,17 +71,6 @@ fn clip_grad_norm(params: &[Tensor], max_norm: f64) {
     });
 }
 
-/// CPU time of this process (all threads), seconds.
-fn cpu_secs() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid pointer to a timespec; the clock id is a constant Linux supports.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [
@@ -122,8 +111,9 @@ fn main() -> anyhow::Result<()> {
     let repeats = int("repeats", repeats, 0)? as usize;
 
     tch::set_num_threads(threads as i32);
+    let device = common::device()?;
     tch::manual_seed(0);
-    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let vs = tch::nn::VarStore::new(device);
     let model = TransformerLm::new(&vs.root(), &cfg)?;
     println!("params {}", param_count(&vs));
     let params = vs.trainable_variables();
@@ -134,8 +124,8 @@ fn main() -> anyhow::Result<()> {
             ..AdamConfig::default()
         },
     );
-    let data = Tensor::randint(cfg.vocab, [bptt, batch], (Kind::Int64, Device::Cpu));
-    let targets = Tensor::randint(cfg.vocab, [bptt * batch], (Kind::Int64, Device::Cpu));
+    let data = Tensor::randint(cfg.vocab, [bptt, batch], (Kind::Int64, device));
+    let targets = Tensor::randint(cfg.vocab, [bptt * batch], (Kind::Int64, device));
     let mut step = || {
         opt.zero_grad();
         let logits = model.forward_t(&data, true);
@@ -150,12 +140,7 @@ fn main() -> anyhow::Result<()> {
         step();
     }
     for _ in 0..repeats {
-        let (start, cpu_start) = (Instant::now(), cpu_secs());
-        for _ in 0..steps {
-            step();
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let cpu = cpu_secs() - cpu_start;
+        let (secs, cpu) = common::timed(device, || (0..steps).for_each(|_| step()));
         let tokens = (steps as i64 * batch * bptt) as f64;
         println!(
             "tokens/s {:.2} cpu_tokens/s {:.2}",

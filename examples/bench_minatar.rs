@@ -1,7 +1,7 @@
 //! Environment throughput of the five MinAtar games: a uniform random policy (ChaCha8 seeded 1;
 //! the game's draws seeded 0) steps each game through `Environment<Seeded>` with the package's
 //! defaults (sticky actions 0.1, ramping), reading `state()` after every step as an agent does
-//! and resetting at each terminal. `scripts/bench_minatar.sh` runs it beside
+//! and resetting at each terminal. `scripts/bench.py` runs it beside
 //! `scripts/bench_minatar.py` (the same loop on the `minatar` package) and reports the ratio.
 //!
 //!   bench_minatar <steps> [game ...]      (all five games when none is named)

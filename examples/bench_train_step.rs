@@ -1,16 +1,17 @@
 //! One training step's throughput (images/s) of a model of the pipeline: forward, cross-entropy,
-//! backward, SGD step with momentum and weight decay, on random data. `scripts/bench.sh` runs it
+//! backward, SGD step with momentum and weight decay, on random data. `scripts/bench.py` runs it
 //! beside `scripts/bench_train_step.py` (the same model in PyTorch eager) and reports the ratio.
 //!
 //!   bench_train_step <arch> <classes> <width> <image size> <batch> <threads> <warmup> <steps> <repeats>
 //!
-//! Prints one line per repeat: `images/s <x>`.
+//! Prints one line per repeat: `images/s <x> cpu_images/s <y>` (per wall-clock second and per
+//! second of CPU time). `REPRO_BENCH_DEVICE` picks the device (examples/common).
 
-use std::time::Instant;
+mod common;
 
 use repro::nn::{Arch, build};
 use repro::optim::sgd::Sgd;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,12 +36,13 @@ fn main() -> anyhow::Result<()> {
     let (warmup, steps, repeats): (usize, usize, usize) =
         (warmup.parse()?, steps.parse()?, repeats.parse()?);
     tch::set_num_threads(threads.parse()?);
+    let device = common::device()?;
     tch::manual_seed(0);
-    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let vs = tch::nn::VarStore::new(device);
     let model = build(Arch::parse(arch)?, &vs.root(), classes, width.parse()?);
     let mut opt = Sgd::new(vs.trainable_variables(), 0.9);
-    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(classes, [batch], (Kind::Int64, Device::Cpu));
+    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    let y = Tensor::randint(classes, [batch], (Kind::Int64, device));
     let mut step = || {
         let loss = model.net.forward_t(&x, true).cross_entropy_for_logits(&y);
         opt.zero_grad();
@@ -51,12 +53,13 @@ fn main() -> anyhow::Result<()> {
         step();
     }
     for _ in 0..repeats {
-        let start = Instant::now();
-        for _ in 0..steps {
-            step();
-        }
-        let secs = start.elapsed().as_secs_f64();
-        println!("images/s {:.2}", (steps as i64 * batch) as f64 / secs);
+        let (secs, cpu) = common::timed(device, || (0..steps).for_each(|_| step()));
+        let images = (steps as i64 * batch) as f64;
+        println!(
+            "images/s {:.2} cpu_images/s {:.2}",
+            images / secs,
+            images / cpu
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
-"""Optimizer step time alone of torch.optim.Adam(weight_decay=1e-2, lr=1e-3) over a fixed parameter
+"""Optimizer step time alone of torch.optim's Adam, AdamW and SGD (weight_decay=1e-2, lr=1e-3) over a fixed parameter
 set with fixed random gradients: the baseline that examples/bench_adam_step.rs (repro's V1–V5) is
-compared with in scripts/bench_lm.sh.
+compared with in scripts/bench.py. REPRO_BENCH_DEVICE picks the device (bench_common.py).
 
     bench_adam_step.py <shapes> <threads> <warmup> <steps> <repeats> [<expected params>]
 
@@ -10,6 +10,8 @@ Rows, each a fresh optimizer over parameters reset to their initial values:
   adam_foreach  Adam(foreach=True): the multi-tensor kernels
   adam_fused    Adam(fused=True): torch's fused CPU kernel
   adamw_single  AdamW(foreach=False): the baseline of repro's V2
+  sgd_single    SGD(momentum=0.9, foreach=False): the baseline of repro's SGD
+  sgd_foreach   SGD(momentum=0.9, foreach=True)
 
 torch.optim.Adam() left to its default takes the single-tensor path on CPU (its foreach default
 covers only CUDA-like devices); the script checks that and prints `default_path single`.
@@ -20,9 +22,9 @@ error before any timing), `default_path ...`, then per repeat one line per row:
 """
 import statistics
 import sys
-import time
 
 import torch
+import bench_common
 from torch.optim.optimizer import _default_to_fused_or_foreach
 
 LR = 1e-3
@@ -32,6 +34,8 @@ ROWS = {
     "adam_foreach": (torch.optim.Adam, {"foreach": True}),
     "adam_fused": (torch.optim.Adam, {"fused": True}),
     "adamw_single": (torch.optim.AdamW, {"foreach": False}),
+    "sgd_single": (torch.optim.SGD, {"foreach": False, "momentum": 0.9}),
+    "sgd_foreach": (torch.optim.SGD, {"foreach": True, "momentum": 0.9}),
 }
 
 
@@ -55,9 +59,10 @@ def main(argv):
     shapes = parse_shapes(argv[0])
     threads, warmup, steps, repeats = (int(a) for a in argv[1:5])
     torch.set_num_threads(threads)
+    dev = bench_common.device()
     torch.manual_seed(0)
-    init = [torch.randn(s) for s in shapes]
-    grads = [torch.randn(s) for s in shapes]
+    init = [torch.randn(s, device=dev) for s in shapes]
+    grads = [torch.randn(s, device=dev) for s in shapes]
     params = [torch.nn.Parameter(t.clone()) for t in init]
     for p, g in zip(params, grads):
         p.grad = g
@@ -76,11 +81,10 @@ def main(argv):
             opt = cls(params, lr=LR, weight_decay=WEIGHT_DECAY, **kwargs)
             times, cpu_times = [], []
             for i in range(warmup + steps):
-                start, cpu_start = time.perf_counter(), time.process_time()
-                opt.step()
+                wall, cpu = bench_common.timed(dev, opt.step)
                 if i >= warmup:
-                    times.append((time.perf_counter() - start) * 1e3)
-                    cpu_times.append((time.process_time() - cpu_start) * 1e3)
+                    times.append(wall * 1e3)
+                    cpu_times.append(cpu * 1e3)
             wall, cpu = statistics.median(times), statistics.median(cpu_times)
             print(f"{name} ms {wall:.3f} cpu_ms {cpu:.3f}", flush=True)
             del opt

@@ -1,5 +1,5 @@
 """DQN updates/s in PyTorch eager: the baseline examples/bench_dqn_update.rs is compared with in
-scripts/bench_rl.sh. The nets are the test suite's twins (tests/python/dqn_reference.py); the
+scripts/bench.py. The nets are the test suite's twins (tests/python/dqn_reference.py); the
 update is the same: Q(s, a), the target net's max for r + γ(1 − terminal)·max Q', Huber loss
 (mean, δ 1), zero_grad, backward, the gradient norm, torch.optim.AdamW(lr 2.5e-4, eps 1.5e-4,
 weight_decay 1e-2) on its single-tensor path (as repro's per-tensor loop), the loss read back.
@@ -12,10 +12,11 @@ Prints `params <count>`, then per repeat `updates/s <x> cpu_updates/s <y>`; with
 """
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+import bench_common
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 from dqn_reference import build  # noqa: E402
@@ -28,18 +29,19 @@ def main(argv):
         raise SystemExit(__doc__)
     c, h, w, actions, batch, threads, warmup, steps, repeats = map(int, argv[1:10])
     torch.set_num_threads(threads)
+    dev = bench_common.device()
     torch.manual_seed(0)
-    online, target = build(argv[0:5]), build(argv[0:5])
+    online, target = build(argv[0:5]).to(dev), build(argv[0:5]).to(dev)
     params = sum(p.numel() for p in online.parameters())
     print(f"params {params}", flush=True)
     if len(argv) == 11 and int(argv[10]) != params:
         raise SystemExit(f"parameter count {params} differs from repro's {argv[10]}")
     high = 2 if argv[0] == "minatar" else 256
-    states = torch.randint(high, (batch, c, h, w), dtype=torch.uint8)
-    next_states = torch.randint(high, (batch, c, h, w), dtype=torch.uint8)
-    actions_t = torch.arange(batch) % actions
-    rewards = (torch.arange(batch) % 2).float()
-    terminals = (torch.arange(batch) % 10 == 0).float()
+    states = torch.randint(high, (batch, c, h, w), dtype=torch.uint8, device=dev)
+    next_states = torch.randint(high, (batch, c, h, w), dtype=torch.uint8, device=dev)
+    actions_t = torch.arange(batch, device=dev) % actions
+    rewards = (torch.arange(batch, device=dev) % 2).float()
+    terminals = (torch.arange(batch, device=dev) % 10 == 0).float()
     opt = torch.optim.AdamW(online.parameters(), lr=LR, eps=EPS, weight_decay=WEIGHT_DECAY,
                             foreach=False)
 
@@ -58,10 +60,7 @@ def main(argv):
     for _ in range(warmup):
         step()
     for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            step()
-        secs, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        secs, cpu = bench_common.timed(dev, lambda: [step() for _ in range(steps)])
         print(f"updates/s {steps / secs:.2f} cpu_updates/s {steps / cpu:.2f}", flush=True)
 
 

@@ -1,5 +1,5 @@
 """One training step's throughput (tokens/s) of the causal Transformer LM in PyTorch eager: the
-baseline that examples/bench_lm_step.rs is compared with in scripts/bench_lm.sh. The model is the
+baseline that examples/bench_lm_step.rs is compared with in scripts/bench.py. The model is the
 test suite's reference (tests/python/lm_reference.py); the step is pytorch/examples
 word_language_model's: zero_grad, forward, cross-entropy, backward, clip_grad_norm_(0.25), then
 torch.optim.AdamW(lr=1e-3, weight_decay=1e-2) (our defaults, torch's AdamW ones).
@@ -19,9 +19,10 @@ count (repro's, from examples/bench_lm_step), a different count is an error befo
 """
 import os
 import sys
-import time
 
 import torch
+
+import bench_common
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import lm_reference  # noqa: E402  (sets 1 thread on import; main sets the asked count after)
@@ -41,8 +42,9 @@ def main(argv):
         raise SystemExit(f"path: expected one of {', '.join(PATHS)}, got '{argv[14]}'")
     foreach = PATHS[argv[14]]
     torch.set_num_threads(threads)
+    dev = bench_common.device()
     torch.manual_seed(0)
-    model = lm_reference.build(config)
+    model = lm_reference.build(config).to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     count = sum(p.numel() for p in params)
@@ -53,8 +55,8 @@ def main(argv):
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY, foreach=foreach)
     # foreach=None for clip_grad_norm_ means foreach on CPU; AdamW's None means single-tensor on CPU.
     clip_foreach = False if foreach is False else None
-    data = torch.randint(vocab, (bptt, batch))
-    targets = torch.randint(vocab, (bptt * batch,))
+    data = torch.randint(vocab, (bptt, batch), device=dev)
+    targets = torch.randint(vocab, (bptt * batch,), device=dev)
 
     def step():
         model.zero_grad()
@@ -67,10 +69,7 @@ def main(argv):
     for _ in range(warmup):
         step()
     for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            step()
-        secs, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        secs, cpu = bench_common.timed(dev, lambda: [step() for _ in range(steps)])
         tokens = steps * batch * bptt
         print(f"tokens/s {tokens / secs:.2f} cpu_tokens/s {tokens / cpu:.2f}", flush=True)
 

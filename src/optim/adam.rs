@@ -29,12 +29,11 @@
 //! is added after dividing √v by √(1−β₂ᵗ) (not to √v before). λ = 0 skips the decay and l2 terms.
 //!
 //! Learning rate and weight decay are arguments of [`Adam::step`], because schedules change both.
-//! All updates are in place and outside autograd. Numerics: tch exposes no scalar argument on the
-//! kernels torch fuses with one, so they are written as the same arithmetic in the same order:
-//! `g.add(p, alpha=λ)` (an FMA in torch's vectorised CPU kernel) as `g.addcmul(p, λ)`,
-//! `v.addcmul_(g, g, value=1−β₂)` (fma((1−β₂)·g, g, v)) as `v.addcmul_((1−β₂)·g, g)`,
-//! `p.addcdiv_(m, d, value=−s)` as `p.addcdiv_(−s·m, d)` (p + (1·(−s·m))/d, the same bits); m's
-//! update is the same `lerp_`. On CPU this
+//! All updates are in place and outside autograd. Numerics: the same kernels in the same order as
+//! torch: `v.addcmul_(g, g, value=1−β₂)` and `p.addcdiv_(m, d, value=−s)` through
+//! [`crate::runtime::ops`] (tch has no `value` argument), `g.add(p, alpha=λ)` (an FMA in torch's
+//! vectorised CPU kernel) as `g.addcmul(p, λ)` (the same single rounding); m's update is the same
+//! `lerp_`. On CPU this
 //! reproduces torch.optim's single-tensor path to the last bit in our tests (tests/optim.rs
 //! checks a relative difference ≤ 1e-6 in float32 and ≤ 1e-12 in float64, not bitwise equality:
 //! other devices and torch's foreach/fused paths round differently).
@@ -47,6 +46,7 @@
 
 use tch::{Kind, Tensor};
 
+use crate::runtime::ops;
 use crate::train::checkpoint::State;
 
 /// How the decoupled weight decay enters the update.
@@ -378,10 +378,9 @@ impl Adam {
                 }
 
                 let _ = st.m.lerp_(&gm, 1.0 - beta1);
-                // torch: v.mul_(β₂).addcmul_(gv, gv, value=1−β₂), whose kernel is
-                // fma((1−β₂)·gv, gv, v): the same with value 1 and the scalar product first.
+                // torch: v.mul_(β₂).addcmul_(gv, gv, value=1−β₂).
                 let _ = st.v.g_mul_scalar_(beta2);
-                let _ = st.v.addcmul_(&(&gv * (1.0 - beta2)), &gv);
+                ops::addcmul_(&mut st.v, &gv, &gv, 1.0 - beta2);
 
                 let bias_correction1 = 1.0 - beta1.powf(t);
                 let bias_correction2 = 1.0 - beta2.powf(t);
@@ -393,13 +392,12 @@ impl Adam {
                 let _ = denom.g_div_scalar_(bias_correction2_sqrt);
                 let _ = denom.g_add_scalar_(eps);
 
-                // addcdiv_ with value 1 computes p + (1·x)/denom, and 1·x is x exactly: the same
-                // bits as p + x/denom without materialising the quotient.
                 if variant.decay == DecayMode::Adaptive && wd != 0.0 {
-                    let _ = p.addcdiv_(&(&p * (-lr * wd)), &denom);
+                    let p_start = p.shallow_clone();
+                    ops::addcdiv_(&mut p, &p_start, &denom, -lr * wd);
                 }
-                // torch: p.addcdiv_(m, denom, value=−step_size) = p + ((−step_size)·m)/denom
-                let _ = p.addcdiv_(&(&st.m * -step_size), &denom);
+                // torch: p.addcdiv_(m, denom, value=−step_size)
+                ops::addcdiv_(&mut p, &st.m, &denom, -step_size);
 
                 if let Some(shadows) = self.shadows.as_mut() {
                     let sh = shadows[i].get_or_insert_with(|| Shadow {

@@ -3,6 +3,7 @@
 //! key-relevant environment, and the host fingerprint. The part that talks to libtorch lives in
 //! [`torch`] and runs only inside the worker process.
 
+pub mod ops;
 pub mod probe;
 pub mod torch;
 
