@@ -20,6 +20,7 @@ use crate::runtime::{Device, DeviceChoice};
 use crate::store::Store;
 use crate::store::statcache::StatCache;
 
+mod plan;
 mod report;
 mod slurm;
 
@@ -61,6 +62,10 @@ enum Cmd {
         profile: String,
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// One JSON object per run (id, experiment, kind, resolved params, upstream, state, key,
+        /// reasons) instead of the table, for scripts such as scripts/cost_model.py.
+        #[arg(long)]
+        json: bool,
         /// Experiments, run ids or datasets (default: all).
         targets: Vec<String>,
     },
@@ -293,8 +298,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Plan {
             profile,
             device,
+            json,
             targets,
-        } => plan_cmd(&ctx, &profile, device, &targets),
+        } => plan::plan_cmd(&ctx, &profile, device, json, &targets),
         Cmd::Run {
             profile,
             force,
@@ -345,59 +351,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => report::report_cmd(&ctx, &profile, device, out.as_deref()),
         Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
     }
-}
-
-#[derive(Tabled)]
-struct PlanRow {
-    run: String,
-    state: String,
-    key: String,
-    reason: String,
-}
-
-fn plan_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, targets: &[String]) -> Result<()> {
-    let plan = ctx.plan(profile, targets)?;
-    let device = ctx.device(device)?;
-    let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
-    let mut rows = Vec::new();
-    for d in &plan.datasets {
-        rows.push(PlanRow {
-            run: format!("dataset:{}", d.name),
-            state: format!("{:?}", d.source).to_lowercase(),
-            key: String::new(),
-            reason: String::new(),
-        });
-    }
-    let mut will = 0;
-    for (id, s) in &states {
-        rows.push(match s {
-            RunState::Cached { key } => PlanRow {
-                run: id.clone(),
-                state: "cached".into(),
-                key: key[..12].into(),
-                reason: String::new(),
-            },
-            RunState::WillRun { key, reasons } => {
-                will += 1;
-                PlanRow {
-                    run: id.clone(),
-                    state: "will run".into(),
-                    key: key
-                        .as_deref()
-                        .map(|k| k[..12].to_string())
-                        .unwrap_or_else(|| "pending".into()),
-                    reason: reasons.join("; "),
-                }
-            }
-        });
-    }
-    println!("{}", Table::new(rows).with(Style::sharp()));
-    println!(
-        "profile {profile}: {} runs, {} cached, {will} to run",
-        states.len(),
-        states.len() - will
-    );
-    Ok(())
 }
 
 fn run_cmd(

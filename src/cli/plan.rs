@@ -1,0 +1,90 @@
+//! `repro plan`: every run of a profile with cached / will-run and the reason, as a table or,
+//! with `--json`, one JSON object per line with each run's resolved parameters.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::json;
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use super::{Ctx, threads_for};
+use crate::pipeline::executor::RunState;
+use crate::runtime::DeviceChoice;
+
+#[derive(Tabled)]
+struct PlanRow {
+    run: String,
+    state: String,
+    key: String,
+    reason: String,
+}
+
+pub(super) fn plan_cmd(
+    ctx: &Ctx,
+    profile: &str,
+    device: DeviceChoice,
+    json: bool,
+    targets: &[String],
+) -> Result<()> {
+    let plan = ctx.plan(profile, targets)?;
+    let device = ctx.device(device)?;
+    let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
+    if json {
+        let nodes: BTreeMap<&str, _> = plan.runs.iter().map(|r| (r.id.as_str(), r)).collect();
+        for (id, s) in &states {
+            let (state, key, reasons) = match s {
+                RunState::Cached { key } => ("cached", Some(key.clone()), Vec::new()),
+                RunState::WillRun { key, reasons } => ("will run", key.clone(), reasons.clone()),
+            };
+            let node = nodes[id.as_str()];
+            let line = json!({
+                "run": id, "experiment": node.experiment, "kind": node.kind.name,
+                "params": node.params, "datasets": node.datasets, "upstream": node.upstream,
+                "state": state, "key": key, "reasons": reasons,
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+
+    for d in &plan.datasets {
+        rows.push(PlanRow {
+            run: format!("dataset:{}", d.name),
+            state: format!("{:?}", d.source).to_lowercase(),
+            key: String::new(),
+            reason: String::new(),
+        });
+    }
+    let mut will = 0;
+    for (id, s) in &states {
+        rows.push(match s {
+            RunState::Cached { key } => PlanRow {
+                run: id.clone(),
+                state: "cached".into(),
+                key: key[..12].into(),
+                reason: String::new(),
+            },
+            RunState::WillRun { key, reasons } => {
+                will += 1;
+                PlanRow {
+                    run: id.clone(),
+                    state: "will run".into(),
+                    key: key
+                        .as_deref()
+                        .map(|k| k[..12].to_string())
+                        .unwrap_or_else(|| "pending".into()),
+                    reason: reasons.join("; "),
+                }
+            }
+        });
+    }
+    println!("{}", Table::new(rows).with(Style::sharp()));
+    println!(
+        "profile {profile}: {} runs, {} cached, {will} to run",
+        states.len(),
+        states.len() - will
+    );
+    Ok(())
+}
