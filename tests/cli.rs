@@ -156,3 +156,51 @@ fn placement_flags_are_checked_before_anything_runs() {
     );
     assert!(!p.store().join("runs").exists() || p.records().is_empty());
 }
+
+#[test]
+fn plan_json_gives_every_run_with_its_resolved_params_and_state() {
+    let p = Project::new(common::PIPELINE);
+    let out = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu", "--json"]));
+    let runs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(runs.len(), 4, "{out}");
+    for r in &runs {
+        assert_eq!(r["experiment"], "small");
+        assert_eq!(r["kind"], "vision");
+        assert_eq!(r["state"], "will run");
+        // Experiment params, the grid point and the kind's defaults, resolved.
+        assert_eq!(r["params"]["epochs"], 2);
+        assert_eq!(r["params"]["lr"], 0.05);
+        assert!(
+            r["params"]["momentum"].is_number(),
+            "kind default missing: {r}"
+        );
+        // The key waits for the dataset's digests, which only its preparation gives.
+        assert!(r["key"].is_null(), "{r}");
+    }
+    let ids: Vec<&str> = runs.iter().map(|r| r["run"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"small/schedule=early,seed=1"), "{ids:?}");
+
+    // After one run: it is cached under the key its record has; the others now have keys too.
+    ok(p.smoke(&["small/schedule=none,seed=0"]));
+    let again = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu", "--json"]));
+    let again: Vec<serde_json::Value> = again
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = again
+        .iter()
+        .find(|r| r["run"] == "small/schedule=none,seed=0")
+        .unwrap();
+    assert_eq!(done["state"], "cached");
+    assert_eq!(done["key"], p.record("small/schedule=none,seed=0")["key"]);
+    for r in again.iter().filter(|r| r["state"] != "cached") {
+        assert_eq!(r["key"].as_str().map(str::len), Some(64), "{r}");
+        assert!(
+            r["reasons"].as_array().is_some_and(|a| !a.is_empty()),
+            "{r}"
+        );
+    }
+}
