@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             device: repro::runtime::Device::Cpu,
             threads: threads as usize,
             bitwise: true,
+            precision: Default::default(),
         });
     }
     tch::manual_seed(0);
