@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             device: repro::runtime::Device::Cpu,
             threads: threads as usize,
             bitwise: true,
+            precision: Default::default(),
         });
     }
     let device = common::device()?;

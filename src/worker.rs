@@ -87,6 +87,7 @@ fn exec(task_path: &Path, outcome_path: &Path) -> Result<()> {
         upstream: &task.upstream,
         out_dir: task.out_dir.clone(),
         device: torch::tch_device(&task.settings.device),
+        precision: task.settings.precision,
         progress: &progress,
         checkpoints: task
             .checkpoints

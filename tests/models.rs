@@ -297,3 +297,111 @@ fn initialisation_follows_pytorch_defaults() {
         }
     }
 }
+
+/// The precision options of a profile really change how a vision model computes: under the
+/// bf16 autocast guard the convolutions and the classifier run in bf16 (the loss stays close to
+/// fp32's but not equal, the gradients, taken outside the guard, are fp32), and channels-last
+/// puts the conv weights and the batches in NHWC without changing the function.
+#[test]
+fn bf16_autocast_and_channels_last_take_effect_on_the_cpu() {
+    use repro::runtime::torch::{
+        autocast_enabled, autocast_guard, channels_last, is_channels_last, vars_to_channels_last,
+    };
+    use repro::runtime::{Autocast, Precision};
+    use repro::train::vision::{forward_loss, save_weights};
+
+    tch::manual_seed(0);
+    let vs = vs_cpu();
+    let model = build(Arch::ResNet18, &vs.root(), 10, 0.25);
+    let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 3, 5, 9]);
+    let fp32 = Precision::default();
+    let bf16 = Precision {
+        autocast: Autocast::Bf16,
+        ..fp32
+    };
+
+    let (logits, loss) = forward_loss(&*model.net, &x, &y, false, fp32);
+    assert_eq!(logits.kind(), Kind::Float);
+    let (logits16, loss16) = forward_loss(&*model.net, &x, &y, false, bf16);
+    assert_eq!(
+        logits16.kind(),
+        Kind::BFloat16,
+        "the classifier ran in bf16"
+    );
+    let (l32, l16) = (loss.double_value(&[]), loss16.double_value(&[]));
+    assert!(
+        l16.is_finite() && l16 != l32,
+        "bf16 loss {l16} vs fp32 {l32}"
+    );
+    assert!((l16 - l32).abs() <= 0.05 * l32.abs(), "{l16} vs {l32}");
+    assert!(
+        !autocast_enabled(Device::Cpu),
+        "the guard ended with the loss"
+    );
+
+    // Training mode: the backward runs outside autocast and leaves fp32 gradients.
+    let (_, loss16) = forward_loss(&*model.net, &x, &y, true, bf16);
+    loss16.backward();
+    for (name, v) in vs.trainable_variables().iter().enumerate() {
+        assert_eq!(v.grad().kind(), Kind::Float, "variable {name}");
+    }
+
+    // Guards nest and restore what was there before, as `torch.autocast` does.
+    {
+        let _outer = autocast_guard(Device::Cpu, Autocast::Bf16);
+        {
+            let _off = autocast_guard(Device::Cpu, Autocast::Off);
+            assert!(
+                autocast_enabled(Device::Cpu),
+                "`off` leaves the state alone"
+            );
+            let _inner = autocast_guard(Device::Cpu, Autocast::Bf16);
+        }
+        assert!(autocast_enabled(Device::Cpu));
+    }
+    assert!(!autocast_enabled(Device::Cpu));
+
+    // Channels-last: weights converted in place (same variables), batches converted per call.
+    // (The reference is taken again: the training-mode forward above moved the BN statistics.)
+    let (logits, _) = forward_loss(&*model.net, &x, &y, false, fp32);
+    let before: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect();
+    assert!(!is_channels_last(&x));
+    assert!(is_channels_last(&channels_last(&x)));
+    vars_to_channels_last(&vs);
+    let mut convs = 0;
+    for (name, v) in vs.variables() {
+        if v.dim() == 4 {
+            assert!(is_channels_last(&v), "{name} is channels-last");
+            let s = v.size();
+            if s[1] > 1 && s[2] * s[3] > 1 {
+                // (1×1 kernels are both at once.)
+                assert!(!v.is_contiguous(), "{name} is no longer NCHW-contiguous");
+            }
+            convs += 1;
+        }
+    }
+    assert!(convs > 0);
+    let nhwc = Precision {
+        channels_last: true,
+        ..fp32
+    };
+    let (logits_cl, _) = forward_loss(&*model.net, &x, &y, false, nhwc);
+    assert_close(&logits_cl, &logits, 1e-4, "channels-last logits");
+    // Saved weights are in the standard layout, equal to the values before the conversion.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    save_weights(&vs, &path).unwrap();
+    let saved: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for (name, t) in &before {
+        assert!(saved[name].is_contiguous());
+        assert!(saved[name].equal(t), "{name} saved unchanged");
+    }
+}

@@ -90,3 +90,40 @@ fn type_errors_inside_sections_are_located() {
         "{t}"
     );
 }
+
+#[test]
+fn bad_precision_options_name_the_field_and_what_is_valid() {
+    let p = Project::new(
+        r#"experiments:
+  a:
+    kind: vision
+profiles:
+  p1:
+    precision: {autocast: fp16}
+  p2:
+    precision: {autocast: half_please}
+  p3:
+    precision:
+      channels_last: yes
+  p4:
+    precision:
+      tf32: false
+      fast: true
+  ok:
+    precision: {autocast: bf16, channels_last: true, tf32: true}
+"#,
+    );
+    let o = p.run(&["plan", "--profile", "ok"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    let expect = [
+        "pipeline.yaml:6:27: profiles.p1.precision.autocast: `fp16` is not supported (fp16 autocast needs a gradient scaler); valid: off, bf16",
+        "pipeline.yaml:8:27: profiles.p2.precision.autocast: unknown value `half_please`; valid: off, bf16",
+        "pipeline.yaml:11:22: profiles.p3.precision.channels_last: invalid type: string \"yes\", expected a boolean",
+        "pipeline.yaml:15:13: profiles.p4.precision.fast: unknown field `fast`, expected one of `autocast`, `channels_last`, `tf32`",
+    ];
+    for e in expect {
+        assert!(t.contains(e), "missing {e:?} in:\n{t}");
+    }
+    assert_eq!(t.matches("precision").count(), 4, "only those four:\n{t}");
+}

@@ -97,6 +97,7 @@ impl Executor<'_> {
             device: device.clone(),
             threads,
             bitwise: run.determinism == Determinism::Bitwise,
+            precision: run.precision,
         }
     }
 
@@ -578,6 +579,11 @@ impl Executor<'_> {
                     serde_json::Value::Object(outcome.environment),
                 );
                 env.insert("placement".into(), slot.describe());
+                // What took effect: the kind's options, TF32 only on CUDA.
+                env.insert(
+                    "precision".into(),
+                    serde_json::json!(settings.precision.on(&settings.device)),
+                );
                 env
             },
             started: humantime::format_rfc3339_seconds(started).to_string(),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
 use super::stage::{self, StageDecl};
+use crate::runtime::Precision;
 
 /// A dataset as a profile uses it.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct RunNode {
     /// Run ids this run reads, all earlier in the plan.
     pub upstream: Vec<String>,
     pub determinism: Determinism,
+    /// The profile's precision options that this run's kind applies.
+    pub precision: Precision,
 }
 
 /// Runs of a profile in dependency order.
@@ -126,6 +129,7 @@ impl Plan {
                     datasets: exp.datasets.clone(),
                     upstream,
                     determinism: prof.determinism.unwrap_or(exp.determinism),
+                    precision: prof.precision.for_kind(kind.precision),
                 });
             }
         }
@@ -298,6 +302,44 @@ profiles:
       a: {params: {epochs: 2, lr: 1}, grid: {seed: [5]}}
       b: {skip: true}
 "#;
+
+    #[test]
+    fn a_profile_precision_reaches_only_the_kinds_that_apply_it() {
+        let text = r#"
+datasets:
+  c: {format: cifar10-binary, files: [{name: c.tar.gz}]}
+experiments:
+  a: {kind: vision, datasets: [c]}
+  s: {kind: sharpness, datasets: [c], needs: [a]}
+profiles:
+  paper: {}
+  fast:
+    precision: {autocast: bf16, channels_last: true, tf32: true}
+"#;
+        let p = Pipeline::parse(std::path::Path::new("pipeline.yaml"), text).unwrap();
+        let paper = Plan::resolve(&p, "paper", &[]).unwrap();
+        assert!(
+            paper
+                .runs
+                .iter()
+                .all(|r| r.precision == Precision::default())
+        );
+        let fast = Plan::resolve(&p, "fast", &[]).unwrap();
+        let all = Precision {
+            autocast: crate::runtime::Autocast::Bf16,
+            channels_last: true,
+            tf32: true,
+        };
+        assert_eq!(fast.run("a").unwrap().precision, all);
+        // Sharpness applies neither autocast nor channels-last; TF32 is process-wide.
+        assert_eq!(
+            fast.run("s").unwrap().precision,
+            Precision {
+                tf32: true,
+                ..Precision::default()
+            }
+        );
+    }
 
     #[test]
     fn profiles_grids_and_upstream_matching() {

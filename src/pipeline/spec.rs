@@ -87,6 +87,10 @@ pub struct ProfileSpec {
     /// whose outputs are locked, while full-scale runs keep oneDNN's faster CPU kernels).
     #[serde(default)]
     pub determinism: Option<Determinism>,
+    /// Options that change numerics (bf16 autocast, channels-last, TF32); all off by default.
+    /// Part of the key only where not the default (see [`crate::runtime::Precision`]).
+    #[serde(default)]
+    pub precision: crate::runtime::Precision,
     #[serde(default)]
     pub datasets: BTreeMap<String, DatasetOverride>,
     #[serde(default)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::params::ParamSpec;
-use crate::runtime::RunSettings;
+use crate::runtime::{PrecisionSupport, RunSettings};
 
 /// The declaration of a kind of stage.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub struct StageDecl {
     pub dataset_formats: &'static [&'static str],
     /// The results table its runs write, as claims and the report read it.
     pub results: Results,
+    /// Which of a profile's `precision` options its implementation applies; the rest are
+    /// dropped from its runs' settings and keys.
+    pub precision: PrecisionSupport,
 }
 
 /// A JSON-lines output of a stage: which file, what a row is, which numbers it holds.

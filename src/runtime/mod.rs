@@ -73,6 +73,99 @@ pub struct RunSettings {
     pub threads: usize,
     /// Bitwise runs turn off oneDNN on CPU (its kernel choice depends on the CPU model).
     pub bitwise: bool,
+    /// The profile's numerics options, already reduced to what the run's kind applies
+    /// ([`Precision::for_kind`]); absent in a task file = the default (fp32, NCHW, TF32 off).
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// A profile's options that change numerics (`profiles.<name>.precision`). The default — fp32,
+/// NCHW, TF32 off — is the paper's setting; the key holds an option only when it is not the
+/// default, so runs without a `precision:` block keep their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Precision {
+    /// bf16 autocast of the forward pass and the loss (the backward runs outside it), as
+    /// `torch.autocast(device_type, dtype=torch.bfloat16)`; on CUDA and CPU alike.
+    pub autocast: Autocast,
+    /// Conv weights and input batches in channels-last (NHWC) memory format.
+    pub channels_last: bool,
+    /// Allow TF32 in cuBLAS matmuls and cuDNN convolutions. CUDA only: on CPU it has no effect
+    /// and never enters the key. Off means both are set off explicitly on every CUDA run
+    /// (libtorch's own default has cuDNN TF32 on).
+    pub tf32: bool,
+}
+
+/// Which [`Precision`] options a stage kind applies; the others are dropped from its runs'
+/// settings (so they neither change its keys nor claim an effect they do not have). TF32 is
+/// process-wide and applies to every kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrecisionSupport {
+    pub autocast: bool,
+    pub channels_last: bool,
+}
+
+impl Precision {
+    /// The options a kind that supports `s` actually applies.
+    pub fn for_kind(self, s: PrecisionSupport) -> Precision {
+        Precision {
+            autocast: if s.autocast {
+                self.autocast
+            } else {
+                Autocast::Off
+            },
+            channels_last: self.channels_last && s.channels_last,
+            tf32: self.tf32,
+        }
+    }
+
+    /// What takes effect on `device`: TF32 only on CUDA.
+    pub fn on(self, device: &Device) -> Precision {
+        Precision {
+            tf32: self.tf32 && matches!(device, Device::Cuda { .. }),
+            ..self
+        }
+    }
+}
+
+/// `precision.autocast`: `off` or `bf16` (fp16 is not offered: it would need a gradient scaler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Autocast {
+    #[default]
+    Off,
+    Bf16,
+}
+
+impl<'de> Deserialize<'de> for Autocast {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Autocast;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("off or bf16")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Autocast, E> {
+                match b {
+                    false => Ok(Autocast::Off),
+                    true => Err(E::custom(
+                        "write `bf16` to turn autocast on; valid: off, bf16",
+                    )),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Autocast, E> {
+                match s {
+                    "off" => Ok(Autocast::Off),
+                    "bf16" => Ok(Autocast::Bf16),
+                    "fp16" | "float16" | "half" => Err(E::custom(format!(
+                        "`{s}` is not supported (fp16 autocast needs a gradient scaler); valid: off, bf16"
+                    ))),
+                    _ => Err(E::custom(format!("unknown value `{s}`; valid: off, bf16"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl RunSettings {
@@ -96,6 +189,18 @@ impl RunSettings {
                 env.insert("mkl_cbwr".into(), json!(env_var("MKL_CBWR")));
                 env.insert("mkldnn".into(), json!(!self.bitwise));
             }
+        }
+        // Only options that are not the default, so keys from before these options existed
+        // stay valid: absent = fp32, NCHW, TF32 off.
+        let p = self.precision.on(&self.device);
+        if p.autocast != Autocast::Off {
+            env.insert("autocast".into(), json!(p.autocast));
+        }
+        if p.channels_last {
+            env.insert("channels_last".into(), json!(true));
+        }
+        if p.tf32 {
+            env.insert("tf32".into(), json!(true));
         }
         env
     }
@@ -181,4 +286,121 @@ pub fn host_fingerprint() -> Map<String, Value> {
         m.insert(k.into(), json!(env_var(k)));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(precision: Precision) -> RunSettings {
+        RunSettings {
+            device: Device::Cpu,
+            threads: 2,
+            bitwise: true,
+            precision,
+        }
+    }
+
+    fn cuda(precision: Precision) -> RunSettings {
+        RunSettings {
+            device: Device::Cuda {
+                index: 0,
+                capability: "sm_90".into(),
+            },
+            ..cpu(precision)
+        }
+    }
+
+    fn names(s: &RunSettings) -> Vec<String> {
+        s.key_env().into_keys().collect()
+    }
+
+    #[test]
+    fn default_precision_leaves_the_key_environment_as_before() {
+        // Exactly the entries keys had before the precision options existed.
+        assert_eq!(
+            names(&cpu(Precision::default())),
+            [
+                "cpu_capability",
+                "deterministic_algorithms",
+                "device",
+                "libtorch",
+                "mkl_cbwr",
+                "mkldnn",
+                "threads"
+            ]
+        );
+        assert_eq!(
+            names(&cuda(Precision::default())),
+            ["deterministic_algorithms", "device", "libtorch"]
+        );
+        // A task file written without the field reads back as the default.
+        let mut v = serde_json::to_value(cpu(Precision::default())).unwrap();
+        v.as_object_mut().unwrap().remove("precision");
+        let back: RunSettings = serde_json::from_value(v).unwrap();
+        assert_eq!(back, cpu(Precision::default()));
+    }
+
+    #[test]
+    fn each_non_default_option_changes_the_key_and_tf32_only_on_cuda() {
+        let base = cpu(Precision::default()).key_env();
+        let bf16 = Precision {
+            autocast: Autocast::Bf16,
+            ..Precision::default()
+        };
+        let nhwc = Precision {
+            channels_last: true,
+            ..Precision::default()
+        };
+        let tf32 = Precision {
+            tf32: true,
+            ..Precision::default()
+        };
+        let e = cpu(bf16).key_env();
+        assert_eq!(e.get("autocast"), Some(&json!("bf16")));
+        assert_ne!(e, base);
+        let e = cpu(nhwc).key_env();
+        assert_eq!(e.get("channels_last"), Some(&json!(true)));
+        assert_ne!(e, base);
+        // TF32 does nothing on the CPU, so it must not split CPU keys.
+        assert_eq!(cpu(tf32).key_env(), base);
+        let g = cuda(tf32).key_env();
+        assert_eq!(g.get("tf32"), Some(&json!(true)));
+        assert_ne!(g, cuda(Precision::default()).key_env());
+        // Settings travel to the worker as JSON: the options survive the trip.
+        let all = Precision {
+            autocast: Autocast::Bf16,
+            channels_last: true,
+            tf32: true,
+        };
+        let back: RunSettings =
+            serde_json::from_str(&serde_json::to_string(&cuda(all)).unwrap()).unwrap();
+        assert_eq!(back.precision, all);
+    }
+
+    #[test]
+    fn kinds_drop_the_options_they_do_not_apply() {
+        let all = Precision {
+            autocast: Autocast::Bf16,
+            channels_last: true,
+            tf32: true,
+        };
+        let none = PrecisionSupport {
+            autocast: false,
+            channels_last: false,
+        };
+        assert_eq!(
+            all.for_kind(none),
+            Precision {
+                tf32: true,
+                ..Precision::default()
+            }
+        );
+        let lm = PrecisionSupport {
+            autocast: true,
+            channels_last: false,
+        };
+        assert_eq!(all.for_kind(lm).autocast, Autocast::Bf16);
+        assert!(!all.for_kind(lm).channels_last);
+    }
 }

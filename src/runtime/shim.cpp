@@ -1,6 +1,6 @@
-// Global ATen switches that tch does not expose: deterministic algorithms and cuDNN, and the
+// Global ATen switches that tch does not expose: deterministic algorithms and cuDNN, the
 // oneDNN (mkldnn) CPU backend, whose kernel choice depends on the CPU and breaks bitwise
-// reproducibility across machines.
+// reproducibility across machines, and TF32 in cuBLAS and cuDNN.
 #include <ATen/Context.h>
 
 extern "C" {
@@ -18,6 +18,66 @@ int repro_deterministic_algorithms() {
 void repro_set_mkldnn(int on) { at::globalContext().setUserEnabledMkldnn(on != 0); }
 
 int repro_mkldnn_enabled() { return at::globalContext().userEnabledMkldnn() ? 1 : 0; }
+
+// TF32 for cuBLAS matmuls and cuDNN convolutions (and RNNs). These two setters write both the
+// legacy flags and the per-op fp32 precisions of the newer API (CUDA/MATMUL ieee|tf32,
+// CUDA/CONV and CUDA/RNN tf32|none), so the state stays consistent for every reader; setting
+// only the newer per-op precisions would leave the legacy matmul flag behind, and libtorch
+// refuses to answer allowTF32CuBLAS() over such a mix.
+void repro_set_tf32(int on) {
+  at::globalContext().setAllowTF32CuBLAS(on != 0);
+  at::globalContext().setAllowTF32CuDNN(on != 0);
+}
+
+int repro_tf32_cublas() { return at::globalContext().allowTF32CuBLAS() ? 1 : 0; }
+
+int repro_tf32_cudnn() {
+  return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV) ? 1 : 0;
+}
+}
+
+// bf16 autocast as torch.autocast(device_type, dtype=torch.bfloat16) enters and leaves it:
+// enable the device's autocast, set its dtype, count the nesting; on leaving, drop the cast
+// cache when the outermost region ends and restore what was there before.
+#include <ATen/autocast_mode.h>
+
+extern "C" {
+
+void repro_autocast_enter(int cuda, int* prev_enabled, int* prev_dtype) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  *prev_enabled = at::autocast::is_autocast_enabled(dt) ? 1 : 0;
+  *prev_dtype = static_cast<int>(at::autocast::get_autocast_dtype(dt));
+  at::autocast::set_autocast_enabled(dt, true);
+  at::autocast::set_autocast_dtype(dt, at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+void repro_autocast_exit(int cuda, int prev_enabled, int prev_dtype) {
+  auto dt = cuda ? at::kCUDA : at::kCPU;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(dt, prev_enabled != 0);
+  at::autocast::set_autocast_dtype(dt, static_cast<at::ScalarType>(prev_dtype));
+}
+
+int repro_autocast_enabled(int cuda) {
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU) ? 1 : 0;
+}
+}
+
+// Channels-last (NHWC) memory format for 4-d tensors, which tch does not wrap.
+extern "C" {
+
+// Tensors that are not 4-d come back as they are (a new handle to the same tensor).
+void* repro_channels_last(const void* t) {
+  const auto& x = *static_cast<const at::Tensor*>(t);
+  if (x.dim() != 4) return new at::Tensor(x);
+  return new at::Tensor(x.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+int repro_is_channels_last(const void* t) {
+  const auto& x = *static_cast<const at::Tensor*>(t);
+  return x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+}
 }
 
 // The state of libtorch's default generator of a device (index < 0: the CPU), for checkpoints.

@@ -1,18 +1,27 @@
 //! The libtorch side of the runtime, used only inside the worker process: applying a run's
-//! settings (threads, deterministic algorithms, oneDNN) and reporting what libtorch sees.
+//! settings (threads, deterministic algorithms, oneDNN, TF32) and reporting what libtorch sees;
+//! the bf16 autocast guard and the channels-last conversions the trainers use.
 
 use std::ffi::{CStr, c_char, c_void};
 use std::os::raw::c_int;
 
 use serde_json::{Map, Value, json};
 
-use super::{Device, RunSettings};
+use super::{Autocast, Device, RunSettings};
 
 unsafe extern "C" {
     fn repro_set_deterministic(on: c_int);
     fn repro_deterministic_algorithms() -> c_int;
     fn repro_set_mkldnn(on: c_int);
     fn repro_mkldnn_enabled() -> c_int;
+    fn repro_set_tf32(on: c_int);
+    fn repro_tf32_cublas() -> c_int;
+    fn repro_tf32_cudnn() -> c_int;
+    fn repro_autocast_enter(cuda: c_int, prev_enabled: *mut c_int, prev_dtype: *mut c_int);
+    fn repro_autocast_exit(cuda: c_int, prev_enabled: c_int, prev_dtype: c_int);
+    fn repro_autocast_enabled(cuda: c_int) -> c_int;
+    fn repro_channels_last(t: *const c_void) -> *mut c_void;
+    fn repro_is_channels_last(t: *const c_void) -> c_int;
     fn repro_get_rng_state(
         index: c_int,
         out: *mut *mut c_void,
@@ -45,6 +54,73 @@ pub fn apply(s: &RunSettings) {
     }
     if matches!(s.device, Device::Cuda { .. }) {
         tch::Cuda::cudnn_set_benchmark(false);
+    }
+    // Explicit on every run, so a GPU run is fp32 unless its profile says `tf32: true`
+    // (libtorch's own default has cuDNN TF32 on). A CPU run never turns it on: it has no
+    // effect there and is not in the key.
+    // SAFETY: plain setters on libtorch's global context.
+    unsafe { repro_set_tf32(c_int::from(s.precision.on(&s.device).tf32)) };
+}
+
+/// Restores the autocast state on drop; see [`autocast_guard`].
+pub struct AutocastGuard {
+    /// (cuda, previously enabled, previous dtype) while a region is open.
+    open: Option<(c_int, c_int, c_int)>,
+}
+
+/// Enter bf16 autocast on `device`'s type until the guard drops (nothing for `Autocast::Off`),
+/// as `with torch.autocast(device_type, dtype=torch.bfloat16):` does. Hold it around the
+/// forward pass and the loss, and drop it before `backward()`. Autocast state is per thread.
+pub fn autocast_guard(device: tch::Device, mode: Autocast) -> AutocastGuard {
+    if mode == Autocast::Off {
+        return AutocastGuard { open: None };
+    }
+    let cuda = c_int::from(device.is_cuda());
+    let (mut enabled, mut dtype) = (0, 0);
+    // SAFETY: thread-local autocast switches; the out-pointers are live locals.
+    unsafe { repro_autocast_enter(cuda, &mut enabled, &mut dtype) };
+    AutocastGuard {
+        open: Some((cuda, enabled, dtype)),
+    }
+}
+
+impl Drop for AutocastGuard {
+    fn drop(&mut self) {
+        if let Some((cuda, enabled, dtype)) = self.open.take() {
+            // SAFETY: undoes exactly what `autocast_guard` did on this thread.
+            unsafe { repro_autocast_exit(cuda, enabled, dtype) };
+        }
+    }
+}
+
+/// Whether autocast is on for `device`'s type in this thread.
+pub fn autocast_enabled(device: tch::Device) -> bool {
+    // SAFETY: a thread-local getter.
+    unsafe { repro_autocast_enabled(c_int::from(device.is_cuda())) != 0 }
+}
+
+/// `t.contiguous(memory_format=torch.channels_last)` for a 4-d tensor; other tensors come
+/// back unchanged (a new handle to the same tensor).
+pub fn channels_last(t: &tch::Tensor) -> tch::Tensor {
+    // SAFETY: `t` is a live at::Tensor; the shim returns a heap-allocated one, owned from here.
+    unsafe { tch::Tensor::from_ptr(repro_channels_last(t.as_ptr().cast()).cast()) }
+}
+
+/// Whether `t` is 4-d and contiguous in channels-last memory format.
+pub fn is_channels_last(t: &tch::Tensor) -> bool {
+    // SAFETY: `t` is a live at::Tensor for the duration of the call.
+    unsafe { repro_is_channels_last(t.as_ptr().cast()) != 0 }
+}
+
+/// Put every 4-d variable of `vs` (the conv weights) in channels-last format in place, as
+/// `model.to(memory_format=torch.channels_last)` does; the tensors keep their identity, so
+/// handles taken before or after see the same storage.
+pub fn vars_to_channels_last(vs: &tch::nn::VarStore) {
+    for (_, mut v) in vs.variables() {
+        if v.dim() == 4 {
+            let cl = tch::no_grad(|| channels_last(&v.detach()));
+            v.set_data(&cl);
+        }
     }
 }
 
@@ -112,6 +188,10 @@ pub fn fingerprint() -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("deterministic_algorithms".into(), json!(det));
     m.insert("mkldnn".into(), json!(mkldnn));
+    // SAFETY: plain getters on libtorch's global context.
+    let (tf32_cublas, tf32_cudnn) = unsafe { (repro_tf32_cublas() != 0, repro_tf32_cudnn() != 0) };
+    m.insert("allow_tf32_cublas".into(), json!(tf32_cublas));
+    m.insert("allow_tf32_cudnn".into(), json!(tf32_cudnn));
     m.insert("threads".into(), json!(tch::get_num_threads()));
     m.insert("cuda_available".into(), json!(tch::Cuda::is_available()));
     m.insert(

@@ -32,6 +32,8 @@ use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
 use crate::optim::adam::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
+use crate::runtime::Autocast;
+use crate::runtime::torch::autocast_guard;
 
 /// Layer groups of the drown-out diagnostic, by variable name.
 const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];
@@ -89,6 +91,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let seed = p.int("seed")?;
     tch::manual_seed(seed);
     let dev = ctx.device;
+    let autocast = ctx.precision.autocast;
     let ds = single_dataset(ctx)?;
     let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
     let vocab = corpus.dictionary.len() as i64;
@@ -183,8 +186,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         while i < rows - 1 {
             let (x, y) = get_batch(&train, i, bptt)?;
             let seq_len = x.size()[0];
-            let logits = model.forward_t(&x, true);
-            let loss = logits.view([-1, vocab]).cross_entropy_for_logits(&y);
+            let loss = lm_loss(&model, &x, &y, vocab, true, autocast);
             opt.zero_grad();
             loss.backward();
             let grad_norm = clip_grad_norm(&params, clip);
@@ -224,8 +226,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         }
         let train_secs = start.elapsed().as_secs_f64();
         let train_loss = loss_sum.double_value(&[]) / (rows - 1) as f64;
-        let valid_loss = evaluate(&model, &valid, bptt, vocab);
-        let test_loss = evaluate(&model, &test, bptt, vocab);
+        let valid_loss = evaluate(&model, &valid, bptt, vocab, autocast);
+        let test_loss = evaluate(&model, &test, bptt, vocab, autocast);
         let row = EpochRow {
             epoch,
             lr,
@@ -308,9 +310,32 @@ pub fn clip_grad_norm(params: &[Tensor], max: f64) -> Tensor {
     })
 }
 
+/// Mean cross-entropy of one window, the forward pass and the loss under the run's autocast
+/// (the guard ends here: the caller's `backward()` runs outside it, as in PyTorch).
+pub fn lm_loss(
+    model: &TransformerLm,
+    x: &Tensor,
+    y: &Tensor,
+    vocab: i64,
+    train: bool,
+    autocast: Autocast,
+) -> Tensor {
+    let _autocast = autocast_guard(x.device(), autocast);
+    model
+        .forward_t(x, train)
+        .view([-1, vocab])
+        .cross_entropy_for_logits(y)
+}
+
 /// pytorch/examples' `evaluate`: Σ over windows of (window length · mean cross-entropy),
 /// divided by (rows − 1); eval mode (no dropout).
-pub fn evaluate(model: &TransformerLm, source: &Tensor, bptt: i64, vocab: i64) -> f64 {
+pub fn evaluate(
+    model: &TransformerLm,
+    source: &Tensor,
+    bptt: i64,
+    vocab: i64,
+    autocast: Autocast,
+) -> f64 {
     tch::no_grad(|| {
         let rows = source.size()[0];
         let mut total = Tensor::zeros([], (Kind::Double, source.device()));
@@ -318,10 +343,7 @@ pub fn evaluate(model: &TransformerLm, source: &Tensor, bptt: i64, vocab: i64) -
         while i < rows - 1 {
             let (x, y) = get_batch(source, i, bptt).expect("window start in range");
             let len = x.size()[0] as f64;
-            let loss = model
-                .forward_t(&x, false)
-                .view([-1, vocab])
-                .cross_entropy_for_logits(&y);
+            let loss = lm_loss(model, &x, &y, vocab, false, autocast);
             total += loss.to_kind(Kind::Double) * len;
             i += bptt;
         }

@@ -29,6 +29,8 @@ pub struct StageContext<'a> {
     /// Empty folder for the outputs; every file left here becomes an output.
     pub out_dir: PathBuf,
     pub device: tch::Device,
+    /// The profile's precision options this kind applies (see [`crate::runtime::Precision`]).
+    pub precision: crate::runtime::Precision,
     /// Reports progress (units done of a total) to the executor's progress bar.
     pub progress: &'a dyn Fn(u64, u64, &str),
     /// Where the run's checkpoints go (see [`checkpoint`]); `None`: the stage does not save any.

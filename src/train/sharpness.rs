@@ -21,6 +21,7 @@ use crate::metrics::sharpness as sh;
 use crate::nn::{Arch, build};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::{Outcome, UpstreamRun};
+use crate::runtime::Precision;
 
 /// Measure every upstream run.
 pub fn run(ctx: &StageContext) -> Result<Outcome> {
@@ -132,8 +133,9 @@ fn measure(
             layers.insert(name.clone(), json!(v));
         }
     }
-    let (train_loss, train_acc) = evaluate(net, &subset, &normalize, dev, chunk);
-    let (test_loss, test_acc) = evaluate(net, test, &normalize, dev, chunk);
+    let (train_loss, train_acc) =
+        evaluate(net, &subset, &normalize, dev, chunk, Precision::default());
+    let (test_loss, test_acc) = evaluate(net, test, &normalize, dev, chunk, Precision::default());
     let mut row = Map::new();
     row.insert("run_id".into(), json!(up.run_id));
     for axis in ["schedule", "switch_epoch", "seed", "label_noise"] {

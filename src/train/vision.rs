@@ -21,6 +21,8 @@ use crate::nn::{Arch, build};
 use crate::optim::sgd::Sgd;
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::{DatasetView, Outcome};
+use crate::runtime::Precision;
+use crate::runtime::torch::{autocast_guard, channels_last, vars_to_channels_last};
 
 #[derive(Serialize)]
 struct EpochRow {
@@ -81,9 +83,13 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         classes,
         p.float("width")?,
     );
+    let prec = ctx.precision;
+    if prec.channels_last {
+        vars_to_channels_last(&vs);
+    }
     let mut resumed = ctx.resume()?;
     if resumed.is_none() {
-        vs.save(ctx.out_dir.join("init.safetensors"))?;
+        save_weights(&vs, &ctx.out_dir.join("init.safetensors"))?;
     }
     let named = super::trainable_by_name(&vs);
     let si_index: Vec<usize> = model
@@ -145,8 +151,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         let acc = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut correct) = (acc(), acc());
         for (x, y) in loader.epoch(epoch) {
-            let logits = model.net.forward_t(&x, true);
-            let loss = logits.cross_entropy_for_logits(&y);
+            let (logits, loss) = forward_loss(&*model.net, &x, &y, true, prec);
             opt.zero_grad();
             loss.backward();
             tracker.record_grads();
@@ -161,7 +166,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                     * lr
             });
         }
-        let (test_loss, test_acc) = evaluate(&*model.net, &test, &normalize, dev, 500);
+        let (test_loss, test_acc) = evaluate(&*model.net, &test, &normalize, dev, 500, prec);
         let row = EpochRow {
             epoch,
             lr,
@@ -181,7 +186,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         seconds.push(secs);
         images_per_s.push(n_train as f64 / secs);
         if epoch + 1 == switch && switch < epochs {
-            vs.save(ctx.out_dir.join("switch.safetensors"))?;
+            save_weights(&vs, &ctx.out_dir.join("switch.safetensors"))?;
         }
         let mut st = State::default();
         st.put_vars("model", &vs);
@@ -199,7 +204,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         );
     }
     metrics.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
+    save_weights(&vs, &ctx.out_dir.join("final.safetensors"))?;
 
     Ok(Outcome::with_metrics([
         ("final", last),
@@ -208,21 +213,55 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     ]))
 }
 
-/// Mean loss and accuracy over a split, in eval mode.
+/// The logits and mean cross-entropy of one batch under the run's precision: the batch in
+/// channels-last format if asked, the forward pass and the loss under bf16 autocast if asked.
+/// The guard ends here, so the caller's `backward()` runs outside autocast, as in PyTorch.
+pub fn forward_loss(
+    net: &dyn ModuleT,
+    x: &Tensor,
+    y: &Tensor,
+    train: bool,
+    prec: Precision,
+) -> (Tensor, Tensor) {
+    let x = if prec.channels_last {
+        channels_last(x)
+    } else {
+        x.shallow_clone()
+    };
+    let _autocast = autocast_guard(x.device(), prec.autocast);
+    let logits = net.forward_t(&x, train);
+    let loss = logits.cross_entropy_for_logits(y);
+    (logits, loss)
+}
+
+/// Save the model's variables as safetensors; channels-last weights are written in the
+/// standard (NCHW-contiguous) layout, so files do not depend on the memory format.
+pub fn save_weights(vs: &tch::nn::VarStore, path: &std::path::Path) -> Result<()> {
+    let named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.contiguous()))
+        .collect();
+    Tensor::write_safetensors(&named, path)?;
+    Ok(())
+}
+
+/// Mean loss and accuracy over a split, in eval mode, under the run's precision.
 pub fn evaluate(
     net: &dyn ModuleT,
     set: &ImageSet,
     normalize: &Normalize,
     dev: tch::Device,
     batch: usize,
+    prec: Precision,
 ) -> (f64, f64) {
     tch::no_grad(|| {
         let n = set.labels.size()[0];
         let (mut loss, mut correct) = (0.0, 0.0);
         for (x, y) in Loader::eval(set, batch, normalize, dev) {
-            let logits = net.forward_t(&x, false);
+            let (logits, batch_loss) = forward_loss(net, &x, &y, false, prec);
             let len = y.size()[0] as f64;
-            loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * len;
+            loss += batch_loss.double_value(&[]) * len;
             correct += logits
                 .argmax(-1, false)
                 .eq_tensor(&y)

@@ -6,6 +6,7 @@
 use super::metric;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
+use crate::runtime::PrecisionSupport;
 
 /// Causal Transformer LM trained with one Adam variant at one (lr, λ) (`train::lm`).
 pub static LM: StageDecl = StageDecl {
@@ -17,6 +18,11 @@ pub static LM: StageDecl = StageDecl {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,
         metrics: LM_METRICS,
+    },
+    // No convolutions: channels-last does not apply.
+    precision: PrecisionSupport {
+        autocast: true,
+        channels_last: false,
     },
 };
 

@@ -5,6 +5,7 @@
 mod lm;
 mod rl;
 
+use crate::runtime::PrecisionSupport;
 use serde_json::{Map, Value};
 
 use super::params::{Lit, ParamSpec, ParamType};
@@ -46,6 +47,10 @@ pub static VISION: StageDecl = StageDecl {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,
         metrics: VISION_METRICS,
+    },
+    precision: PrecisionSupport {
+        autocast: true,
+        channels_last: true,
     },
 };
 
@@ -217,6 +222,11 @@ pub static SHARPNESS: StageDecl = StageDecl {
             coordinates: &["schedule", "switch_epoch", "seed", "label_noise"],
         },
         metrics: SHARPNESS_METRICS,
+    },
+    // Sharpness measures run in fp32 and NCHW whatever the profile says.
+    precision: PrecisionSupport {
+        autocast: false,
+        channels_last: false,
     },
 };
 

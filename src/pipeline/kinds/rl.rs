@@ -7,6 +7,7 @@ use super::lm::VARIANTS;
 use super::metric;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
+use crate::runtime::PrecisionSupport;
 
 /// DQN with one Adam variant at one (lr, λ) on one game (`train::rl`).
 pub static DQN: StageDecl = StageDecl {
@@ -19,6 +20,11 @@ pub static DQN: StageDecl = StageDecl {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,
         metrics: DQN_METRICS,
+    },
+    // The DQN networks stay in fp32 and NCHW whatever the profile says.
+    precision: PrecisionSupport {
+        autocast: false,
+        channels_last: false,
     },
 };
 
