@@ -261,6 +261,18 @@ impl Adam {
         }
     }
 
+    /// Unset the gradients of all parameters (torch's default `zero_grad()`, set_to_none=True):
+    /// the next backward writes each gradient into a fresh tensor, with no zeroing pass and no
+    /// add into the zeroed one. The values are those of [`Adam::zero_grad`] + backward (0 + g = g)
+    /// except that a −0 stays −0, which no step reads differently. A parameter the next backward
+    /// does not reach then has no gradient and [`Adam::step`] skips it (as torch), where after
+    /// `zero_grad` it would step on a zero gradient.
+    pub fn clear_grads(&mut self) {
+        for p in &self.params {
+            ops::clear_grad(p);
+        }
+    }
+
     /// Switch the E8 drown-out diagnostic on or off. On: shadow EMAs start at zero and are updated
     /// from the next step. Off: the shadows and the last result are dropped (no cost per step).
     pub fn track_drown_out(&mut self, on: bool) {

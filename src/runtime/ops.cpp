@@ -1,6 +1,7 @@
 // In-place tensor ops whose scalar argument tch does not expose. torch.optim passes it
 // (`addcmul_(a, b, value=…)`, `addcdiv_(a, b, value=…)`); without it the scaled operand has to be
-// materialised first: one more full-size pass and temporary per call.
+// materialised first: one more full-size pass and temporary per call. And unsetting a gradient
+// (torch's `zero_grad(set_to_none=True)`), which tch cannot do.
 #include <ATen/core/Tensor.h>
 #include <cstring>
 
@@ -37,4 +38,7 @@ int repro_addcdiv_(void* self, const void* t1, const void* t2, double value, cha
     return 1;
   }
 }
+
+// Unset the gradient of `t` (a leaf): the next backward writes a fresh one. Cannot fail.
+void repro_clear_grad(const void* t) { static_cast<const at::Tensor*>(t)->mutable_grad().reset(); }
 }

@@ -1,6 +1,6 @@
 //! Tensor ops tch lacks, through `ops.cpp`: `addcmul_` and `addcdiv_` with their scalar `value`,
-//! as torch.optim calls them. Same kernels, same bits as torch, one full-size pass fewer than
-//! scaling an operand first.
+//! as torch.optim calls them (same kernels, same bits as torch, one full-size pass fewer than
+//! scaling an operand first), and unsetting a gradient.
 
 use std::ffi::{CStr, c_char, c_void};
 use std::os::raw::c_int;
@@ -24,6 +24,7 @@ unsafe extern "C" {
         err: *mut c_char,
         len: usize,
     ) -> c_int;
+    fn repro_clear_grad(t: *const c_void);
 }
 
 type Op = unsafe extern "C" fn(
@@ -65,4 +66,11 @@ pub fn addcmul_(this: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) {
 /// `this += value · t1 / t2` in place (torch's `addcdiv_(t1, t2, value=value)`).
 pub fn addcdiv_(this: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) {
     call(repro_addcdiv_, "addcdiv_", this, t1, t2, value);
+}
+
+/// Unset `t`'s gradient (torch's `zero_grad(set_to_none=True)` for one tensor): the next backward
+/// writes its gradient into a fresh tensor instead of adding it to a zeroed one.
+pub fn clear_grad(t: &Tensor) {
+    // SAFETY: `t` is a live at::Tensor; resetting its gradient cannot fail.
+    unsafe { repro_clear_grad(t.as_ptr().cast()) }
 }

@@ -112,7 +112,7 @@ pub fn update(
     weight_decay: f64,
 ) -> (Tensor, Tensor, Tensor) {
     let (loss, q_mean) = td_loss(online, target, b, gamma);
-    opt.zero_grad();
+    opt.clear_grads();
     loss.backward();
     let grad_norm = tch::no_grad(|| {
         let sq: Vec<Tensor> = opt
