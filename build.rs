@@ -43,10 +43,9 @@ fn link_ale_deps() {
     }
 }
 
-/// Compile the few ATen switches and ops tch does not wrap (src/runtime/shim.cpp, ops.cpp).
+/// Compile the few ATen switches and ops tch does not wrap (see src/runtime/shim.cpp).
 fn build_shim(lib: &str) {
     println!("cargo:rerun-if-changed=src/runtime/shim.cpp");
-    println!("cargo:rerun-if-changed=src/runtime/ops.cpp");
     let root = std::path::Path::new(lib).join("..");
     cc::Build::new()
         .cpp(true)
@@ -56,7 +55,6 @@ fn build_shim(lib: &str) {
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .flag("-w")
         .file("src/runtime/shim.cpp")
-        .file("src/runtime/ops.cpp")
         .compile("repro_shim");
 }
 

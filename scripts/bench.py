@@ -94,7 +94,8 @@ def metrics_named_rows(stdout):
 
 def metrics_jsonl(key, value):
     def parse(stdout):
-        return {json.loads(l)[key]: json.loads(l)[value] for l in stdout.splitlines() if l.startswith("{")}
+        rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        return {r[key]: r[value] for r in rows}
     return parse
 
 

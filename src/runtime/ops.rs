@@ -1,4 +1,4 @@
-//! Tensor ops tch lacks, through `ops.cpp`: `addcmul_` and `addcdiv_` with their scalar `value`,
+//! Tensor ops tch lacks, through `shim.cpp`: `addcmul_` and `addcdiv_` with their scalar `value`,
 //! as torch.optim calls them (same kernels, same bits as torch, one full-size pass fewer than
 //! scaling an operand first), and unsetting a gradient.
 

@@ -125,3 +125,40 @@ int repro_set_rng_state(int index, const void* state, char* err, size_t len) {
   }
 }
 }
+
+// In-place ops whose scalar argument tch does not expose (torch.optim passes it: `addcmul_(a, b,
+// value=…)`, `addcdiv_(a, b, value=…)`; without it the scaled operand is materialised first, one
+// more full-size pass per call), and unsetting a gradient (torch's `zero_grad(set_to_none=True)`).
+// Wrapped by runtime/ops.rs. Each op returns 0 on success, else 1 with the message in `err`.
+template <typename Op>
+static int repro_pointwise(Op op, void* self, const void* t1, const void* t2, double value,
+                           char* err, size_t len) {
+  try {
+    op(*static_cast<at::Tensor*>(self), *static_cast<const at::Tensor*>(t1),
+       *static_cast<const at::Tensor*>(t2), value);
+    return 0;
+  } catch (const std::exception& e) {
+    repro_copy_error(e, err, len);
+    return 1;
+  }
+}
+
+extern "C" {
+
+int repro_addcmul_(void* self, const void* t1, const void* t2, double value, char* err,
+                   size_t len) {
+  return repro_pointwise([](at::Tensor& s, const at::Tensor& a, const at::Tensor& b,
+                            double v) { s.addcmul_(a, b, v); },
+                         self, t1, t2, value, err, len);
+}
+
+int repro_addcdiv_(void* self, const void* t1, const void* t2, double value, char* err,
+                   size_t len) {
+  return repro_pointwise([](at::Tensor& s, const at::Tensor& a, const at::Tensor& b,
+                            double v) { s.addcdiv_(a, b, v); },
+                         self, t1, t2, value, err, len);
+}
+
+// Unset the gradient of `t` (a leaf): the next backward writes a fresh one. Cannot fail.
+void repro_clear_grad(const void* t) { static_cast<const at::Tensor*>(t)->mutable_grad().reset(); }
+}
