@@ -28,6 +28,9 @@ TEST_PACKAGES=(numpy scipy)
 # Installed without their dependencies: the reference MinAtar needs only numpy at run time (its
 # plotting imports are optional), and its pinned matplotlib/seaborn/pandas would add minutes.
 TEST_PACKAGES_NO_DEPS=(minatar==1.0.15)
+# Pinned with their dependencies, and added to venvs made before they joined: the translation
+# references (sacreBLEU for BLEU, sacremoses for Moses' tokenizer, subword-nmt for BPE).
+TEST_PACKAGES_PINNED=(sacrebleu==2.5.1 sacremoses==0.2.0 subword-nmt==0.3.8)
 
 log() { echo "setup: $*" >&2; }
 
@@ -39,17 +42,20 @@ sys.exit(0 if version("torch").split("+")[0] == sys.argv[1] else 1)
 PY
 }
 
-add_no_deps_packages() { # venvs made before a package joined TEST_PACKAGES_NO_DEPS get it here
+add_late_packages() { # venvs made before a pinned package joined the lists get it here
   local py="$1" pkg
-  for pkg in "${TEST_PACKAGES_NO_DEPS[@]}"; do
+  for pkg in "${TEST_PACKAGES_NO_DEPS[@]}" "${TEST_PACKAGES_PINNED[@]}"; do
     "$py" - "$pkg" >/dev/null 2>&1 <<'PY' && continue
 import sys
 from importlib.metadata import version
 name, want = sys.argv[1].split("==")
 sys.exit(0 if version(name) == want else 1)
 PY
-    log "installing $pkg (without dependencies) into $(dirname "$(dirname "$py")")"
-    "$py" -m pip install --quiet --no-deps "$pkg" >&2
+    log "installing $pkg into $(dirname "$(dirname "$py")")"
+    case " ${TEST_PACKAGES_NO_DEPS[*]} " in
+      *" $pkg "*) "$py" -m pip install --quiet --no-deps "$pkg" >&2 ;;
+      *) "$py" -m pip install --quiet "$pkg" >&2 ;;
+    esac
   done
 }
 
@@ -79,13 +85,13 @@ fi
 
 if [ -n "${REPRO_PYTHON:-}" ] && torch_ok "$REPRO_PYTHON"; then
   [ "${1:-}" = --check ] && exit 0
-  add_no_deps_packages "$REPRO_PYTHON"
+  add_late_packages "$REPRO_PYTHON"
   emit "$REPRO_PYTHON"; exit 0
 fi
 
 if [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.repro-ready" ]; then
   [ "${1:-}" = --check ] && exit 0
-  [ "$CPU_ONLY" = 1 ] || add_no_deps_packages "$VENV/bin/python"
+  [ "$CPU_ONLY" = 1 ] || add_late_packages "$VENV/bin/python"
   emit "$VENV/bin/python"; exit 0
 fi
 [ "${1:-}" = --check ] && exit 1
@@ -103,7 +109,7 @@ if ! { [ -x "$VENV/bin/python" ] && torch_ok "$VENV/bin/python" && [ -f "$VENV/.
   if [ "$CPU_ONLY" = 1 ]; then
     "$VENV/bin/pip" install --quiet --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >&2
   else
-    "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "${TEST_PACKAGES[@]}" >&2
+    "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "${TEST_PACKAGES[@]}" "${TEST_PACKAGES_PINNED[@]}" >&2
     "$VENV/bin/pip" install --quiet --no-deps "${TEST_PACKAGES_NO_DEPS[@]}" >&2
   fi
   log "installed in $(( $(date +%s) - start )) s; $(du -sh "$VENV" | cut -f1) on disk"
