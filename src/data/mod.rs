@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod generate;
 pub mod images;
 pub mod loader;
+pub mod text;
 pub mod tinyimagenet;
 pub mod wikitext;
 

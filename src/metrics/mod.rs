@@ -1,6 +1,7 @@
 //! Metrics series written by stages: one JSON object per line (per epoch), appended and flushed
 //! as training goes, so a partial series is readable while a run is in progress.
 
+pub mod bleu;
 pub mod bootstrap;
 pub mod sharpness;
 pub mod stats;

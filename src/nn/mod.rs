@@ -8,11 +8,13 @@
 //! `VarStore` saved as safetensors loads into them with `load_state_dict` (see
 //! `tests/python/models.py`).
 
+pub mod beam_search;
 pub mod densenet;
 pub mod dqn;
 pub mod resnet;
 pub mod small_cnn;
 pub mod transformer_lm;
+pub mod transformer_mt;
 
 use tch::Tensor;
 use tch::nn::{self, ModuleT};

@@ -1,0 +1,1 @@
+//! Moses tokenizer.perl, lowercase.perl and clean-corpus-n.perl (filled in by its issue).

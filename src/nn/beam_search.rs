@@ -1,0 +1,1 @@
+//! Beam search as fairseq SequenceGenerator runs it (filled in by its issue).

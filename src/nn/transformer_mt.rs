@@ -1,0 +1,1 @@
+//! fairseq transformer encoder-decoder (filled in by its issue).
