@@ -8,6 +8,7 @@ pub mod extract;
 pub mod fetch;
 pub mod generate;
 pub mod images;
+pub mod iwslt;
 pub mod loader;
 pub mod text;
 pub mod tinyimagenet;

@@ -105,6 +105,8 @@ pub const DATASET_FORMATS: &[&str] = &[
     "cifar100-binary",
     "tinyimagenet-folder",
     "wikitext-tokens",
+    // IWSLT'14 de-en as fairseq's prepare-iwslt14.sh reads it (src/data/iwslt.rs).
+    "iwslt14-de-en",
     // Atari ROMs in an extracted ale-py wheel (src/data/atari_roms.rs); read by `env::atari`.
     "atari-roms",
 ];

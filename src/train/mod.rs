@@ -1,13 +1,15 @@
 //! Training: the stage implementations (run inside the worker process), the context they run
 //! in, and the learning-rate and weight-decay schedules they share: `vision` (with the norm
-//! statistics of `norms`), `sharpness`, `lm` (language modelling with the Adam family) and `rl`
-//! (DQN on MinAtar and Atari with the Adam family).
+//! statistics of `norms`), `sharpness`, `lm` (language modelling with the Adam family), `rl`
+//! (DQN on MinAtar and Atari with the Adam family) and `translate` (IWSLT'14 De→En with the
+//! Adam family).
 
 pub mod checkpoint;
 pub mod lm;
 pub mod norms;
 pub mod rl;
 pub mod sharpness;
+pub mod translate;
 pub mod vision;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,7 @@ pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
         "sharpness" => sharpness::run(ctx),
         "lm" => lm::run(ctx),
         "dqn" => rl::run(ctx),
+        "translate" => translate::run(ctx),
         _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
     }
 }

@@ -1,6 +1,6 @@
 //! Offline dataset generators. This module owns the synthetic stand-ins for the upstream
 //! datasets: it writes archives in the exact upstream formats (CIFAR-10/100 binary tarballs, the
-//! Tiny ImageNet zip, the WikiText token zips) so that the real fetch/extract/read path can be
+//! Tiny ImageNet zip, the WikiText token zips, the IWSLT'14 de-en tarball) so that the real fetch/extract/read path can be
 //! exercised without network access, plus the parameter schema used to validate a generator name
 //! and its parameters as given in `pipeline.yaml`.
 //!
@@ -26,6 +26,7 @@
 mod archive;
 mod cifar;
 mod images;
+mod iwslt;
 mod tinyimagenet;
 mod wikitext;
 
@@ -239,6 +240,13 @@ const fn wikitext_params(vocab: u64, train: u64, valid: u64, test: u64) -> [Para
 const WIKITEXT2_PARAMS: &[ParamSpec] = &wikitext_params(2_000, 100_000, 10_000, 10_000);
 const WIKITEXT103_PARAMS: &[ParamSpec] = &wikitext_params(10_000, 1_000_000, 50_000, 50_000);
 
+const IWSLT14_PARAMS: &[ParamSpec] = &[
+    count("vocab", 2_000, 10, 1_000_000, "concepts (word pairs) of the two languages"),
+    count("train_pairs", 20_000, 46, 100_000_000, "sentence pairs in train.tags.de-en.*"),
+    count("test_pairs", 200, 1, 1_000_000, "segments in each of the five dev/test sets"),
+    SEED,
+];
+
 const GENERATORS: &[GeneratorDef] = &[
     GeneratorDef {
         name: "cifar10",
@@ -275,6 +283,13 @@ const GENERATORS: &[GeneratorDef] = &[
         params: WIKITEXT103_PARAMS,
         run: wikitext::generate_wikitext103,
     },
+    GeneratorDef {
+        name: "iwslt14",
+        output: "de-en.tgz",
+        kind: ArchiveKind::TarGz,
+        params: IWSLT14_PARAMS,
+        run: iwslt::generate,
+    },
 ];
 
 const NAMES: &[&str] = &[
@@ -283,6 +298,7 @@ const NAMES: &[&str] = &[
     "tinyimagenet",
     "wikitext2",
     "wikitext103",
+    "iwslt14",
 ];
 
 /// Names of all generators, for validation messages.

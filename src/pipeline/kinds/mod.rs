@@ -4,6 +4,7 @@
 
 mod lm;
 mod rl;
+mod translate;
 
 use crate::runtime::PrecisionSupport;
 use serde_json::{Map, Value};
@@ -35,7 +36,7 @@ fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
 }
 
 /// Every kind, for lookup by name.
-pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM, &rl::DQN];
+pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM, &rl::DQN, &translate::TRANSLATE];
 
 /// Image classification with SGD and a weight-decay schedule (`train::vision`).
 pub static VISION: StageDecl = StageDecl {
