@@ -359,9 +359,9 @@ mod tests {
 
     #[test]
     fn clean_pair_drops_by_length() {
-        let long = vec!["w"; 176].join(" ");
+        let long = ["w"; 176].join(" ");
         assert_eq!(clean_pair(&long, &long, 1.5, 1, 175), None);
-        let at_max = vec!["w"; 175].join(" ");
+        let at_max = ["w"; 175].join(" ");
         assert!(clean_pair(&at_max, &at_max, 1.5, 1, 175).is_some());
         assert_eq!(clean_pair("a", "b", 1.5, 2, 175), None);
         assert!(clean_pair("a b", "c d", 1.5, 2, 175).is_some());
