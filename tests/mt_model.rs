@@ -367,7 +367,7 @@ fn tiny_model_learns_its_training_pairs() {
             .flat_map(|r| {
                 r.iter()
                     .copied()
-                    .chain(std::iter::repeat(PAD).take(w - r.len()))
+                    .chain(std::iter::repeat_n(PAD, w - r.len()))
             })
             .collect();
         Tensor::from_slice(&flat).view([rows.len() as i64, w as i64])

@@ -339,7 +339,7 @@ pub fn score_from_stats(
         return bleu;
     }
     let mut mteval = 1.0f64;
-    for n in 0..order {
+    for (n, precision) in precisions.iter_mut().enumerate() {
         let (mut c, mut t) = (bleu.counts[n] as f64, bleu.totals[n] as f64);
         if let Smooth::AddK(k) = smooth
             && n > 0
@@ -354,13 +354,13 @@ pub fn score_from_stats(
             match smooth {
                 Smooth::Exp => {
                     mteval *= 2.0;
-                    precisions[n] = 100.0 / (mteval * t);
+                    *precision = 100.0 / (mteval * t);
                 }
-                Smooth::Floor(v) => precisions[n] = 100.0 * v / t,
+                Smooth::Floor(v) => *precision = 100.0 * v / t,
                 Smooth::None | Smooth::AddK(_) => {}
             }
         } else {
-            precisions[n] = 100.0 * c / t;
+            *precision = 100.0 * c / t;
         }
     }
     let sum = precisions.iter().fold(0.0, |a, &p| a + floored_log(p));

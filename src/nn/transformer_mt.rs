@@ -158,7 +158,7 @@ impl Attention {
         let q = self.split(&(self.q_proj.forward(x) * (hd as f64).powf(-0.5)));
         let mut scores = q.matmul(&k.transpose(-2, -1));
         if let Some(m) = mask {
-            scores = scores + m;
+            scores += m;
         }
         let attn = scores
             .softmax(-1, Kind::Float)

@@ -249,7 +249,11 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             before - train.len()
         );
     }
-    anyhow::ensure!(!train.is_empty(), "dataset `{}` has no training pairs", ds.name);
+    anyhow::ensure!(
+        !train.is_empty(),
+        "dataset `{}` has no training pairs",
+        ds.name
+    );
     let max_tokens = p.usize("max_tokens")?;
     let num_tokens = |q: &Pair| q.src.len().max(q.tgt.len());
     let mut shuffled: Vec<usize> = (0..train.len()).collect();
@@ -283,7 +287,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         ..TransformerMtConfig::iwslt_de_en(data.src_dict.len() as i64, data.tgt_dict.len() as i64)
     };
     let model =
-        TransformerMt::new(&vs.root(), &cfg).context("the translate stage's model parameters")?;
+        TransformerMt::new(&vs.root(), cfg).context("the translate stage's model parameters")?;
     let mut resumed = ctx.resume()?;
     if resumed.is_none() {
         vs.save(ctx.out_dir.join("init.safetensors"))?;
@@ -314,7 +318,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let resuming = resumed.is_some();
     let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
     let mut samples = if every > 0 {
-        Some(JsonLines::open(&ctx.out_dir.join("drown_out.jsonl"), resuming)?)
+        Some(JsonLines::open(
+            &ctx.out_dir.join("drown_out.jsonl"),
+            resuming,
+        )?)
     } else {
         None
     };
@@ -352,7 +359,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             opt.step(lr, wd);
             step += 1;
             ntokens += b.ntokens;
-            src_tokens += batches[bi].iter().map(|&i| train[i].src.len() as i64).sum::<i64>();
+            src_tokens += batches[bi]
+                .iter()
+                .map(|&i| train[i].src.len() as i64)
+                .sum::<i64>();
             tch::no_grad(|| {
                 loss_sum += loss.detach().to_kind(Kind::Double);
                 nll_sum += nll.detach().to_kind(Kind::Double);
@@ -389,9 +399,9 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         let (valid_loss, valid_nll) =
             evaluate(&model, &data.valid, &valid_batches, eps, autocast, dev);
         let diverged = !train_loss.is_finite();
-        // BLEU after the last epoch (or a divergence, which ends training there).
+        // BLEU after the last epoch; a diverged run (training stops there) has none.
         let (mut test_bleu, mut test_sacrebleu) = (None, None);
-        if (epoch + 1 == epochs || diverged) && test_n > 0 && !diverged {
+        if epoch + 1 == epochs && test_n > 0 && !diverged {
             (ctx.progress)(epoch as u64, epochs as u64, "translating the test set");
             let hyps = translate(&model, &data.test[..test_n], &data.tgt_dict, &beam, dev)?;
             let refs = vec![data.test_refs[..test_n].to_vec()];
@@ -459,7 +469,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         ("diverged_epoch", json!(diverged_epoch)),
         ("train_pairs", json!(train.len())),
         ("batches_per_epoch", json!(batches.len())),
-        ("vocab", json!({"de": data.src_dict.len(), "en": data.tgt_dict.len()})),
+        (
+            "vocab",
+            json!({"de": data.src_dict.len(), "en": data.tgt_dict.len()}),
+        ),
     ]))
 }
 
@@ -470,13 +483,28 @@ mod tests {
     #[test]
     fn collates_fairseq_style() {
         let pairs = vec![
-            Pair { src: vec![5, 6, 2], tgt: vec![7, 2] },
-            Pair { src: vec![8, 2], tgt: vec![9, 10, 2] },
+            Pair {
+                src: vec![5, 6, 2],
+                tgt: vec![7, 2],
+            },
+            Pair {
+                src: vec![8, 2],
+                tgt: vec![9, 10, 2],
+            },
         ];
         let b = collate(&pairs, &[0, 1], Device::Cpu);
-        assert_eq!(Vec::<i64>::try_from(b.src.view([-1])).unwrap(), [5, 6, 2, 8, 2, 1]);
-        assert_eq!(Vec::<i64>::try_from(b.target.view([-1])).unwrap(), [7, 2, 1, 9, 10, 2]);
-        assert_eq!(Vec::<i64>::try_from(b.prev.view([-1])).unwrap(), [2, 7, 1, 2, 9, 10]);
+        assert_eq!(
+            Vec::<i64>::try_from(b.src.view([-1])).unwrap(),
+            [5, 6, 2, 8, 2, 1]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(b.target.view([-1])).unwrap(),
+            [7, 2, 1, 9, 10, 2]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(b.prev.view([-1])).unwrap(),
+            [2, 7, 1, 2, 9, 10]
+        );
         assert_eq!(b.ntokens, 5);
     }
 
