@@ -17,14 +17,16 @@ const MERGES: usize = 300;
 
 fn generated(dir: &Path, train_pairs: u64) -> PathBuf {
     let params = json!({"vocab": 150, "train_pairs": train_pairs, "test_pairs": 30, "seed": 3});
-    let archive = generate::generate(
-        "iwslt14",
-        params.as_object().unwrap(),
-        &dir.join("archive"),
+    let archive =
+        generate::generate("iwslt14", params.as_object().unwrap(), &dir.join("archive")).unwrap();
+    let root = dir.join("extracted");
+    extract(
+        &archive[0],
+        ArchiveKind::TarGz,
+        &root,
+        &ExtractLimits::default(),
     )
     .unwrap();
-    let root = dir.join("extracted");
-    extract(&archive[0], ArchiveKind::TarGz, &root, &ExtractLimits::default()).unwrap();
     root
 }
 
@@ -85,7 +87,9 @@ fn cache_is_reused_and_a_corrupt_one_is_prepared_again() {
     let dir = tempfile::tempdir().unwrap();
     let root = generated(dir.path(), 300);
     let first = prepare(&root, 50).unwrap();
-    let cache = dir.path().join("extracted.iwslt14.tokenized.de-en.bpe50-v1");
+    let cache = dir
+        .path()
+        .join("extracted.iwslt14.tokenized.de-en.bpe50-v1");
     assert!(cache.join("SHA256SUMS").is_file());
     assert_eq!(lines(&cache.join("test.en")), first.test.en);
     // A cache that fails its sums is not trusted: the text is prepared again and rewritten.
@@ -111,7 +115,10 @@ fn bitext_encodes_with_fairseq_dictionaries() {
         assert_eq!(pair.src.last(), Some(&Dictionary::EOS));
         assert_eq!(pair.src.len(), de.split(' ').count() + 1);
         assert_eq!(b.tgt_dict.decode(&pair.tgt), *en);
-        assert!(!pair.src.contains(&Dictionary::UNK), "a training word is unknown");
+        assert!(
+            !pair.src.contains(&Dictionary::UNK),
+            "a training word is unknown"
+        );
     }
     assert_eq!(b.test_refs.len(), b.test.len());
     assert!(b.test_refs.iter().all(|r| !r.contains("@@")));

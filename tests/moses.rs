@@ -6,8 +6,8 @@
 
 mod common;
 
-use repro::data::text::moses::{lowercase, MosesTokenizer};
-use serde_json::{json, Value};
+use repro::data::text::moses::{MosesTokenizer, lowercase};
+use serde_json::{Value, json};
 
 /// A small deterministic generator (SplitMix64), so the corpus is the same on every run.
 struct Rng(u64);

@@ -187,7 +187,11 @@ fn tokenized_sides(dir: &Path, lang: &str) -> Result<(Vec<String>, Vec<String>)>
     let text = read_utf8(&path)?;
     let train = text
         .lines()
-        .filter(|l| !["<url>", "<talkid>", "<keywords>"].iter().any(|t| l.contains(t)))
+        .filter(|l| {
+            !["<url>", "<talkid>", "<keywords>"]
+                .iter()
+                .any(|t| l.contains(t))
+        })
         .map(|l| {
             let l = ["<title>", "</title>", "<description>", "</description>"]
                 .iter()
@@ -279,7 +283,9 @@ fn read_prepared(dir: &Path) -> Result<Prepared> {
     let sums = fs::read_to_string(dir.join("SHA256SUMS")).context("has no SHA256SUMS")?;
     let mut files = HashMap::new();
     for line in sums.lines() {
-        let (sum, name) = line.split_once("  ").context("has a malformed SHA256SUMS")?;
+        let (sum, name) = line
+            .split_once("  ")
+            .context("has a malformed SHA256SUMS")?;
         let text = read_utf8(&dir.join(name))?;
         if hex::encode(Sha256::digest(&text)) != sum {
             bail!("fails its SHA256SUMS at {name}");
@@ -379,11 +385,7 @@ impl Dictionary {
         ids.iter()
             .take_while(|&&i| i != Self::EOS)
             .filter(|&&i| i != Self::PAD)
-            .map(|&i| {
-                self.symbols
-                    .get(i as usize)
-                    .map_or("<unk>", String::as_str)
-            })
+            .map(|&i| self.symbols.get(i as usize).map_or("<unk>", String::as_str))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -103,7 +103,13 @@ impl Lexicon {
     }
 
     /// One sentence pair of `min..=max` concepts (`curly`: the test sets' typographic apostrophe).
-    fn sentence(&self, rng: &mut impl RngCore, min: i32, max: i32, curly: bool) -> (String, String) {
+    fn sentence(
+        &self,
+        rng: &mut impl RngCore,
+        min: i32,
+        max: i32,
+        curly: bool,
+    ) -> (String, String) {
         let len = between(rng, min, max) as usize;
         let mut concepts = vec![self.zipf(rng)];
         while concepts.len() < len {
@@ -166,7 +172,11 @@ fn talk_header(lex: &Lexicon, rng: &mut impl RngCore, talk: usize) -> [(String, 
     let (title_de, title_en) = lex.sentence(rng, 2, 4, false);
     let (desc_de, desc_en) = lex.sentence(rng, 5, 12, false);
     let url = format!("<url>http://www.ted.com/talks/talk_{talk}.html</url>");
-    let kw = format!("<keywords>talks, {}, {}</keywords>", lex.en[talk % lex.en.len()], lex.en[1]);
+    let kw = format!(
+        "<keywords>talks, {}, {}</keywords>",
+        lex.en[talk % lex.en.len()],
+        lex.en[1]
+    );
     let id = format!("<talkid>{talk}</talkid>");
     [
         (url.clone(), url),
@@ -240,7 +250,11 @@ pub(super) fn generate(p: &Params) -> anyhow::Result<Vec<u8>> {
     let lex = Lexicon::new(p.usize("vocab"), &mut stream(NAME, "lexicon", seed, 0));
     let mut tar = TarGz::new();
     tar.dir(&format!("{FOLDER}/"))?;
-    let (de, en) = train_files(&lex, &mut stream(NAME, "train", seed, 0), p.usize("train_pairs"));
+    let (de, en) = train_files(
+        &lex,
+        &mut stream(NAME, "train", seed, 0),
+        p.usize("train_pairs"),
+    );
     tar.file(&format!("{FOLDER}/train.tags.de-en.de"), de.as_bytes())?;
     tar.file(&format!("{FOLDER}/train.tags.de-en.en"), en.as_bytes())?;
     for (i, set) in TEST_SETS.iter().enumerate() {

@@ -241,9 +241,27 @@ const WIKITEXT2_PARAMS: &[ParamSpec] = &wikitext_params(2_000, 100_000, 10_000, 
 const WIKITEXT103_PARAMS: &[ParamSpec] = &wikitext_params(10_000, 1_000_000, 50_000, 50_000);
 
 const IWSLT14_PARAMS: &[ParamSpec] = &[
-    count("vocab", 2_000, 10, 1_000_000, "concepts (word pairs) of the two languages"),
-    count("train_pairs", 20_000, 46, 100_000_000, "sentence pairs in train.tags.de-en.*"),
-    count("test_pairs", 200, 1, 1_000_000, "segments in each of the five dev/test sets"),
+    count(
+        "vocab",
+        2_000,
+        10,
+        1_000_000,
+        "concepts (word pairs) of the two languages",
+    ),
+    count(
+        "train_pairs",
+        20_000,
+        46,
+        100_000_000,
+        "sentence pairs in train.tags.de-en.*",
+    ),
+    count(
+        "test_pairs",
+        200,
+        1,
+        1_000_000,
+        "segments in each of the five dev/test sets",
+    ),
     SEED,
 ];
 

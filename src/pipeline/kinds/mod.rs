@@ -36,7 +36,13 @@ fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
 }
 
 /// Every kind, for lookup by name.
-pub static ALL: &[&StageDecl] = &[&VISION, &SHARPNESS, &lm::LM, &rl::DQN, &translate::TRANSLATE];
+pub static ALL: &[&StageDecl] = &[
+    &VISION,
+    &SHARPNESS,
+    &lm::LM,
+    &rl::DQN,
+    &translate::TRANSLATE,
+];
 
 /// Image classification with SGD and a weight-decay schedule (`train::vision`).
 pub static VISION: StageDecl = StageDecl {
