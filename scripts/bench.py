@@ -12,7 +12,7 @@ every repeat gives one ratio, and a row reports the median of each side and the 
 max of the ratios. A ratio is always repro's speed over the baseline's (throughput over
 throughput, or time over time inverted), so ≥ 1.0 means repro is at least as fast.
 
-Groups: vision, loader, lm, optim, rl, engine (`--only` picks some). `--size tiny` shrinks every
+Groups: vision, loader, lm, mt, optim, rl, engine (`--only` picks some). `--size tiny` shrinks every
 row to seconds (for the GPU check's `--device cpu` dry path and its test); `--size gpu` is the
 sizing for a GPU. The markdown table goes to `--out` (default bench/<device>.md) with a JSON twin
 next to it; `--update BENCHMARKS.md` also replaces the block between its `<!-- bench:begin -->`
@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS = ["vision", "loader", "lm", "optim", "rl", "engine"]
+GROUPS = ["vision", "loader", "lm", "mt", "optim", "rl", "engine"]
 
 
 @dataclass
@@ -113,7 +113,8 @@ def sizes(size, device):
     if size == "tiny":
         # one row of each kind, for the plumbing alone (the GPU check's dry path and its test)
         return dict(vision=[("resnet18", 10, 0.125, 32, 8, 1, 1)],
-                    lm=[(2000, 64, 2, 1, 64, 1, 2)], adam_shapes="100x100,100", adam_steps=(1, 2),
+                    lm=[(2000, 64, 2, 1, 64, 1, 2)],
+                    mt=[(200, 200, 32, 64, 2, 1, 1, 4, 8, 8, 1, 2)], adam_shapes="100x100,100", adam_steps=(1, 2),
                     dqn=[("minatar", 4, 10, 10, 6, 2, 5, "MinAtar Q-net")],
                     minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1)
     gpu = size == "gpu" or (size == "default" and device != "cpu")
@@ -121,6 +122,7 @@ def sizes(size, device):
         return dict(vision=[("resnet18", 10, 1, 32, 128, 5, 30), ("resnet50", 100, 1, 32, 128, 5, 20),
                             ("densenet121", 200, 1, 64, 128, 3, 10)],
                     lm=[(2000, 128, 4, 2, 256, 5, 50), (33278, 200, 2, 2, 200, 5, 50)],
+                    mt=[(8848, 6632, 512, 1024, 4, 6, 6, 128, 32, 32, 5, 30)],
                     adam_shapes=ADAM_SHAPES, adam_steps=(2, 20),
                     dqn=[("minatar", 4, 10, 10, 6, 50, 500, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 20, 200, "Nature CNN")],
                     minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3)
@@ -129,6 +131,9 @@ def sizes(size, device):
     return dict(vision=[("resnet18", 10, 1, 32, 128, 1, 3), ("resnet50", 100, 1, 32, 32, 1, 3),
                         ("densenet121", 200, 1, 64, 16, 1, 2)],
                 lm=[(2000, 128, 4, 2, 256, 2, 5), (33278, 200, 2, 2, 200, 1, 2)],
+                # transformer_iwslt_de_en at its vocabulary sizes (fairseq-preprocess on IWSLT'14 gives
+                # 8,848 German and 6,632 English types), a small batch so a repeat fits 2 cores
+                mt=[(8848, 6632, 512, 1024, 4, 6, 6, 16, 24, 24, 1, 3)],
                 adam_shapes=ADAM_SHAPES, adam_steps=(1, 5),
                 dqn=[("minatar", 4, 10, 10, 6, 50, 1000, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 5, 40, "Nature CNN")],
                 minatar_steps=200000, hash_mib=1024, status_runs=1000, loader_epochs=3)
@@ -179,6 +184,24 @@ def groups(args, bin_dir, py, work):
                         (f"torch-foreach:{name}", "tokens/s", "PyTorch, clip + AdamW foreach"), "tok/s"))
     out["lm"] = Group("One LM training step: zero_grad, forward, cross-entropy, backward, clip 0.25, AdamW "
                       f"({t} threads on CPU)", suites, rows)
+
+    suites, rows = [], []
+    for src_v, tgt_v, d, ffn, heads, enc, dec, batch, src_len, tgt_len, warmup, steps in z["mt"]:
+        cfg = [str(x) for x in (src_v, tgt_v, d, ffn, heads, enc, dec, batch, src_len, tgt_len)] + [t]
+        run = [str(warmup), str(steps), "1"]
+        name = f"mt{d}x{enc}"
+        suites += [Suite(f"repro:{name}", [ex("bench_mt_step")] + cfg + run, metrics_words),
+                   Suite(f"torch:{name}", script("bench_mt_step.py") + cfg + run + ["single"], metrics_words),
+                   Suite(f"torch-foreach:{name}", script("bench_mt_step.py") + cfg + run + ["foreach"], metrics_words)]
+        label = (f"fairseq Transformer {enc}+{dec} layers, d {d}, FFN {ffn}, {heads} heads, vocab "
+                 f"{src_v}/{tgt_v}, batch {batch} × {src_len}→{tgt_len} tokens")
+        rows.append(Row(label, (f"repro:{name}", "tokens/s"),
+                        (f"torch:{name}", "tokens/s", "PyTorch eager reference, AdamW single-tensor"), "tok/s"))
+        rows.append(Row(label, (f"repro:{name}", "tokens/s"),
+                        (f"torch-foreach:{name}", "tokens/s", "PyTorch eager reference, AdamW foreach"), "tok/s"))
+    out["mt"] = Group("One translation training step (target tokens/s): zero_grad, forward, label-smoothed "
+                      f"cross-entropy, backward, AdamW β (0.9, 0.98); dropout off ({t} threads on CPU)",
+                      suites, rows)
 
     warmup, steps = z["adam_steps"]
     a = [z["adam_shapes"], t, str(warmup), str(steps), "1"]
