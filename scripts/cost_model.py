@@ -9,7 +9,8 @@ work is counted, not guessed: PyTorch's FlopCounterMode on the test suite's refe
 what the run processes (vision: epochs × (training images + test images); sharpness: per
 upstream checkpoint, (trace probes + power iterations) Hessian-vector products at ≈ 2 training
 steps each plus the ascent steps, over the subset; lm: epochs × (training tokens + validation
-tokens), test once; dqn: one update of `batch_size` per `update_every` agent steps after
+tokens), test once; translate: epochs × (training pairs + validation pairs) at the mean
+sentence lengths, test once as beam × the forward of each test pair; dqn: one update of `batch_size` per `update_every` agent steps after
 `min_replay`, one forward per agent step and per evaluation step).
 
 Turning FLOPs into time is where the estimate is:
@@ -36,6 +37,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 VISION_DATA = {"cifar10": (50000, 10000, 10, 32), "cifar100": (50000, 10000, 100, 32),
                "tinyimagenet": (100000, 10000, 200, 64)}
 WIKITEXT2 = {"train": 2088628, "valid": 217646, "test": 245569, "vocab": 33278}
+# IWSLT'14 De-En after prepare-iwslt14.sh (10k joint BPE) as fairseq-preprocess reports it in a
+# public log: (sentences, German tokens, English tokens) per split, each sentence's </s> included;
+# dictionaries of 8,848 German and 6,632 English types.
+IWSLT14 = {"train": (160239, 4035591, 3949114), "valid": (7283, 182592, 178622),
+           "test": (6750, 161838, 156928), "vocab": (8848, 6632)}
 MINATAR_CHANNELS = {"asterix": 4, "breakout": 4, "freeway": 7, "seaquest": 10, "space_invaders": 6}
 
 
@@ -76,6 +82,29 @@ def lm_flops(vocab, d, heads, layers, ffn, bptt):
 
 
 @functools.lru_cache(maxsize=None)
+def mt_flops(d, ffn, heads, enc, dec, src_len, tgt_len):
+    """(training FLOPs, evaluation FLOPs) per sentence pair of these lengths."""
+    import torch
+    import mt_reference
+    src_v, tgt_v = IWSLT14["vocab"]
+    net, b = mt_reference.build([src_v, tgt_v, d, ffn, heads, enc, dec]), 2
+    src, prev = torch.randint(4, src_v, (b, src_len)), torch.randint(4, tgt_v, (b, tgt_len))
+    y = torch.randint(4, tgt_v, (b * tgt_len,))
+    train = counted(lambda: torch.nn.functional.cross_entropy(net(src, prev).view(-1, tgt_v), y).backward())
+    with torch.no_grad():
+        net.eval()
+        ev = counted(lambda: net(src, prev))
+    return train / b, ev / b
+
+
+def mt_pair_flops(p, split):
+    """mt_flops at the split's mean source and target lengths."""
+    n, de, en = IWSLT14[split]
+    return mt_flops(p["d_model"], p["ffn"], p["heads"], p["encoder_layers"], p["decoder_layers"],
+                    round(de / n), round(en / n))
+
+
+@functools.lru_cache(maxsize=None)
 def dqn_flops(arch, c, h, w, actions):
     """(training FLOPs, forward FLOPs) per state."""
     import torch
@@ -111,6 +140,14 @@ def run_work(run, runs_by_id):
         train = p["train_tokens"] or WIKITEXT2["train"]
         tr, ev = lm_flops(WIKITEXT2["vocab"], p["d_model"], p["heads"], p["layers"], p["ffn"], p["bptt"])
         return p["epochs"] * (train * tr + WIKITEXT2["valid"] * ev) + WIKITEXT2["test"] * ev, 0, "lm"
+    if kind == "translate":
+        n_train = min(p["train_pairs"] or IWSLT14["train"][0], IWSLT14["train"][0])
+        n_valid, n_test = IWSLT14["valid"][0], p["test_sentences"] or IWSLT14["test"][0]
+        tr, _ = mt_pair_flops(p, "train")
+        _, ev = mt_pair_flops(p, "valid")
+        _, test = mt_pair_flops(p, "test")
+        # Beam search runs each target position once per beam (incremental decoding).
+        return p["epochs"] * (n_train * tr + n_valid * ev) + n_test * p["beam"] * test, 0, "mt"
     if kind == "dqn":
         if p["env"] == "minatar":
             shape = ("minatar", MINATAR_CHANNELS[p["game"]], 10, 10, 6)
@@ -136,6 +173,10 @@ def measured_rates(path):
     for row in check["bench"].get("lm", []):
         if "single-tensor" in row["baseline_label"] and "vocab 33278" in row["label"]:
             rates["lm"] = row["repro"] * lm_flops(33278, 200, 2, 2, 200, 35)[0] / 1e12
+    for row in check["bench"].get("mt", []):
+        if "single-tensor" in row["baseline_label"]:
+            # tokens/s counts target tokens; the GPU rows run 32 → 32 tokens per pair
+            rates["mt"] = row["repro"] / 32 * mt_flops(512, 1024, 4, 6, 6, 32, 32)[0] / 1e12
     for row in check["bench"].get("rl", []):
         if row["label"].startswith("DQN update"):
             updates["minatar" if "MinAtar" in row["label"] else "nature"] = 1.0 / row["repro"]
