@@ -640,6 +640,7 @@ impl Executor<'_> {
             .arg(&task_path)
             .arg(&outcome_path)
             .env(crate::worker::PARENT_ENV, std::process::id().to_string())
+            .envs(task.settings.worker_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -27,7 +27,9 @@ pub fn init_process_env() {
         }
     };
     set_default("ATEN_CPU_CAPABILITY", DEFAULT_CPU_CAPABILITY);
-    // MKL's conditional numerical reproducibility: same code path on every AVX2 CPU.
+    // MKL's conditional numerical reproducibility: a fixed AVX2 code path on Intel CPUs. MKL
+    // honours that branch only on Intel; elsewhere it silently takes AUTO. Bitwise runs use
+    // COMPATIBLE instead ([`RunSettings::mkl_branch`]), the one branch every vendor runs.
     set_default("MKL_CBWR", "AVX2");
     // Required by cuBLAS for deterministic results; must be set before the first CUDA call.
     set_default("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
@@ -168,7 +170,28 @@ impl<'de> Deserialize<'de> for Autocast {
     }
 }
 
+/// The MKL branch bitwise CPU runs use: SSE2 without the approximate rcpps/rsqrtps, the only
+/// branch besides AUTO that MKL honours on non-Intel CPUs (on an AMD EPYC, `AVX2`, `AVX` and
+/// `SSE4_2` gave AUTO's bytes for one sgemm and COMPATIBLE its own), so the locked smoke digests
+/// are the same on Intel and AMD machines.
+pub const BITWISE_MKL_BRANCH: &str = "COMPATIBLE";
+
 impl RunSettings {
+    /// The `MKL_CBWR` this run's worker starts with.
+    pub fn mkl_branch(&self) -> String {
+        if self.bitwise && self.device == Device::Cpu {
+            BITWISE_MKL_BRANCH.into()
+        } else {
+            env_var("MKL_CBWR")
+        }
+    }
+
+    /// Environment the engine sets on this run's worker process (read by MKL at its first call,
+    /// so it must be there when the process starts).
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        vec![("MKL_CBWR", self.mkl_branch())]
+    }
+
     /// The environment that changes results, for the run key.
     pub fn key_env(&self) -> BTreeMap<String, Value> {
         let mut env = BTreeMap::new();
@@ -186,7 +209,7 @@ impl RunSettings {
                     "cpu_capability".into(),
                     json!(env_var("ATEN_CPU_CAPABILITY")),
                 );
-                env.insert("mkl_cbwr".into(), json!(env_var("MKL_CBWR")));
+                env.insert("mkl_cbwr".into(), json!(self.mkl_branch()));
                 env.insert("mkldnn".into(), json!(!self.bitwise));
             }
         }
@@ -313,6 +336,25 @@ mod tests {
 
     fn names(s: &RunSettings) -> Vec<String> {
         s.key_env().into_keys().collect()
+    }
+
+    #[test]
+    fn bitwise_cpu_runs_pin_mkl_to_the_vendor_neutral_branch() {
+        let bitwise = cpu(Precision::default());
+        assert_eq!(bitwise.key_env()["mkl_cbwr"], json!("COMPATIBLE"));
+        assert_eq!(
+            bitwise.worker_env(),
+            [("MKL_CBWR", "COMPATIBLE".to_string())]
+        );
+        // Other runs keep the process's branch (AVX2 unless the user set one), key and worker.
+        let fast = RunSettings {
+            bitwise: false,
+            ..bitwise.clone()
+        };
+        let process = env_var("MKL_CBWR");
+        assert_eq!(fast.key_env()["mkl_cbwr"], json!(process));
+        assert_eq!(fast.worker_env(), [("MKL_CBWR", process)]);
+        assert_ne!(fast.key_env(), bitwise.key_env());
     }
 
     #[test]
