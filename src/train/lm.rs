@@ -23,11 +23,10 @@ use serde::Serialize;
 use serde_json::json;
 use tch::{Kind, Tensor};
 
-use super::checkpoint::State;
+use super::epochs::EpochLog;
 use super::vision::single_dataset;
 use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::wikitext::{Corpus, batchify, get_batch};
-use crate::metrics::JsonLines;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
 use crate::optim::adam::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
@@ -35,10 +34,8 @@ use crate::pipeline::stage::Outcome;
 use crate::runtime::Autocast;
 use crate::runtime::torch::autocast_guard;
 
-/// Layer groups of the drown-out diagnostic, by variable name.
-const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];
-
-/// The group of a `TransformerLm` variable (`transformer_encoder.layers.0.self_attn.…`).
+/// The drown-out group (index into [`super::epochs::GROUPS`]) of a `TransformerLm` variable
+/// (`transformer_encoder.layers.0.self_attn.…`).
 fn group_of(name: &str) -> usize {
     if name.contains("self_attn") {
         1
@@ -65,15 +62,6 @@ struct EpochRow {
     grad_norm: f64,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     drown_out: Option<DrownOut>,
-}
-
-#[derive(Serialize)]
-struct DrownOutSample<'a> {
-    step: u64,
-    epoch: usize,
-    group: &'a str,
-    #[serde(flatten)]
-    values: DrownOut,
 }
 
 /// The first `n` ids (`n` = 0: all).
@@ -153,31 +141,9 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         p.int("warmup_steps")? as u64,
         steps_per_epoch as u64 * epochs as u64,
     )?;
-    let resuming = resumed.is_some();
-    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
-    let mut samples = if every > 0 {
-        Some(JsonLines::open(
-            &ctx.out_dir.join("drown_out.jsonl"),
-            resuming,
-        )?)
-    } else {
-        None
-    };
-    let (mut seconds, mut tokens_per_s) = (Vec::new(), Vec::new());
-    let mut diverged_epoch = None;
-    let mut last = json!({});
-    let mut step: u64 = 0;
-    let mut lr = schedule.lr(0);
-    let mut first_epoch = 0;
-    if let Some(st) = &mut resumed {
-        st.load_vars("model", &vs)?;
-        opt.load_state(st, "opt")?;
-        first_epoch = st.get("epochs_done")?;
-        (step, lr, last) = (st.get("step")?, st.get("lr")?, st.get("last")?);
-        (seconds, tokens_per_s) = (st.get("epoch_seconds")?, st.get("tokens_per_s")?);
-    }
+    let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
 
-    for epoch in first_epoch..epochs {
+    for epoch in log.first_epoch..epochs {
         let start = Instant::now();
         let acc = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut grad_norm_sum) = (acc(), acc());
@@ -190,38 +156,14 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             opt.zero_grad();
             loss.backward();
             let grad_norm = clip_grad_norm(&params, clip);
-            lr = schedule.lr(step);
-            opt.step(lr, wd);
-            step += 1;
+            log.lr = schedule.lr(log.step);
+            opt.step(log.lr, wd);
+            log.step += 1;
             tch::no_grad(|| {
                 loss_sum += loss.to_kind(Kind::Double) * seq_len as f64;
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
-            if let Some(out) = samples.as_mut().filter(|_| step.is_multiple_of(every)) {
-                if let Some(all) = opt.drown_out() {
-                    epoch_drown.add(all);
-                    out.write(&DrownOutSample {
-                        step,
-                        epoch,
-                        group: "all",
-                        values: all,
-                    })?;
-                }
-                for (g, d) in opt
-                    .drown_out_by_group(&group, GROUPS.len())
-                    .iter()
-                    .enumerate()
-                {
-                    if let Some(d) = d {
-                        out.write(&DrownOutSample {
-                            step,
-                            epoch,
-                            group: GROUPS[g],
-                            values: *d,
-                        })?;
-                    }
-                }
-            }
+            log.sample_drown_out(&opt, epoch, &group, &mut epoch_drown)?;
             i += bptt;
         }
         let train_secs = start.elapsed().as_secs_f64();
@@ -230,7 +172,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         let test_loss = evaluate(&model, &test, bptt, vocab, autocast);
         let row = EpochRow {
             epoch,
-            lr,
+            lr: log.lr,
             train_loss,
             train_ppl: train_loss.exp(),
             valid_loss,
@@ -241,46 +183,29 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             grad_norm: grad_norm_sum.double_value(&[]) / steps_per_epoch as f64,
             drown_out: epoch_drown.take(),
         };
-        metrics.write(&row)?;
-        last = json!({
+        log.metrics.write(&row)?;
+        log.last = json!({
             "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
             "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
         });
-        seconds.push(start.elapsed().as_secs_f64());
-        tokens_per_s.push(((rows - 1) * batch) as f64 / train_secs);
+        log.seconds.push(start.elapsed().as_secs_f64());
+        log.tokens_per_s
+            .push(((rows - 1) * batch) as f64 / train_secs);
         (ctx.progress)(
             epoch as u64 + 1,
             epochs as u64,
             &format!("valid ppl {:.2}", row.valid_ppl),
         );
         if !train_loss.is_finite() {
-            diverged_epoch = Some(epoch);
+            log.diverged_epoch = Some(epoch);
             break;
         }
-        // Not after a divergence: a resumed run then replays the diverged epoch and stops.
-        let mut st = State::default();
-        st.put_vars("model", &vs);
-        opt.save_state(&mut st, "opt")?;
-        st.put("epochs_done", &(epoch + 1))?;
-        st.put("step", &step)?;
-        st.put("lr", &lr)?;
-        st.put("last", &last)?;
-        st.put("epoch_seconds", &seconds)?;
-        st.put("tokens_per_s", &tokens_per_s)?;
-        ctx.checkpoint(epoch as u64 + 1, st)?;
+        log.checkpoint(ctx, epoch, &vs, &opt)?;
     }
-    metrics.finish()?;
-    if let Some(s) = samples {
-        s.finish()?;
-    }
+    let outcome = log.finish()?;
     vs.save(ctx.out_dir.join("final.safetensors"))?;
 
-    Ok(Outcome::with_metrics([
-        ("final", last),
-        ("epoch_seconds", json!(seconds)),
-        ("tokens_per_s", json!(tokens_per_s)),
-        ("diverged_epoch", json!(diverged_epoch)),
-    ]))
+    Ok(Outcome::with_metrics(outcome))
 }
 
 /// torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max / (‖g‖ + 1e-6)), ‖g‖ the

@@ -5,6 +5,7 @@
 //! Adam family).
 
 pub mod checkpoint;
+pub mod epochs;
 pub mod lm;
 pub mod norms;
 pub mod rl;

@@ -31,12 +31,11 @@ use serde::Serialize;
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
-use super::checkpoint::State;
+use super::epochs::EpochLog;
 use super::lm::clip_grad_norm;
 use super::vision::single_dataset;
 use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::iwslt::{self, Bitext, Dictionary, Pair, batch_by_size, ordered_indices};
-use crate::metrics::JsonLines;
 use crate::metrics::bleu::{BleuOptions, corpus_bleu};
 use crate::nn::beam_search::{BeamOptions, generate};
 use crate::nn::transformer_mt::{TransformerMt, TransformerMtConfig};
@@ -46,8 +45,6 @@ use crate::pipeline::stage::Outcome;
 use crate::runtime::Autocast;
 use crate::runtime::torch::autocast_guard;
 
-/// Layer groups of the drown-out diagnostic, by variable name.
-const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];
 /// fairseq's `required_batch_size_multiple` default.
 const BATCH_MULTIPLE: usize = 8;
 /// fairseq's max_source_positions / max_target_positions for this architecture.
@@ -55,7 +52,8 @@ const MAX_POSITIONS: usize = 1024;
 /// Sentences per beam-search batch (the translation README's `--batch-size 128`).
 const GENERATE_BATCH: usize = 128;
 
-/// The group of a `TransformerMt` variable (`encoder.layers.0.self_attn.k_proj.weight`, …).
+/// The drown-out group (index into [`super::epochs::GROUPS`]) of a `TransformerMt` variable
+/// (`encoder.layers.0.self_attn.k_proj.weight`, …).
 fn group_of(name: &str) -> usize {
     if name.contains("layer_norm") {
         3
@@ -85,15 +83,6 @@ struct EpochRow {
     test_sacrebleu: Option<f64>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     drown_out: Option<DrownOut>,
-}
-
-#[derive(Serialize)]
-struct DrownOutSample<'a> {
-    step: u64,
-    epoch: usize,
-    group: &'a str,
-    #[serde(flatten)]
-    values: DrownOut,
 }
 
 /// One collated batch (fairseq's `LanguagePairDataset.collater`, sources right-padded).
@@ -315,31 +304,9 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         p.int("warmup_steps")? as u64,
         (batches.len() * epochs) as u64,
     )?;
-    let resuming = resumed.is_some();
-    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
-    let mut samples = if every > 0 {
-        Some(JsonLines::open(
-            &ctx.out_dir.join("drown_out.jsonl"),
-            resuming,
-        )?)
-    } else {
-        None
-    };
-    let (mut seconds, mut tokens_per_s) = (Vec::new(), Vec::new());
-    let mut diverged_epoch = None;
-    let mut last = json!({});
-    let mut step: u64 = 0;
-    let mut lr = schedule.lr(0);
-    let mut first_epoch = 0;
-    if let Some(st) = &mut resumed {
-        st.load_vars("model", &vs)?;
-        opt.load_state(st, "opt")?;
-        first_epoch = st.get("epochs_done")?;
-        (step, lr, last) = (st.get("step")?, st.get("lr")?, st.get("last")?);
-        (seconds, tokens_per_s) = (st.get("epoch_seconds")?, st.get("tokens_per_s")?);
-    }
+    let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
 
-    for epoch in first_epoch..epochs {
+    for epoch in log.first_epoch..epochs {
         let start = Instant::now();
         let mut order: Vec<usize> = (0..batches.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
@@ -355,9 +322,9 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             opt.zero_grad();
             (&loss / b.ntokens as f64).backward();
             let grad_norm = clip_grad_norm(&params, clip);
-            lr = schedule.lr(step);
-            opt.step(lr, wd);
-            step += 1;
+            log.lr = schedule.lr(log.step);
+            opt.step(log.lr, wd);
+            log.step += 1;
             ntokens += b.ntokens;
             src_tokens += batches[bi]
                 .iter()
@@ -368,31 +335,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                 nll_sum += nll.detach().to_kind(Kind::Double);
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
-            if let Some(out) = samples.as_mut().filter(|_| step.is_multiple_of(every)) {
-                if let Some(all) = opt.drown_out() {
-                    epoch_drown.add(all);
-                    out.write(&DrownOutSample {
-                        step,
-                        epoch,
-                        group: "all",
-                        values: all,
-                    })?;
-                }
-                for (g, d) in opt
-                    .drown_out_by_group(&group, GROUPS.len())
-                    .iter()
-                    .enumerate()
-                {
-                    if let Some(d) = d {
-                        out.write(&DrownOutSample {
-                            step,
-                            epoch,
-                            group: GROUPS[g],
-                            values: *d,
-                        })?;
-                    }
-                }
-            }
+            log.sample_drown_out(&opt, epoch, &group, &mut epoch_drown)?;
         }
         let train_secs = start.elapsed().as_secs_f64();
         let train_loss = loss_sum.double_value(&[]) / ntokens as f64;
@@ -416,7 +359,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         }
         let row = EpochRow {
             epoch,
-            lr,
+            lr: log.lr,
             train_loss,
             train_nll: nll_sum.double_value(&[]) / ntokens as f64,
             valid_loss,
@@ -428,52 +371,37 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             test_sacrebleu,
             drown_out: epoch_drown.take(),
         };
-        metrics.write(&row)?;
-        last = json!({
+        log.metrics.write(&row)?;
+        log.last = json!({
             "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
             "valid_ppl": row.valid_ppl, "weight_norm": row.weight_norm,
             "test_bleu": row.test_bleu, "test_sacrebleu": row.test_sacrebleu,
         });
-        seconds.push(start.elapsed().as_secs_f64());
-        tokens_per_s.push((ntokens + src_tokens) as f64 / train_secs);
+        log.seconds.push(start.elapsed().as_secs_f64());
+        log.tokens_per_s
+            .push((ntokens + src_tokens) as f64 / train_secs);
         (ctx.progress)(
             epoch as u64 + 1,
             epochs as u64,
             &format!("valid loss {valid_loss:.3}"),
         );
         if diverged {
-            diverged_epoch = Some(epoch);
+            log.diverged_epoch = Some(epoch);
             break;
         }
-        let mut st = State::default();
-        st.put_vars("model", &vs);
-        opt.save_state(&mut st, "opt")?;
-        st.put("epochs_done", &(epoch + 1))?;
-        st.put("step", &step)?;
-        st.put("lr", &lr)?;
-        st.put("last", &last)?;
-        st.put("epoch_seconds", &seconds)?;
-        st.put("tokens_per_s", &tokens_per_s)?;
-        ctx.checkpoint(epoch as u64 + 1, st)?;
+        log.checkpoint(ctx, epoch, &vs, &opt)?;
     }
-    metrics.finish()?;
-    if let Some(s) = samples {
-        s.finish()?;
-    }
+    let outcome = log.finish()?;
     vs.save(ctx.out_dir.join("final.safetensors"))?;
 
-    Ok(Outcome::with_metrics([
-        ("final", last),
-        ("epoch_seconds", json!(seconds)),
-        ("tokens_per_s", json!(tokens_per_s)),
-        ("diverged_epoch", json!(diverged_epoch)),
+    Ok(Outcome::with_metrics(outcome.into_iter().chain([
         ("train_pairs", json!(train.len())),
         ("batches_per_epoch", json!(batches.len())),
         (
             "vocab",
             json!({"de": data.src_dict.len(), "en": data.tgt_dict.len()}),
         ),
-    ]))
+    ])))
 }
 
 #[cfg(test)]
