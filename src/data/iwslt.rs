@@ -433,34 +433,61 @@ impl Bitext {
     }
 }
 
-/// fairseq's `batch_by_size` (num_tokens = max(source, target) length): walk `order`, closing a
-/// batch when one more sentence would make (sentences × longest) exceed `max_tokens`; a closed
-/// batch keeps a multiple of `multiple` sentences when it has at least that many, the rest
-/// opening the next one. A single sentence longer than `max_tokens` is a batch of its own.
+/// fairseq's `batch_by_size` as fairseq 0.12 runs it for a `LanguagePairDataset`
+/// (`data_utils_fast.batch_by_size_vec`, num_tokens = max(source, target) length, no sentence
+/// limit), ported step for step: a batch grows while (sentences × longest) stays within
+/// `max_tokens`, and its end is only moved when its size is below `multiple` or a multiple of
+/// it; on overflow the sentences since the last such end (the tail) open the next batch — or,
+/// when the tail alone overflows too, close one of their own. The remainder is the last batch.
 pub fn batch_by_size(
     order: &[usize],
     num_tokens: impl Fn(usize) -> usize,
     max_tokens: usize,
     multiple: usize,
 ) -> Vec<Vec<usize>> {
-    let mut batches = Vec::new();
-    let (mut batch, mut lens): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-    let mut longest = 0;
-    for &i in order {
-        let n = num_tokens(i);
-        lens.push(n);
-        longest = longest.max(n);
-        if !batch.is_empty() && (batch.len() + 1) * longest > max_tokens {
-            let keep = (multiple * (batch.len() / multiple)).max(batch.len() % multiple);
-            batches.push(batch.drain(..keep).collect());
-            lens.drain(..keep);
-            longest = lens.iter().copied().max().unwrap_or(0);
+    let tokens: Vec<usize> = order.iter().map(|&i| num_tokens(i)).collect();
+    // ends[k]: end (exclusive) of batch k; ends[count] is the end of the running batch. A
+    // position closes at most two batches.
+    let mut ends = vec![0usize; 2 * order.len() + 2];
+    let mut count = 0;
+    let (mut batch_start, mut batch_max, mut tail_max) = (0usize, 0usize, 0usize);
+    for (pos, &n) in tokens.iter().enumerate() {
+        tail_max = tail_max.max(n);
+        let new_end = pos + 1;
+        let mut new_max = batch_max.max(tail_max);
+        let sentences = new_end - batch_start;
+        let overflow = max_tokens > 0 && sentences * new_max > max_tokens;
+        let size_matches = sentences < multiple || sentences.is_multiple_of(multiple);
+        if overflow {
+            let tail_tokens = tail_max * (new_end - ends[count]);
+            if max_tokens > 0 && tail_tokens > max_tokens {
+                count += 1;
+                ends[count] = pos;
+                tail_max = n;
+            }
+            batch_start = ends[count];
+            count += 1;
+            new_max = tail_max;
         }
-        batch.push(i);
+        if overflow || size_matches {
+            ends[count] = new_end;
+            batch_max = new_max;
+            tail_max = 0;
+        }
     }
-    if !batch.is_empty() {
-        batches.push(batch);
+    if ends[count] != order.len() {
+        count += 1;
     }
+    // np.split(indices, ends[:count]): empty pieces included, as fairseq's are (never, in
+    // practice: a piece is empty only when two ends coincide).
+    let mut batches = Vec::with_capacity(count + 1);
+    let mut start = 0;
+    for &end in &ends[..count] {
+        batches.push(order[start..end].to_vec());
+        start = end;
+    }
+    batches.push(order[start..].to_vec());
+    batches.retain(|b| !b.is_empty());
     batches
 }
 
@@ -494,10 +521,16 @@ mod tests {
         let order: Vec<usize> = (0..7).collect();
         let b = batch_by_size(&order, |_| 3, 10, 1);
         assert_eq!(b, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
-        // With multiple 2, a full batch of 3 keeps 2 and carries one over.
+        // With multiple 2 a batch ends only at an even size: [0, 1] closes, 2 is the tail that
+        // opens the next; the remainder [6] is a batch of its own (as batch_by_size_vec gives).
         let b = batch_by_size(&order, |_| 3, 10, 2);
         assert_eq!(b, vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]);
-        // A sentence longer than max_tokens still gets a batch.
+        // Growing lengths: the batch takes the longest one's length; [2, 2] then 4 would make
+        // 3 × 4 = 12 > 10, and the tail [4] grows to [4, 4].
+        let lens = [2, 2, 4, 4, 5];
+        let b = batch_by_size(&(0..5).collect::<Vec<_>>(), |i| lens[i], 10, 1);
+        assert_eq!(b, vec![vec![0, 1], vec![2, 3], vec![4]]);
+        // A sentence longer than max_tokens (fairseq asserts there are none) still gets a batch.
         let b = batch_by_size(&[0, 1], |i| if i == 0 { 50 } else { 2 }, 10, 8);
         assert_eq!(b, vec![vec![0], vec![1]]);
     }
