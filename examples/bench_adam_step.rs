@@ -25,14 +25,6 @@ const WEIGHT_DECAY: f64 = 1e-2;
 const USAGE: &str = "usage: bench_adam_step <shapes, e.g. 4000x1000,3000x1000,3000> <threads> \
                      <warmup> <steps> <repeats>";
 
-fn int(name: &str, s: &str, min: i64) -> anyhow::Result<i64> {
-    let v: i64 = s
-        .parse()
-        .with_context(|| format!("{name}: expected an integer ≥ {min}, got '{s}'"))?;
-    anyhow::ensure!(v >= min, "{name}: expected an integer ≥ {min}, got {v}");
-    Ok(v)
-}
-
 /// "4000x1000,3000" → [[4000, 1000], [3000]]; every dimension a positive integer.
 fn parse_shapes(s: &str) -> anyhow::Result<Vec<Vec<i64>>> {
     let shapes: Vec<Vec<i64>> = s
@@ -40,7 +32,7 @@ fn parse_shapes(s: &str) -> anyhow::Result<Vec<Vec<i64>>> {
         .map(|shape| {
             shape
                 .split('x')
-                .map(|d| int(&format!("shapes: dimension in '{shape}'"), d.trim(), 1))
+                .map(|d| common::int(&format!("shapes: dimension in '{shape}'"), d.trim(), 1))
                 .collect()
         })
         .collect::<anyhow::Result<_>>()?;
@@ -63,10 +55,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("{USAGE}\n(got {} arguments, expected 5)", args.len());
     };
     let shapes = parse_shapes(shapes)?;
-    tch::set_num_threads(int("threads", threads, 1)? as i32);
-    let warmup = int("warmup", warmup, 0)? as usize;
-    let steps = int("steps", steps, 1)? as usize;
-    let repeats = int("repeats", repeats, 0)? as usize;
+    tch::set_num_threads(common::int("threads", threads, 1)? as i32);
+    let warmup = common::int("warmup", warmup, 0)? as usize;
+    let steps = common::int("steps", steps, 1)? as usize;
+    let repeats = common::int("repeats", repeats, 0)? as usize;
 
     let device = common::device()?;
     tch::manual_seed(0);

@@ -31,14 +31,6 @@ const WEIGHT_DECAY: f64 = 1e-2;
 const USAGE: &str = "usage: bench_lm_step <vocab> <d_model> <heads> <layers> <ffn> <dropout> \
                      <norm_first 0|1> <tie 0|1> <batch> <bptt> <threads> <warmup> <steps> <repeats>";
 
-fn int(name: &str, s: &str, min: i64) -> anyhow::Result<i64> {
-    let v: i64 = s
-        .parse()
-        .with_context(|| format!("{name}: expected an integer ≥ {min}, got '{s}'"))?;
-    anyhow::ensure!(v >= min, "{name}: expected an integer ≥ {min}, got {v}");
-    Ok(v)
-}
-
 fn flag(name: &str, s: &str) -> anyhow::Result<bool> {
     match s {
         "0" => Ok(false),
@@ -93,22 +85,25 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("{USAGE}\n(got {} arguments, expected 14)", args.len());
     };
     let cfg = TransformerLmConfig {
-        vocab: int("vocab", vocab, 1)?,
-        d_model: int("d_model", d_model, 1)?,
-        heads: int("heads", heads, 1)?,
-        layers: int("layers", layers, 1)?,
-        ffn: int("ffn", ffn, 1)?,
+        vocab: common::int("vocab", vocab, 1)?,
+        d_model: common::int("d_model", d_model, 1)?,
+        heads: common::int("heads", heads, 1)?,
+        layers: common::int("layers", layers, 1)?,
+        ffn: common::int("ffn", ffn, 1)?,
         dropout: dropout
             .parse()
             .with_context(|| format!("dropout: expected a number in [0, 1), got '{dropout}'"))?,
         norm_first: flag("norm_first", norm_first)?,
         tie_embeddings: flag("tie", tie)?,
     };
-    let (batch, bptt) = (int("batch", batch, 1)?, int("bptt", bptt, 1)?);
-    let threads = int("threads", threads, 1)?;
-    let warmup = int("warmup", warmup, 0)? as usize;
-    let steps = int("steps", steps, 1)? as usize;
-    let repeats = int("repeats", repeats, 0)? as usize;
+    let (batch, bptt) = (
+        common::int("batch", batch, 1)?,
+        common::int("bptt", bptt, 1)?,
+    );
+    let threads = common::int("threads", threads, 1)?;
+    let warmup = common::int("warmup", warmup, 0)? as usize;
+    let steps = common::int("steps", steps, 1)? as usize;
+    let repeats = common::int("repeats", repeats, 0)? as usize;
 
     tch::set_num_threads(threads as i32);
     let device = common::device()?;

@@ -15,7 +15,6 @@
 
 mod common;
 
-use anyhow::Context;
 use repro::nn::param_count;
 use repro::nn::transformer_mt::{TransformerMt, TransformerMtConfig};
 use repro::optim::adam::{Adam, AdamConfig, Variant};
@@ -30,14 +29,6 @@ const LABEL_SMOOTHING: f64 = 0.1;
 const USAGE: &str = "usage: bench_mt_step <src_vocab> <tgt_vocab> <d_model> <ffn> <heads> \
                      <enc_layers> <dec_layers> <batch> <src_len> <tgt_len> <threads> <warmup> \
                      <steps> <repeats>";
-
-fn int(name: &str, s: &str, min: i64) -> anyhow::Result<i64> {
-    let v: i64 = s
-        .parse()
-        .with_context(|| format!("{name}: expected an integer ≥ {min}, got '{s}'"))?;
-    anyhow::ensure!(v >= min, "{name}: expected an integer ≥ {min}, got {v}");
-    Ok(v)
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     ];
     let mut v = [0i64; 14];
     for (i, (name, a)) in names.iter().zip(&args).enumerate() {
-        v[i] = int(name, a, if i >= 11 { 0 } else { 1 })?;
+        v[i] = common::int(name, a, if i >= 11 { 0 } else { 1 })?;
     }
     let [
         src_vocab,

@@ -1,4 +1,5 @@
-//! What the benchmark examples share: the device they run on and the clocks they read.
+//! What the benchmark examples share: the device they run on, the clocks they read and parsing
+//! their integer arguments.
 //!
 //! `REPRO_BENCH_DEVICE` picks the device (`cpu`, the default, or `cuda` / `cuda:N`); its Python
 //! twins read the same variable (`scripts/bench_common.py`), so `scripts/bench.py --device cuda`
@@ -7,6 +8,8 @@
 #![allow(dead_code)] // each example uses part of this
 
 use std::time::Instant;
+
+use anyhow::Context;
 
 use tch::Device;
 
@@ -53,4 +56,13 @@ pub fn timed(device: Device, f: impl FnOnce()) -> (f64, f64) {
     f();
     sync(device);
     (start.elapsed().as_secs_f64(), cpu_secs() - cpu_start)
+}
+
+/// An integer command-line argument of at least `min`; the error names the argument.
+pub fn int(name: &str, s: &str, min: i64) -> anyhow::Result<i64> {
+    let v: i64 = s
+        .parse()
+        .with_context(|| format!("{name}: expected an integer ≥ {min}, got '{s}'"))?;
+    anyhow::ensure!(v >= min, "{name}: expected an integer ≥ {min}, got {v}");
+    Ok(v)
 }
