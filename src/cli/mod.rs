@@ -14,11 +14,10 @@ use tabled::{Table, Tabled};
 use crate::pipeline::executor::{Executor, RunOptions, RunState};
 use crate::pipeline::lockfile::LockFile;
 use crate::pipeline::plan::Plan;
-use crate::pipeline::spec::{DatasetSource, Pipeline};
+use crate::pipeline::spec::Pipeline;
 use crate::pipeline::{datasets, verify};
 use crate::runtime::{Device, DeviceChoice};
 use crate::store::Store;
-use crate::store::statcache::StatCache;
 
 mod plan;
 mod report;
@@ -47,6 +46,10 @@ pub struct Cli {
     /// Where datasets are downloaded and extracted; default: `datasets/` beside the pipeline file.
     #[arg(long, global = true, env = "REPRO_DATASETS")]
     datasets: Option<PathBuf>,
+    /// The lock file (dataset digests, locked outputs); default: `pipeline.lock` beside the
+    /// pipeline file.
+    #[arg(long, global = true, env = "REPRO_LOCK")]
+    lock: Option<PathBuf>,
     /// Only errors and the final summary; no progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -69,13 +72,21 @@ enum Cmd {
         /// Experiments, run ids or datasets (default: all).
         targets: Vec<String>,
     },
-    /// Run targets and their dependencies; cached runs are skipped.
+    /// Run targets and their dependencies; cached runs are skipped. A run is cached when its
+    /// record exists and every output is intact (stat unchanged since it was verified, else
+    /// re-hashed); a corrupt output is moved to quarantine/ and its run rebuilt.
     Run {
         #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
         profile: String,
         /// Rerun the targets (not their dependencies) even when cached.
         #[arg(long)]
         force: bool,
+        /// Re-hash every output of cached runs instead of trusting unchanged stats.
+        #[arg(long)]
+        verify: bool,
+        /// Fail the runs whose cached outputs are corrupt or missing instead of rebuilding them.
+        #[arg(long)]
+        no_repair: bool,
         #[command(flatten)]
         parallel: Parallel,
         #[arg(long, default_value = "auto")]
@@ -123,6 +134,11 @@ enum Cmd {
     Fetch {
         #[arg(long)]
         mirror: Option<String>,
+        /// Accept a new file for these datasets' files that pipeline.yaml gives no digest for:
+        /// forget the sha256 pipeline.lock recorded at their first verified download and pin
+        /// what is fetched now (the runs that read them get new keys).
+        #[arg(long, value_name = "DATASET")]
+        repin: Vec<String>,
         #[arg(value_name = "DATASET")]
         names: Vec<String>,
     },
@@ -253,6 +269,7 @@ impl Ctx {
             pipeline: &self.pipeline,
             store: &self.store,
             datasets_dir: self.datasets_dir.clone(),
+            lock_path: self.lock_path.clone(),
         }
     }
     fn device(&self, choice: DeviceChoice) -> Result<Device> {
@@ -286,9 +303,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let store = Store::open(&cli.store.unwrap_or_else(|| base.join("artifacts")))?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         datasets_dir: cli.datasets.unwrap_or_else(|| base.join("datasets")),
-        lock_path: base.join("pipeline.lock"),
+        lock_path: cli.lock.unwrap_or_else(|| base.join("pipeline.lock")),
         base,
         pipeline,
         store,
@@ -304,6 +321,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Run {
             profile,
             force,
+            verify,
+            no_repair,
             parallel,
             device,
             mirror,
@@ -312,7 +331,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             targets,
         } => match executor {
             ExecutorKind::Local => {
-                run_cmd(&ctx, &profile, force, &parallel, device, mirror, &targets)
+                if verify {
+                    ctx.store.set_rehash(true);
+                }
+                let flags = RunFlags { force, no_repair };
+                run_cmd(&ctx, &profile, flags, &parallel, device, mirror, &targets)
             }
             ExecutorKind::Slurm => {
                 if force {
@@ -342,7 +365,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => slurm::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
         Cmd::Verify { profile } => verify_cmd(&ctx, profile),
-        Cmd::Fetch { mirror, names } => fetch_cmd(&ctx, mirror, &names),
+        Cmd::Fetch {
+            mirror,
+            repin,
+            names,
+        } => fetch_cmd(&ctx, mirror, &repin, &names),
         Cmd::Gc { apply } => gc_cmd(&ctx, apply),
         Cmd::Report {
             profile,
@@ -353,10 +380,19 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// What `repro run` does with cached runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct RunFlags {
+    /// Rerun the targets even when cached.
+    force: bool,
+    /// Fail damaged cached runs instead of rebuilding them.
+    no_repair: bool,
+}
+
 fn run_cmd(
     ctx: &Ctx,
     profile: &str,
-    force: bool,
+    flags: RunFlags,
     parallel: &Parallel,
     device: DeviceChoice,
     mirror: Option<String>,
@@ -388,7 +424,7 @@ fn run_cmd(
         .into());
     }
     // --force applies to the targets themselves, not to what they depend on.
-    let force: BTreeSet<String> = if !force {
+    let force: BTreeSet<String> = if !flags.force {
         BTreeSet::new()
     } else if targets.is_empty() {
         plan.runs.iter().map(|r| r.id.clone()).collect()
@@ -406,11 +442,11 @@ fn run_cmd(
         device,
         threads,
         force,
+        no_repair: flags.no_repair,
         quiet: ctx.quiet,
         mirror,
     };
     let summary = ctx.exec().run(&plan, &opts)?;
-    record_fetched_digests(ctx, &plan)?;
     report_summary(ctx, profile, "", &summary)
 }
 
@@ -440,38 +476,6 @@ fn report_summary(
         }
         return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
     }
-    Ok(())
-}
-
-/// Put the digests of verified upstream files into pipeline.lock when it lacks them (the first
-/// verified download of an md5-only file is where its sha256 comes from).
-fn record_fetched_digests(ctx: &Ctx, plan: &Plan) -> Result<()> {
-    let mut lock = LockFile::load(&ctx.lock_path)?;
-    let mut stat = StatCache::load(&ctx.store.root().join("cache/stat.json"));
-    let before = lock.clone();
-    for d in plan
-        .datasets
-        .iter()
-        .filter(|d| d.source == DatasetSource::Fetch)
-    {
-        for f in &d.spec.files {
-            let path = ctx.datasets_dir.join(&d.name).join(&f.name);
-            let known = lock
-                .datasets
-                .get(&d.name)
-                .is_some_and(|m| m.contains_key(&f.name));
-            if known || !path.exists() {
-                continue;
-            }
-            // prepare() verified this file against its pins during the run.
-            let got = stat.digests(&path)?;
-            verify::lock_dataset_file(&mut lock, &d.name, &f.name, &got.sha256, &got.md5, got.size);
-        }
-    }
-    if lock != before {
-        lock.save(&ctx.lock_path)?;
-    }
-    stat.save()?;
     Ok(())
 }
 
@@ -548,20 +552,26 @@ fn verify_cmd(ctx: &Ctx, profile: Option<String>) -> Result<()> {
         .into());
     }
     println!(
-        "verified {} objects, {} locked runs, {} dataset files: all match",
-        v.objects, v.locked_runs, v.dataset_files
+        "verified {} objects, {} locked runs, {} dataset files, {} extracted files: all match",
+        v.objects, v.locked_runs, v.dataset_files, v.extracted_files
     );
     Ok(())
 }
 
-fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, names: &[String]) -> Result<()> {
-    let names: Vec<String> = if names.is_empty() {
+fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, repin: &[String], names: &[String]) -> Result<()> {
+    let mut names: Vec<String> = if names.is_empty() && repin.is_empty() {
         ctx.pipeline.datasets.keys().cloned().collect()
     } else {
         names.to_vec()
     };
+    for r in repin {
+        if !names.contains(r) {
+            names.push(r.clone());
+        }
+    }
     let fancy = !ctx.quiet && std::io::stderr().is_terminal();
     let opts = datasets::fetch_options(&ctx.store, mirror.as_deref(), fancy);
+    let _held = ctx.store.lock_named("pipeline-lock")?;
     let mut lock = LockFile::load(&ctx.lock_path)?;
     let mut failures = Vec::new();
     for name in &names {
@@ -572,12 +582,28 @@ fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, names: &[String]) -> Result<()> 
             ))
             .into());
         };
+        let repinning = repin.contains(name);
         for f in &spec.files {
-            match crate::data::fetch::fetch_file(f, &ctx.datasets_dir.join(name), &opts) {
+            let locked = lock.datasets.get(name).and_then(|m| m.get(&f.name));
+            let (pins, from_lock) = if repinning {
+                // pipeline.yaml's own digests still hold; only the lock's are forgotten.
+                (f.clone(), false)
+            } else {
+                datasets::effective_pins(f, locked)
+            };
+            let was = locked.map(|l| l.sha256.clone());
+            match crate::data::fetch::fetch_file(&pins, &ctx.datasets_dir.join(name), &opts) {
                 Ok(got) => {
+                    let changed = was.as_ref().filter(|w| **w != got.sha256);
                     println!(
-                        "{name}/{}: ok ({} bytes, sha256 {})",
-                        f.name, got.size, got.sha256
+                        "{name}/{}: ok ({} bytes, sha256 {}){}",
+                        f.name,
+                        got.size,
+                        got.sha256,
+                        match changed {
+                            Some(w) => format!("; repinned (was {w})"),
+                            None => String::new(),
+                        }
                     );
                     verify::lock_dataset_file(
                         &mut lock,
@@ -590,6 +616,14 @@ fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, names: &[String]) -> Result<()> 
                 }
                 Err(e) => {
                     eprintln!("{name}/{}: {e:#}", f.name);
+                    if from_lock {
+                        eprintln!(
+                            "  (pipeline.lock pinned this file's sha256 at its first verified \
+                             download; to accept a new file, put it in {} and run `repro fetch \
+                             --repin {name}`)",
+                            ctx.datasets_dir.join(name).display()
+                        );
+                    }
                     failures.push(format!("{name}/{}", f.name));
                 }
             }

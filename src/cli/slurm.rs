@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{Ctx, Failure, Parallel, record_fetched_digests, report_summary, run_cmd, threads_for};
+use super::{Ctx, Failure, Parallel, RunFlags, report_summary, run_cmd, threads_for};
 use crate::pipeline::executor::RunState;
 use crate::runtime::DeviceChoice;
 
@@ -59,7 +59,6 @@ pub(super) fn slurm_cmd(
     let threads = threads_for(&plan);
     ctx.exec()
         .prepare_datasets(&plan, mirror.as_deref(), ctx.quiet)?;
-    record_fetched_digests(ctx, &plan)?;
     // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
     let text = std::fs::read(pipeline_path)
         .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
@@ -77,6 +76,7 @@ pub(super) fn slurm_cmd(
         pipeline: abs(&snapshot),
         store: abs(ctx.store.root()),
         datasets: abs(&ctx.datasets_dir),
+        lock: abs(&ctx.lock_path),
         device: device_arg(device),
     };
     let sopts = SlurmOptions {
@@ -136,7 +136,7 @@ pub(super) fn exec_run_cmd(
     run_cmd(
         ctx,
         profile,
-        false,
+        RunFlags::default(),
         &Parallel::one(),
         device,
         None,

@@ -2,8 +2,11 @@
 //! complete folder, or nothing.
 //!
 //! Everything is written into a temp folder next to `dest`, which is renamed to `dest` only after
-//! the last entry and a `.extracted` marker (the archive's sha256) are written, so a half-extracted
+//! the last entry, a `.manifest.json` (every extracted file's path, size and sha256, hashed as it
+//! is written) and a `.extracted` marker (the archive's sha256) are written, so a half-extracted
 //! tree never appears at `dest`; on any refusal or error the temp folder is removed.
+//! [`check_tree`] compares a tree with its manifest (changed, missing and added files), through
+//! the stat cache so that unchanged files are not re-hashed.
 //!
 //! Refused, with an error naming the entry and why:
 //! - paths with `..` components, absolute paths, Windows drive/UNC prefixes or backslashes;
@@ -19,14 +22,111 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::GzDecoder;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::data::ArchiveKind;
+use crate::store::statcache::StatCache;
 use crate::store::{atomic, hash};
 
 /// Name of the completion marker inside an extracted folder; holds the archive's sha256.
 pub const MARKER: &str = ".extracted";
+/// Name of the manifest inside an extracted folder: every file the archive put there.
+pub const MANIFEST: &str = ".manifest.json";
+
+/// What an extraction wrote: relative path (with `/`) → size and sha256.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeManifest {
+    pub archive_sha256: String,
+    pub files: BTreeMap<String, TreeFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeFile {
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl TreeManifest {
+    pub fn load(dest: &Path) -> Result<TreeManifest> {
+        let path = dest.join(MANIFEST);
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display()))
+    }
+}
+
+/// A file of an extracted tree that is not what its manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeProblem {
+    /// Relative to the tree.
+    pub path: String,
+    pub what: String,
+}
+
+impl std::fmt::Display for TreeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.what)
+    }
+}
+
+/// Compare an extracted tree with its manifest: files whose size or sha256 changed, files
+/// missing, files added. Unchanged files come from `stat` (set `stat.rehash` to re-hash all).
+pub fn check_tree(dest: &Path, stat: &mut StatCache) -> Result<Vec<TreeProblem>> {
+    let manifest = TreeManifest::load(dest)?;
+    let mut problems = Vec::new();
+    for (rel, want) in &manifest.files {
+        let path = dest.join(rel);
+        let problem = match fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some("missing".to_string()),
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(m) if m.len() != want.size => Some(format!(
+                "{} bytes, the archive holds {}",
+                m.len(),
+                want.size
+            )),
+            Ok(_) => match stat.sha256(&path) {
+                Ok(sha) if sha == want.sha256 => None,
+                Ok(sha) => Some(format!("sha256 {sha}, the archive holds {}", want.sha256)),
+                Err(e) => Some(format!("cannot be read: {e}")),
+            },
+        };
+        if let Some(what) = problem {
+            problems.push(TreeProblem {
+                path: rel.clone(),
+                what,
+            });
+        }
+    }
+    for entry in walkdir::WalkDir::new(dest)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.with_context(|| format!("listing {}", dest.display()))?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = relative_name(dest, entry.path());
+        if rel != MARKER && rel != MANIFEST && !manifest.files.contains_key(&rel) {
+            problems.push(TreeProblem {
+                path: rel,
+                what: "added: not in the archive".into(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
+fn relative_name(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 const BUF_SIZE: usize = 256 * 1024;
 
@@ -75,9 +175,11 @@ pub fn kind_from_name(name: &str) -> ArchiveKind {
 
 /// Extract `archive` into the folder `dest` (see the module docs for what is refused).
 ///
-/// If `dest` already holds a marker for this archive, returns its report without extracting. A
-/// marker for a different archive means a stale extraction: it is replaced once the new one is
-/// complete. A `dest` without a marker is an error (interrupted or foreign; remove it by hand).
+/// If `dest` already holds a marker for this archive and a manifest, returns its report without
+/// extracting (whether its files still match is [`check_tree`]'s business). A marker for a
+/// different archive, or a tree extracted before manifests existed, is stale: it is replaced
+/// once the new one is complete. A `dest` without a marker is an error (interrupted or foreign;
+/// remove it by hand).
 /// [`ArchiveKind::None`] copies the file into `dest/<file name>`.
 pub fn extract(
     archive: &Path,
@@ -93,9 +195,16 @@ pub fn extract(
                 bail!("{} exists and is not a folder", dest.display());
             }
             match fs::read_to_string(dest.join(MARKER)) {
-                Ok(m) if m.trim().eq_ignore_ascii_case(&archive_sha) => {
+                Ok(m)
+                    if m.trim().eq_ignore_ascii_case(&archive_sha)
+                        && dest.join(MANIFEST).exists() =>
+                {
                     tracing::debug!(dest = %dest.display(), "already extracted");
                     return report_existing(dest);
+                }
+                Ok(m) if m.trim().eq_ignore_ascii_case(&archive_sha) => {
+                    tracing::info!(dest = %dest.display(), "extracted without a manifest; redoing");
+                    true
                 }
                 Ok(_) => {
                     tracing::info!(dest = %dest.display(), "extracted from another archive; redoing");
@@ -142,6 +251,10 @@ pub fn extract(
         check_ratio: kind != ArchiveKind::None,
         report: ExtractReport::default(),
         entries: 0,
+        manifest: TreeManifest {
+            archive_sha256: archive_sha.clone(),
+            files: BTreeMap::new(),
+        },
     };
     match kind {
         ArchiveKind::TarGz => extract_tar(archive, tmp.path(), &mut budget),
@@ -150,6 +263,10 @@ pub fn extract(
     }
     .with_context(|| format!("extracting {} into {}", archive.display(), dest.display()))?;
 
+    let manifest = serde_json::to_vec(&budget.manifest)?;
+    let mut f = File::create(tmp.path().join(MANIFEST)).context("writing the manifest")?;
+    f.write_all(&manifest)?;
+    f.sync_all()?;
     let mut marker = File::create(tmp.path().join(MARKER)).context("writing the marker")?;
     marker.write_all(format!("{archive_sha}\n").as_bytes())?;
     marker.sync_all()?;
@@ -189,7 +306,10 @@ fn report_existing(dest: &Path) -> Result<ExtractReport> {
     let mut report = ExtractReport::default();
     for entry in walkdir::WalkDir::new(dest).follow_links(false) {
         let entry = entry.with_context(|| format!("listing {}", dest.display()))?;
-        if entry.file_type().is_file() && entry.path() != dest.join(MARKER) {
+        if entry.file_type().is_file()
+            && entry.path() != dest.join(MARKER)
+            && entry.path() != dest.join(MANIFEST)
+        {
             report.files += 1;
             report.bytes += entry.metadata()?.len();
         }
@@ -203,6 +323,7 @@ struct Budget<'a> {
     check_ratio: bool,
     report: ExtractReport,
     entries: u64,
+    manifest: TreeManifest,
 }
 
 impl Budget<'_> {
@@ -344,6 +465,8 @@ fn write_file(
         fs::create_dir_all(dir).with_context(|| format!("creating the folder for {name:?}"))?;
     }
     let mut out = File::create(&out_path).with_context(|| format!("creating {name:?}"))?;
+    let mut sha = Sha256::new();
+    let mut size = 0u64;
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
         let n = match reader.read(&mut buf) {
@@ -355,11 +478,21 @@ fn write_file(
         budget.bytes(name, n as u64)?;
         out.write_all(&buf[..n])
             .with_context(|| format!("writing {name:?}"))?;
+        sha.update(&buf[..n]);
+        size += n as u64;
     }
     // The marker claims completeness, so the data must be durable before it is written.
     out.sync_all()
         .with_context(|| format!("syncing {name:?}"))?;
     budget.report.files += 1;
+    // A later entry of the same name overwrites the file, and so its manifest line.
+    budget.manifest.files.insert(
+        relative_name(Path::new(""), rel),
+        TreeFile {
+            size,
+            sha256: hex::encode(sha.finalize()),
+        },
+    );
     Ok(())
 }
 
@@ -393,8 +526,8 @@ fn safe_relative(name: &str) -> Result<PathBuf> {
             p => rel.push(p),
         }
     }
-    if rel == Path::new(MARKER) {
-        return refuse("name reserved for the extraction marker");
+    if rel == Path::new(MARKER) || rel == Path::new(MANIFEST) {
+        return refuse("name reserved for the extraction marker and manifest");
     }
     Ok(rel)
 }
@@ -438,6 +571,7 @@ mod tests {
             "a\\..\\x",
             "\\\\server\\share",
             ".extracted",
+            "./.manifest.json",
         ] {
             assert!(safe_relative(bad).is_err(), "{bad:?}");
         }

@@ -176,6 +176,8 @@ pub fn fetch_file(file: &DatasetFile, dest_dir: &Path, opts: &FetchOptions) -> R
     check_name(&file.name)?;
     let dest = dest_dir.join(&file.name);
 
+    // What happened to a file already at `dest` that was not the pinned one (for the error).
+    let mut rejected = None;
     if fs::symlink_metadata(&dest).is_ok() {
         match check_file(file, &dest) {
             Ok(d) => {
@@ -184,10 +186,14 @@ pub fn fetch_file(file: &DatasetFile, dest_dir: &Path, opts: &FetchOptions) -> R
             }
             Err(e) => {
                 tracing::warn!(file = %file.name, "existing file rejected: {e}");
-                match quarantine_existing(&dest, &file.name, &opts.quarantine_dir) {
-                    Ok(q) => tracing::warn!(file = %file.name, "moved to {}", q.display()),
-                    Err(qe) => tracing::warn!(file = %file.name, "could not quarantine: {qe:#}"),
-                }
+                let moved = match quarantine_existing(&dest, &file.name, &opts.quarantine_dir) {
+                    Ok(q) => format!("moved to {}", q.display()),
+                    Err(qe) => format!("could not be quarantined: {qe:#}"),
+                };
+                tracing::warn!(file = %file.name, "{moved}");
+                rejected = Some(format!(
+                    "the file already there was rejected ({e}) and {moved}"
+                ));
             }
         }
     }
@@ -199,10 +205,14 @@ pub fn fetch_file(file: &DatasetFile, dest_dir: &Path, opts: &FetchOptions) -> R
         .chain(file.urls.iter().map(|u| Source::from_url(u)))
         .collect();
     if sources.is_empty() {
-        bail!(
+        let msg = format!(
             "cannot fetch {}: no mirrors given and no URLs listed",
             file.name
         );
+        match rejected {
+            Some(r) => bail!("{r}; then {msg}"),
+            None => bail!(msg),
+        }
     }
     fs::create_dir_all(dest_dir).with_context(|| format!("creating {}", dest_dir.display()))?;
     if file.md5.is_none() && file.sha256.is_none() {
@@ -231,6 +241,9 @@ pub fn fetch_file(file: &DatasetFile, dest_dir: &Path, opts: &FetchOptions) -> R
         1 => format!("cannot fetch {}: its only source failed:", file.name),
         n => format!("cannot fetch {}: all {n} sources failed:", file.name),
     };
+    if let Some(r) = rejected {
+        msg = format!("{r}; then {msg}");
+    }
     for (i, f) in failures.iter().enumerate() {
         msg.push_str(&format!("\n  {}. {f}", i + 1));
     }
@@ -356,12 +369,13 @@ fn try_source(
         .sync_all()
         .context("syncing the downloaded file")?;
 
-    if let Err(m) = check_digests(file, &digests, dest) {
+    // The bytes never reached `dest`: the mismatch names the source they came from.
+    if let Err(m) = check_digests(file, &digests, Path::new(&source.to_string())) {
         let where_ = match quarantine(tmp.into_temp_path(), &file.name, &digests.sha256, opts) {
             Ok(q) => format!("moved to {}", q.display()),
             Err(e) => format!("deleted (could not quarantine: {e:#})"),
         };
-        bail!("{m} (from {source}); {where_}");
+        bail!("{m}; {where_}");
     }
 
     let tmp_path = tmp.into_temp_path();

@@ -1,5 +1,13 @@
 //! Datasets as runs see them: fetched archives verified against their pins (through the stat
-//! cache) or generated stand-ins produced as store runs, then extracted once into `datasets/`.
+//! cache) or generated stand-ins produced as store runs, then extracted once into `datasets/`
+//! and checked against the extraction's manifest before any run reads them.
+//!
+//! Every fetched file has a digest: pipeline.yaml's, or else the sha256 pipeline.lock recorded at
+//! its first verified download, which from then on pins it like a published digest (a different
+//! file is refused and quarantined until `repro fetch --repin`). `repro verify` also compares an
+//! md5-pinned file with the sha256 locked at its first download. A run key names a file by its
+//! pipeline.yaml pin where it has one (so those keys never move), else by the locked sha256: no
+//! key exists before the first verified download.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,32 +16,60 @@ use anyhow::{Context, Result, bail};
 use serde_json::Map;
 
 use super::key::Manifest;
+use super::lockfile::LockedFile;
 use super::plan::DatasetNode;
 use super::spec::DatasetSource;
 use super::stage::DatasetView;
-use crate::data::extract::{ExtractLimits, extract, kind_from_name};
+use crate::data::DatasetFile;
+use crate::data::extract::{ExtractLimits, check_tree, extract, kind_from_name};
 use crate::data::fetch::{FetchOptions, Mirror, fetch_file};
 use crate::data::generate;
 use crate::store::Store;
+use crate::store::hash::FileDigests;
 use crate::store::record::{ObjectRef, RunRecord};
 use crate::store::statcache::StatCache;
+
+/// pipeline.lock's `datasets:` section: dataset → file → digests of its first verified download.
+pub type LockedDatasets = BTreeMap<String, BTreeMap<String, LockedFile>>;
 
 /// A dataset ready to read.
 pub struct Prepared {
     pub view: DatasetView,
-    /// File name → sha256, the dataset's identity in run keys.
+    /// File name → identity, the dataset's part of run keys.
     pub digests: BTreeMap<String, String>,
     /// Whether this call did work (fetch, generate or extract).
     pub did_work: bool,
+    /// Files verified here that pipeline.lock has no digests for yet: record them.
+    pub first_seen: Vec<(String, FileDigests)>,
 }
 
-/// Identity of a fetched file as pinned in pipeline.yaml, available before any download.
-pub fn pinned_identity(f: &crate::data::DatasetFile) -> String {
-    match (&f.sha256, &f.md5) {
-        (Some(s), _) => s.to_ascii_lowercase(),
-        (None, Some(m)) => format!("md5:{}", m.to_ascii_lowercase()),
-        (None, None) => "unpinned".into(),
+/// The pins a fetched file is checked against: pipeline.yaml's; for a file pipeline.yaml gives no
+/// digest for, the sha256 pipeline.lock recorded at its first verified download (`true` then).
+/// (Not the lock's size: a mismatch is then reported with both digests, not just two sizes.)
+pub fn effective_pins(f: &DatasetFile, locked: Option<&LockedFile>) -> (DatasetFile, bool) {
+    match locked {
+        Some(l) if f.sha256.is_none() && f.md5.is_none() => {
+            let mut eff = f.clone();
+            eff.sha256 = Some(l.sha256.clone());
+            (eff, true)
+        }
+        _ => (f.clone(), false),
     }
+}
+
+/// A fetched file's identity in run keys: pipeline.yaml's sha256, else its md5 (`md5:…`), else
+/// the sha256 pipeline.lock recorded at the first verified download; `None` before that.
+pub fn file_identity(f: &DatasetFile, locked: Option<&LockedFile>) -> Option<String> {
+    match (&f.sha256, &f.md5, locked) {
+        (Some(s), _, _) => Some(s.to_ascii_lowercase()),
+        (None, Some(m), _) => Some(format!("md5:{}", m.to_ascii_lowercase())),
+        (None, None, Some(l)) => Some(l.sha256.to_ascii_lowercase()),
+        (None, None, None) => None,
+    }
+}
+
+fn locked_file<'a>(locked: &'a LockedDatasets, ds: &str, file: &str) -> Option<&'a LockedFile> {
+    locked.get(ds).and_then(|m| m.get(file))
 }
 
 /// The store manifest of a generated dataset.
@@ -52,20 +88,24 @@ pub fn generation_manifest(salt: &str, node: &DatasetNode) -> Option<Manifest> {
 }
 
 /// Digests that identify a dataset in run keys, without doing any work: `None` when a generated
-/// dataset has not been generated yet.
+/// dataset has not been generated yet, or a file without a pipeline.yaml digest has not had its
+/// first verified download.
 pub fn identity(
     store: &Store,
     salt: &str,
     node: &DatasetNode,
+    locked: &LockedDatasets,
 ) -> Result<Option<BTreeMap<String, String>>> {
     match node.source {
-        DatasetSource::Fetch => Ok(Some(
-            node.spec
-                .files
-                .iter()
-                .map(|f| (f.name.clone(), pinned_identity(f)))
-                .collect(),
-        )),
+        DatasetSource::Fetch => Ok(node
+            .spec
+            .files
+            .iter()
+            .map(|f| {
+                file_identity(f, locked_file(locked, &node.name, &f.name))
+                    .map(|id| (f.name.clone(), id))
+            })
+            .collect()),
         DatasetSource::Generate => {
             let m = generation_manifest(salt, node).context("no generate section")?;
             Ok(store
@@ -75,46 +115,49 @@ pub fn identity(
     }
 }
 
-/// Fetch or generate, verify and extract one dataset.
+/// Fetch or generate, verify and extract one dataset, and check the extracted tree.
 pub fn prepare(
     store: &Store,
     datasets_dir: &Path,
     salt: &str,
     node: &DatasetNode,
-    stat: &mut StatCache,
+    locked: &LockedDatasets,
     fetch: &FetchOptions,
 ) -> Result<Prepared> {
     let dir = datasets_dir.join(&node.name);
     let mut did_work = false;
+    let mut first_seen = Vec::new();
     let (archives, digests): (Vec<PathBuf>, BTreeMap<String, String>) = match node.source {
         DatasetSource::Fetch => {
             let mut paths = Vec::new();
+            let mut ids = BTreeMap::new();
             for f in &node.spec.files {
+                let lock = locked_file(locked, &node.name, &f.name);
+                let (pins, from_lock) = effective_pins(f, lock);
                 let path = dir.join(&f.name);
-                if path.exists() {
-                    let d = stat
-                        .digests(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    if let Err(e) = crate::data::fetch::check_digests(f, &d, &path) {
-                        stat.forget(&path);
-                        bail!(
-                            "{e}\n(the file in datasets/ is not the published one; delete it and run `repro fetch {}`)",
+                let (d, fetched) = verified_file(store, &pins, &path, &dir, fetch).map_err(|e| {
+                    let hint = if from_lock {
+                        format!(
+                            "\n(pipeline.lock pinned {}'s sha256 at its first verified download; if \
+                             the new file is the one you want, put it at {} and run `repro fetch \
+                             --repin {}`: the runs that read it get new keys)",
+                            f.name,
+                            path.display(),
                             node.name
-                        );
-                    }
-                } else {
-                    fetch_file(f, &dir, fetch)
-                        .with_context(|| format!("fetching dataset {}", node.name))?;
-                    did_work = true;
+                        )
+                    } else {
+                        String::new()
+                    };
+                    anyhow::anyhow!("dataset {}: {e:#}{hint}", node.name)
+                })?;
+                did_work |= fetched;
+                if lock.is_none() {
+                    first_seen.push((f.name.clone(), d.clone()));
                 }
+                let id = file_identity(f, lock).unwrap_or(d.sha256);
+                ids.insert(f.name.clone(), id);
                 paths.push(path);
             }
-            let ids = node
-                .spec
-                .files
-                .iter()
-                .map(|f| (f.name.clone(), pinned_identity(f)))
-                .collect();
             (paths, ids)
         }
         DatasetSource::Generate => {
@@ -145,15 +188,12 @@ pub fn prepare(
         ));
         let kind = node.spec.extract.unwrap_or_else(|| kind_from_name(name));
         // Two processes preparing the same dataset must not race on the extracted tree.
-        let _lock = store.lock_key(&format!(
-            "extract-{}",
-            crate::store::hash::sha256_bytes(dest.to_string_lossy().as_bytes())
-        ))?;
+        let _lock = store.lock_key(&format!("extract-{}", path_tag(&dest)))?;
         if !dest.join(".extracted").exists() {
             did_work = true;
         }
-        extract(archive, kind, &dest, &ExtractLimits::default())
-            .with_context(|| format!("extracting {}", archive.display()))?;
+        extract(archive, kind, &dest, &ExtractLimits::default())?;
+        check_extracted(store, &node.name, &dest)?;
         roots.push(dest);
     }
     let root = match roots.as_slice() {
@@ -172,7 +212,79 @@ pub fn prepare(
         },
         digests,
         did_work,
+        first_seen,
     })
+}
+
+/// The file at `path`, checked against `pins` (through the stat cache), or fetched when it is
+/// missing or not the pinned one (which `fetch_file` quarantines); `(digests, fetched)`.
+fn verified_file(
+    store: &Store,
+    pins: &DatasetFile,
+    path: &Path,
+    dir: &Path,
+    fetch: &FetchOptions,
+) -> Result<(FileDigests, bool)> {
+    if path.exists() {
+        let d = store
+            .stat()
+            .digests(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if crate::data::fetch::check_digests(pins, &d, path).is_ok() {
+            return Ok((d, false));
+        }
+        store.stat().forget(path);
+    }
+    let got = fetch_file(pins, dir, fetch)?;
+    Ok((
+        FileDigests {
+            sha256: got.sha256,
+            md5: got.md5,
+            size: got.size,
+        },
+        true,
+    ))
+}
+
+/// A short tag of a path, for lock and cache file names.
+fn path_tag(path: &Path) -> String {
+    crate::store::hash::sha256_bytes(path.to_string_lossy().as_bytes())[..32].to_string()
+}
+
+/// The stat cache of one extracted tree (its own file, so `plan` and `status` never load it).
+pub fn tree_stat(store: &Store, dest: &Path) -> StatCache {
+    let file = store
+        .root()
+        .join("cache")
+        .join(format!("tree-{}.json", path_tag(dest)));
+    StatCache::load(&file, dest)
+}
+
+/// Refuse an extracted tree whose files are not what its archive holds.
+fn check_extracted(store: &Store, dataset: &str, dest: &Path) -> Result<()> {
+    let mut stat = tree_stat(store, dest);
+    let problems = check_tree(dest, &mut stat)?;
+    if let Err(e) = stat.save() {
+        tracing::warn!("cannot save the stat cache of {}: {e}", dest.display());
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems
+        .iter()
+        .take(10)
+        .map(|p| format!("\n  {p}"))
+        .collect();
+    bail!(
+        "dataset {dataset}: the extracted tree {} is not what its verified archive holds; \
+         refusing to train on it ({} file(s)):{}{}\nRemove {} and run again: it is extracted afresh \
+         from the archive.",
+        dest.display(),
+        problems.len(),
+        list.concat(),
+        if problems.len() > 10 { "\n  …" } else { "" },
+        dest.display()
+    )
 }
 
 /// The store record of a generated dataset, generating it under the key lock if needed.
@@ -180,15 +292,19 @@ fn generated_record(store: &Store, salt: &str, node: &DatasetNode) -> Result<(Ru
     let m = generation_manifest(salt, node).context("dataset has no generate section")?;
     let key = m.key();
     if let Some(r) = store.read_record(&key)?
-        && r.outputs.values().all(|o| store.has_object(o))
+        && store.damaged_outputs(&r).is_empty()
     {
         return Ok((r, false));
     }
     let _lock = store.lock_key(&key)?;
-    if let Some(r) = store.read_record(&key)?
-        && r.outputs.values().all(|o| store.has_object(o))
-    {
-        return Ok((r, false));
+    if let Some(r) = store.read_record(&key)? {
+        let damage = store.damaged_outputs(&r);
+        if damage.is_empty() {
+            return Ok((r, false));
+        }
+        for line in store.quarantine_damaged(&r.run_id, &damage)? {
+            tracing::warn!("{line}");
+        }
     }
     let g = node.spec.generate.as_ref().context("no generate section")?;
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -235,7 +351,7 @@ pub fn fetch_options(store: &Store, mirror: Option<&str>, progress: bool) -> Fet
     }
     FetchOptions {
         mirrors,
-        quarantine_dir: store.root().join("quarantine"),
+        quarantine_dir: store.root().join("quarantine/datasets"),
         progress,
         max_bytes: None,
     }

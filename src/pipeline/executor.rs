@@ -14,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::datasets::{self, Prepared};
 use super::key::{Manifest, diff};
+use super::lockfile::LockFile;
 use super::placement::{self, Placement};
 use super::plan::{Plan, RunNode};
 use super::spec::{Determinism, Pipeline};
@@ -21,8 +22,8 @@ use super::stage::{DatasetView, Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
 use crate::store::atomic::write_atomic;
+use crate::store::hash::FileDigests;
 use crate::store::record::RunRecord;
-use crate::store::statcache::StatCache;
 
 /// How a run stands, for `plan` and `status`.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct RunOptions {
     pub threads: usize,
     /// Run ids to rerun even when cached.
     pub force: BTreeSet<String>,
+    /// A cached run with a corrupt or missing output fails instead of being rebuilt (its
+    /// corrupt objects are left where they are).
+    pub no_repair: bool,
     pub quiet: bool,
     pub mirror: Option<String>,
     /// Runs executed at once (one worker process each).
@@ -89,6 +93,8 @@ pub struct Executor<'a> {
     pub pipeline: &'a Pipeline,
     pub store: &'a Store,
     pub datasets_dir: PathBuf,
+    /// pipeline.lock: the digests of fetched files' first verified downloads pin them.
+    pub lock_path: PathBuf,
 }
 
 impl Executor<'_> {
@@ -118,10 +124,6 @@ impl Executor<'_> {
         }
     }
 
-    fn complete(&self, r: &RunRecord) -> bool {
-        r.outputs.values().all(|o| self.store.has_object(o))
-    }
-
     /// Why a run would run, compared with the last run of the same id in this profile.
     fn reasons(&self, profile: &str, run_id: &str, m: &Manifest) -> Vec<String> {
         let prev = self
@@ -130,7 +132,9 @@ impl Executor<'_> {
             .and_then(|k| self.store.read_record(&k).ok().flatten());
         match prev {
             None => vec!["never run".into()],
-            Some(p) if p.manifest.key() == m.key() => vec!["outputs missing from the store".into()],
+            Some(p) if p.manifest.key() == m.key() => {
+                vec!["its record is missing from the store".into()]
+            }
             Some(p) => {
                 let d = diff(&p.manifest, m);
                 if d.is_empty() {
@@ -149,11 +153,12 @@ impl Executor<'_> {
         device: &Device,
         threads: usize,
     ) -> Result<Vec<(String, RunState)>> {
+        let locked = LockFile::load(&self.lock_path)?.datasets;
         let mut ds_ids = BTreeMap::new();
         for d in &plan.datasets {
             ds_ids.insert(
                 d.name.clone(),
-                datasets::identity(self.store, &self.pipeline.salt, d)?,
+                datasets::identity(self.store, &self.pipeline.salt, d, &locked)?,
             );
         }
         // Run id → output digests of runs that are cached (None: will run).
@@ -168,7 +173,7 @@ impl Executor<'_> {
                     Some(ids) => {
                         inputs.insert(format!("dataset:{d}"), ids);
                     }
-                    None => pending.push(format!("dataset {d} not generated yet")),
+                    None => pending.push(format!("dataset {d} not generated or fetched yet")),
                 }
             }
             for u in &run.upstream {
@@ -188,12 +193,24 @@ impl Executor<'_> {
             } else {
                 let m = self.manifest(run, inputs, &settings);
                 let key = m.key();
-                match self.store.read_record(&key)? {
-                    Some(r) if self.complete(&r) => {
+                let record = self.store.read_record(&key)?;
+                let damage = record
+                    .as_ref()
+                    .map(|r| self.store.damaged_outputs(r))
+                    .unwrap_or_default();
+                match record {
+                    Some(r) if damage.is_empty() => {
                         keys.insert(run.id.clone(), Some(r.output_digests()));
                         RunState::Cached { key }
                     }
-                    _ => {
+                    Some(_) => {
+                        keys.insert(run.id.clone(), None);
+                        RunState::WillRun {
+                            reasons: damage.iter().map(|d| d.to_string()).collect(),
+                            key: Some(key),
+                        }
+                    }
+                    None => {
                         keys.insert(run.id.clone(), None);
                         RunState::WillRun {
                             reasons: self.reasons(&plan.profile, &run.id, &m),
@@ -203,6 +220,18 @@ impl Executor<'_> {
                 }
             };
             out.push((run.id.clone(), state));
+        }
+        {
+            let stat = self.store.stat();
+            tracing::info!(
+                "outputs checked: {} file(s) re-hashed ({} bytes), the rest by unchanged stat",
+                stat.hashed,
+                stat.hashed_bytes
+            );
+        }
+        // Only a cache: a read-only store still answers `plan` and `status`.
+        if let Err(e) = self.store.save_stat() {
+            tracing::debug!("{e:#}");
         }
         Ok(out)
     }
@@ -225,7 +254,8 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Prepare every dataset of the plan.
+    /// Prepare every dataset of the plan; the digests of files verified for the first time go
+    /// into pipeline.lock at once, since they are what the runs reading them are keyed by.
     fn datasets(
         &self,
         plan: &Plan,
@@ -233,23 +263,34 @@ impl Executor<'_> {
         fancy: bool,
         say: &dyn Fn(String),
     ) -> Result<Views> {
-        let mut stat = StatCache::load(&self.store.root().join("cache/stat.json"));
+        let locked = LockFile::load(&self.lock_path)?.datasets;
         let fetch = datasets::fetch_options(self.store, mirror, fancy);
         let mut views = BTreeMap::new();
+        let mut first_seen = Vec::new();
         for d in &plan.datasets {
             let t = Instant::now();
-            let Prepared {
-                view,
-                digests,
-                did_work,
-            } = datasets::prepare(
+            let p = datasets::prepare(
                 self.store,
                 &self.datasets_dir,
                 &self.pipeline.salt,
                 d,
-                &mut stat,
+                &locked,
                 &fetch,
-            )?;
+            );
+            // What earlier datasets verified is recorded even when a later one fails.
+            let Prepared {
+                view,
+                digests,
+                did_work,
+                first_seen: seen,
+            } = match p {
+                Ok(p) => p,
+                Err(e) => {
+                    self.record_first_seen(&first_seen)?;
+                    return Err(e);
+                }
+            };
+            first_seen.extend(seen.into_iter().map(|(f, dg)| (d.name.clone(), f, dg)));
             if did_work {
                 say(format!(
                     "dataset {} ready ({:.1} s) at {}",
@@ -260,8 +301,26 @@ impl Executor<'_> {
             }
             views.insert(d.name.clone(), (view, digests));
         }
-        stat.save()?;
+        self.record_first_seen(&first_seen)?;
+        self.store.save_stat()?;
         Ok(views)
+    }
+
+    /// Write the digests of first verified downloads into pipeline.lock (re-read under a lock,
+    /// so concurrent `repro run`s add to it rather than overwrite each other).
+    fn record_first_seen(&self, seen: &[(String, String, FileDigests)]) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let _held = self.store.lock_named("pipeline-lock")?;
+        let mut lock = LockFile::load(&self.lock_path)?;
+        for (ds, file, d) in seen {
+            let known = lock.datasets.get(ds).is_some_and(|m| m.contains_key(file));
+            if !known {
+                super::verify::lock_dataset_file(&mut lock, ds, file, &d.sha256, &d.md5, d.size);
+            }
+        }
+        lock.save(&self.lock_path)
     }
 
     /// Prepare datasets, then run every run of the plan in order.
@@ -323,6 +382,9 @@ impl Executor<'_> {
         });
         if let Some(pb) = overall {
             pb.finish_and_clear();
+        }
+        if let Err(e) = self.store.save_stat() {
+            tracing::warn!("{e:#}");
         }
         Ok(sched
             .into_inner()
@@ -423,19 +485,39 @@ impl Executor<'_> {
         let m = self.manifest(run, inputs, &settings);
         let key = m.key();
         let forced = opts.force.contains(&run.id);
-        if !forced
-            && let Some(r) = self.store.read_record(&key)?
-            && self.complete(&r)
-        {
-            self.store.set_ref(&ctx.plan.profile, &run.id, &key)?;
-            (ctx.say)(format!("[{n}/{total}] {} cached ({})", run.id, &key[..12]));
-            return Ok((r, false));
+        let mut reasons = Vec::new();
+        if !forced && let Some(r) = self.store.read_record(&key)? {
+            let damage = self.store.damaged_outputs(&r);
+            if damage.is_empty() {
+                self.store.set_ref(&ctx.plan.profile, &run.id, &key)?;
+                (ctx.say)(format!("[{n}/{total}] {} cached ({})", run.id, &key[..12]));
+                return Ok((r, false));
+            }
+            let what: Vec<String> = damage.iter().map(|d| d.to_string()).collect();
+            if opts.no_repair {
+                bail!(
+                    "cached run {} is damaged: {} (run without --no-repair to rebuild it)",
+                    &key[..12],
+                    damage
+                        .iter()
+                        .map(|d| format!(
+                            "{d}: {}",
+                            self.store.object_path(&d.object.sha256).display()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            for line in self.store.quarantine_damaged(&run.id, &damage)? {
+                (ctx.say)(line);
+            }
+            reasons = what;
         }
-        let reasons = if forced {
-            vec!["--force".to_string()]
-        } else {
-            self.reasons(&ctx.plan.profile, &run.id, &m)
-        };
+        if forced {
+            reasons = vec!["--force".to_string()];
+        } else if reasons.is_empty() {
+            reasons = self.reasons(&ctx.plan.profile, &run.id, &m);
+        }
         (ctx.say)(format!(
             "[{n}/{total}] {} running ({}): {}",
             run.id,
@@ -503,10 +585,10 @@ impl Executor<'_> {
     ) -> Result<(RunRecord, bool)> {
         let key = manifest.key();
         let _lock = self.store.lock_key(&key)?;
-        // Another process may have finished this key while we waited for the lock.
+        // Another process may have finished (or repaired) this key while we waited for the lock.
         if !forced
             && let Some(r) = self.store.read_record(&key)?
-            && self.complete(&r)
+            && self.store.damaged_outputs(&r).is_empty()
         {
             return Ok((r, false));
         }

@@ -51,6 +51,8 @@ pub struct Invocation {
     pub pipeline: PathBuf,
     pub store: PathBuf,
     pub datasets: PathBuf,
+    /// The submitter's pipeline.lock (it pins fetched files the runs are keyed by).
+    pub lock: PathBuf,
     pub device: String,
 }
 
@@ -282,7 +284,7 @@ impl Slurm<'_> {
         let inv = self.invocation;
         let script = format!(
             "#!/bin/bash\n# repro: {} run(s) of experiment {} (profile {}); written by `repro run --executor slurm`.\n\
-             exec {} --pipeline {} --store {} --datasets {} exec-run --profile {} --device {} \\\n  --runs-file {} --index \"${{SLURM_ARRAY_TASK_ID:-0}}\"\n",
+             exec {} --pipeline {} --store {} --datasets {} --lock {} exec-run --profile {} --device {} \\\n  --runs-file {} --index \"${{SLURM_ARRAY_TASK_ID:-0}}\"\n",
             batch.runs.len(),
             batch.experiment,
             plan.profile,
@@ -290,6 +292,7 @@ impl Slurm<'_> {
             sh(&inv.pipeline),
             sh(&inv.store),
             sh(&inv.datasets),
+            sh(&inv.lock),
             sh_str(&plan.profile),
             sh_str(&inv.device),
             sh(&runs_file),

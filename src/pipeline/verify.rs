@@ -6,11 +6,12 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use super::datasets::generation_manifest;
+use super::datasets::{generation_manifest, tree_stat};
 use super::executor::{Executor, RunState};
 use super::lockfile::{LockFile, LockedFile, LockedRun};
 use super::plan::Plan;
 use super::spec::{DatasetSource, Determinism};
+use crate::data::extract::{MANIFEST, MARKER, check_tree};
 use crate::store::Store;
 use crate::store::hash::digests_file;
 
@@ -20,11 +21,14 @@ pub struct Verification {
     pub objects: usize,
     pub locked_runs: usize,
     pub dataset_files: usize,
+    /// Files of extracted dataset trees re-hashed against their manifests.
+    pub extracted_files: usize,
     pub problems: Vec<String>,
 }
 
-/// Re-hash every object of every run record; check dataset files and, for `profiles`, the
-/// locked digests against what the store holds.
+/// Re-hash every object of every run record, every fetched dataset file the lock pins and every
+/// file of every extracted dataset tree (against the manifest written when it was extracted);
+/// for `profiles`, compare the locked digests with what the store holds.
 /// `profiles`: each profile to check with the store key of every dataset it generates.
 pub fn verify(
     store: &Store,
@@ -69,6 +73,7 @@ pub fn verify(
             }
         }
     }
+    verify_trees(store, datasets_dir, &mut v)?;
     for (p, generation_keys) in profiles {
         let Some(locked) = lock.profiles.get(p) else {
             v.problems.push(format!(
@@ -115,6 +120,46 @@ pub fn verify(
         }
     }
     Ok(v)
+}
+
+/// Re-hash every extracted tree under `datasets_dir/<dataset>/` against its manifest.
+fn verify_trees(store: &Store, datasets_dir: &Path, v: &mut Verification) -> Result<()> {
+    let Ok(dir) = std::fs::read_dir(datasets_dir) else {
+        return Ok(()); // nothing fetched or generated on this machine
+    };
+    let mut trees = Vec::new();
+    for ds in dir.flatten() {
+        for tree in std::fs::read_dir(ds.path()).into_iter().flatten().flatten() {
+            if tree.path().join(MARKER).is_file() {
+                trees.push(tree.path());
+            }
+        }
+    }
+    trees.sort();
+    for tree in trees {
+        if !tree.join(MANIFEST).exists() {
+            v.problems.push(format!(
+                "extracted tree {}: no manifest (extracted by an older repro): the next \
+                 `repro run` extracts it again",
+                tree.display()
+            ));
+            continue;
+        }
+        let mut stat = tree_stat(store, &tree);
+        stat.rehash = true;
+        let problems = check_tree(&tree, &mut stat)?;
+        v.extracted_files += stat.hashed;
+        for p in problems {
+            v.problems.push(format!(
+                "extracted dataset file {}: {}",
+                tree.join(&p.path).display(),
+                p.what
+            ));
+        }
+        // Fresh hashes spare the next `repro run` re-hashing the tree.
+        let _ = stat.save();
+    }
+    Ok(())
 }
 
 /// Rewrite a profile's entry of the lock from the store; every bitwise run must have run.

@@ -92,8 +92,19 @@ pub fn build(
     let (record, cached) = {
         let _lock = store.lock_key(&key)?;
         match store.read_record(&key)? {
-            Some(r) if r.outputs.values().all(|o| store.has_object(o)) => (r, true),
-            _ => (render(store, &doc, manifest)?, false),
+            Some(r) => {
+                let damage = store.damaged_outputs(&r);
+                if damage.is_empty() {
+                    (r, true)
+                } else {
+                    // A damaged report is rendered again: its inputs are the runs' outputs.
+                    for line in store.quarantine_damaged("report", &damage)? {
+                        eprintln!("{line}");
+                    }
+                    (render(store, &doc, manifest)?, false)
+                }
+            }
+            None => (render(store, &doc, manifest)?, false),
         }
     };
     let dir = out_root.join(&plan.profile);
