@@ -508,8 +508,17 @@ impl Executor<'_> {
                         .join("; ")
                 );
             }
-            for line in self.store.quarantine_damaged(&run.id, &damage)? {
-                (ctx.say)(line);
+            {
+                // Under the key's lock, and only what is still damaged then: another process
+                // may have rebuilt the run meanwhile.
+                let _lock = self.store.lock_key(&key)?;
+                let damage = match self.store.read_record(&key)? {
+                    Some(r) => self.store.damaged_outputs(&r),
+                    None => Vec::new(),
+                };
+                for line in self.store.quarantine_damaged(&run.id, &damage)? {
+                    (ctx.say)(line);
+                }
             }
             reasons = what;
         }
