@@ -356,9 +356,21 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn an_unusable_store_lock_is_named() {
+    use std::os::unix::fs::PermissionsExt;
     let p = Project::new(PIPELINE);
-    std::fs::create_dir_all(p.store().join("locks/store.lock")).unwrap();
+    ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu"])); // makes the store
+    // A read-only store: root ignores permissions, so there the lock path is made unopenable.
+    let root = unsafe { libc::geteuid() } == 0;
+    let locks = p.store().join("locks");
+    if root {
+        std::fs::create_dir_all(locks.join("store.lock")).unwrap();
+    } else {
+        std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
     let o = p.smoke(&["--quiet"]);
+    if !root {
+        std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("artifacts/locks/store.lock"),
