@@ -18,7 +18,7 @@ use repro::optim::adam::{Adam, AdamConfig, Variant};
 use repro::train::rl::dqn::{DeviceBatch, update};
 use repro::train::rl::replay::Batch;
 
-/// The update's hyper-parameters: MinAtar's lr (SPEC.md E6), dopamine's Adam ε, a λ of ours.
+/// The update's hyper-parameters: MinAtar's lr (docs/paper.md#e6), dopamine's Adam ε, a λ of ours.
 const GAMMA: f64 = 0.99;
 const LR: f64 = 2.5e-4;
 const EPS: f64 = 1.5e-4;

@@ -127,7 +127,7 @@ def sizes(size, device):
                     dqn=[("minatar", 4, 10, 10, 6, 50, 500, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 20, 200, "Nature CNN")],
                     minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3)
     # arch classes width size batch warmup steps: ResNet-50 and DenseNet-121 at smaller batches
-    # than the paper's 128, or one repeat would take minutes on 2 cores (both sides alike).
+    # than the paper profile's 128, or one repeat would take minutes on 2 cores (both sides alike).
     return dict(vision=[("resnet18", 10, 1, 32, 128, 1, 3), ("resnet50", 100, 1, 32, 32, 1, 3),
                         ("densenet121", 200, 1, 64, 16, 1, 2)],
                 lm=[(2000, 128, 4, 2, 256, 2, 5), (33278, 200, 2, 2, 200, 1, 2)],

@@ -210,3 +210,222 @@ fn plan_json_gives_every_run_with_its_resolved_params_and_state() {
         );
     }
 }
+
+/// Every repository path that a tracked file cites exists in the repository, and every Markdown
+/// anchor cited with it exists in that document. Runs on `git ls-files` (a checkout without git
+/// skips it, except under `CI=true`, where it fails).
+///
+/// The rule. In every tracked text file, outside URLs (`scheme://…` is blanked first), a citation
+/// is a run of path characters (`A-Z a-z 0-9 _ . / -`) ending in `.md`, `.py`, `.rs` or `.yaml`
+/// (trailing dots, as at a sentence's end, dropped), optionally followed by a `#anchor`, `§`
+/// or `:line`, that is:
+/// - a path starting with `./` or `../`: resolved against the citing file's folder, as a
+///   Markdown link is; one that leaves the repository counts as missing;
+/// - a path with a `/` whose first component is one of the repository's tracked top-level
+///   folders (`src`, `tests`, `docs`, …): resolved against the repository root. Other paths are
+///   not ours to check: upstream files (`dopamine/…`, pytorch/examples' scripts) and generated
+///   outputs (`report/…`, `artifacts/…`) live in folders the repository does not track;
+/// - a bare top-level document name: an upper-case `.md` name (the README's kind) or
+///   `pipeline.yaml`, resolved against the root. Other bare names (`mod.rs`, `main.py`,
+///   `report.md`) are relative to a folder their context names, or are outputs, and are skipped.
+///
+/// Runs preceded by `*`, `<`, `>`, `{`, `}`, `$`, `~`, `@` or starting with `/` are globs,
+/// templates or absolute paths and are skipped; crate names (`serde_yaml`) have no extension and
+/// never match. A `#anchor` after a cited `.md` file must be an `id="…"`/`name="…"` in it or a
+/// heading's GitHub slug; in Markdown files, so must each `](#anchor)` link to the file itself.
+/// `ALLOWED` lists the few cited paths that match the rule but are not ours, each with its
+/// reason; an entry no file cites any more fails the test too, so the list cannot rot.
+mod citations {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+    use std::process::Command;
+
+    use regex::Regex;
+
+    const EXTENSIONS: [&str; 4] = [".md", ".py", ".rs", ".yaml"];
+
+    /// Cited paths that match the rule but name no file of ours.
+    const ALLOWED: &[(&str, &str)] = &[
+        (
+            "examples/dqn.py",
+            "MinAtar's own DQN script, cited by its upstream path",
+        ),
+        ("FILE.md", "a placeholder in scripts/bench.py's usage line"),
+    ];
+
+    fn tracked(root: &Path) -> Option<Vec<String>> {
+        let out = Command::new("git")
+            .args(["ls-files", "-z"])
+            .current_dir(root)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let list = String::from_utf8(out.stdout).ok()?;
+        Some(
+            list.split('\0')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        )
+    }
+
+    /// `rel` (starting with `./` or `../`) against the folder of `from`; None if it leaves the
+    /// repository.
+    fn relative(from: &str, rel: &str) -> Option<String> {
+        let mut parts: Vec<&str> = from.split('/').collect();
+        parts.pop();
+        for c in rel.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                c => parts.push(c),
+            }
+        }
+        Some(parts.join("/"))
+    }
+
+    /// The anchors a Markdown text defines: explicit ids and names, and GitHub's heading slugs.
+    fn anchors(text: &str) -> BTreeSet<String> {
+        let ids = Regex::new(r#"\b(?:id|name)="([^"]+)""#).unwrap();
+        let mut out: BTreeSet<String> = ids.captures_iter(text).map(|c| c[1].to_string()).collect();
+        for line in text.lines() {
+            let Some(h) = line.strip_prefix('#') else {
+                continue;
+            };
+            let h = h.trim_start_matches('#').trim();
+            let slug: String = h
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect();
+            out.insert(slug);
+        }
+        out
+    }
+
+    #[test]
+    fn cited_repository_paths_exist() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let Some(files) = tracked(root) else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "`git ls-files` failed in {}: CI needs git here",
+                    root.display()
+                );
+            }
+            eprintln!(
+                "skipped: no git checkout at {} (`git ls-files` failed)",
+                root.display()
+            );
+            return;
+        };
+        let set: BTreeSet<&str> = files.iter().map(String::as_str).collect();
+        let tops: BTreeSet<&str> = files
+            .iter()
+            .filter_map(|f| f.split_once('/').map(|(top, _)| top))
+            .collect();
+        let url = Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s)\]>`'\x22]*").unwrap();
+        let run = Regex::new(r"[A-Za-z0-9_./-]+").unwrap();
+        let self_link = Regex::new(r"\]\(#([^)\s]+)\)").unwrap();
+        let mut anchor_cache: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut anchors_of = |path: &str| -> BTreeSet<String> {
+            anchor_cache
+                .entry(path.to_string())
+                .or_insert_with(|| {
+                    anchors(&std::fs::read_to_string(root.join(path)).unwrap_or_default())
+                })
+                .clone()
+        };
+        let mut problems = Vec::new();
+        let mut allowed_seen = BTreeSet::new();
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+                continue; // binary, or deleted in the work tree
+            };
+            for (n, line) in text.lines().enumerate() {
+                let at = format!("{file}:{}", n + 1);
+                if file.ends_with(".md") {
+                    for c in self_link.captures_iter(line) {
+                        if !anchors_of(file).contains(&c[1]) {
+                            problems.push(format!("{at}: links to #{}, which {file} lacks", &c[1]));
+                        }
+                    }
+                }
+                let line = url.replace_all(line, " ");
+                for m in run.find_iter(&line) {
+                    let before = line[..m.start()].chars().next_back();
+                    if matches!(before, Some('*' | '<' | '>' | '{' | '}' | '$' | '~' | '@')) {
+                        continue;
+                    }
+                    let cited = m.as_str().trim_end_matches('.');
+                    if cited.starts_with('/')
+                        || !EXTENSIONS
+                            .iter()
+                            .any(|e| cited.len() > e.len() && cited.ends_with(e))
+                    {
+                        continue;
+                    }
+                    if let Some((allowed, _)) = ALLOWED.iter().find(|(a, _)| *a == cited) {
+                        allowed_seen.insert(*allowed);
+                        continue;
+                    }
+                    let target = if cited.starts_with("./") || cited.starts_with("../") {
+                        relative(file, cited)
+                    } else if let Some((top, _)) = cited.split_once('/') {
+                        if !tops.contains(top) {
+                            continue;
+                        }
+                        Some(cited.to_string())
+                    } else {
+                        let stem = cited.trim_end_matches(".md");
+                        let document = cited.ends_with(".md")
+                            && stem.bytes().any(|b| b.is_ascii_uppercase())
+                            && !stem.bytes().any(|b| b.is_ascii_lowercase());
+                        if !(document || cited == "pipeline.yaml") {
+                            continue;
+                        }
+                        Some(cited.to_string())
+                    };
+                    let Some(target) = target.filter(|t| set.contains(t.as_str())) else {
+                        problems.push(format!(
+                            "{at}: cites {cited}, which is not in the repository"
+                        ));
+                        continue;
+                    };
+                    let rest = &line[m.start() + cited.len()..];
+                    if let Some(anchor) = rest.strip_prefix('#')
+                        && target.ends_with(".md")
+                    {
+                        let anchor: String = anchor
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_'))
+                            .collect();
+                        if !anchor.is_empty() && !anchors_of(&target).contains(&anchor) {
+                            problems.push(format!(
+                                "{at}: cites {target}#{anchor}, which has no such anchor"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (a, why) in ALLOWED {
+            if !allowed_seen.contains(a) {
+                problems.push(format!(
+                    "ALLOWED lists {a} ({why}), which no file cites any more"
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{} citation problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Sgd against torch.optim.SGD itself (tests/python/sgd_reference.py), and the Adam family against
-//! torch.optim.Adam / AdamW and the formulas of SPEC.md E7 (tests/python/adam_reference.py), over
-//! schedules whose learning rate and weight decay change between steps, with fixed random
+//! torch.optim.Adam / AdamW and the formulas of docs/paper.md#e7 (tests/python/adam_reference.py),
+//! over schedules whose learning rate and weight decay change between steps, with fixed random
 //! gradients.
 
 mod common;
@@ -178,7 +178,7 @@ fn first_step_buffer_is_the_decayed_gradient_and_then_accumulates() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Adam family (SPEC.md E7)
+// Adam family (docs/paper.md#e7)
 
 /// 22 steps: lr from 1e-1 down to 1e-4, λ on and off (λ = 0 steps), large λ at times.
 fn adam_schedule() -> Vec<(f64, f64)> {

@@ -27,6 +27,9 @@ claims:
     claim: C7
     text: Needs the NLP experiments.
     pending: not in this pipeline yet
+provenance:
+  - setting: "small: lr 0.05"
+    label: recalled, unverified
 "#;
 
 fn project() -> Project {
@@ -114,6 +117,15 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("margin 0.01, a default of ours"), "{md}");
+    // `provenance:` is listed under the defaults, with its label.
+    assert!(
+        md.contains("- small: lr 0.05 — *recalled, unverified*"),
+        "{md}"
+    );
+    assert!(
+        html.contains("<li>small: lr 0.05 — <em>recalled, unverified</em></li>"),
+        "{html}"
+    );
     let csv = std::fs::read_to_string(dir.join("tables/small.csv")).unwrap();
     assert!(
         csv.lines()
@@ -135,11 +147,22 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
         "Needs the NLP experiments.",
         "Needs the NLP and RL experiments.",
     );
-    std::fs::write(p.path().join("pipeline.yaml"), edited).unwrap();
+    std::fs::write(p.path().join("pipeline.yaml"), &edited).unwrap();
     let out = report(&p);
     assert!(!out.contains("cached)"), "{out}");
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("Needs the NLP and RL experiments."));
+
+    // So is a setting's label.
+    let relabelled = edited.replace("label: recalled, unverified", "label: a default of ours");
+    std::fs::write(p.path().join("pipeline.yaml"), relabelled).unwrap();
+    let out = report(&p);
+    assert!(!out.contains("cached)"), "{out}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("- small: lr 0.05 — *a default of ours*"),
+        "{md}"
+    );
 }
 
 #[test]

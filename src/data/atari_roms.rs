@@ -1,4 +1,4 @@
-//! Atari 2600 ROMs for the `atari` environment (SPEC.md E6), taken from the `ale-py` wheel on
+//! Atari 2600 ROMs for the `atari` environment (docs/paper.md#e6), taken from the `ale-py` wheel on
 //! PyPI, which bundles them under `ale_py/roms/` since ale-py 0.9.
 //!
 //! Two ways in, both ending in the same verified files:
@@ -56,7 +56,8 @@ pub struct Rom {
     pub size: u64,
 }
 
-/// The games of the paper's DQN experiments (dopamine's five standard Atari games).
+/// The games of the Atari DQN experiment: five standard Atari games, a choice of ours (the paper's
+/// are unnamed, docs/paper.md#e6).
 pub const ROMS: &[Rom] = &[
     Rom {
         game: "Pong",

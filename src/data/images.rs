@@ -10,7 +10,7 @@ use super::tinyimagenet;
 use crate::pipeline::stage::DatasetView;
 
 /// The training and test splits of `ds` (for Tiny-ImageNet the validation split is the test set,
-/// SPEC.md §4 E1).
+/// a default of ours, docs/paper.md#e1).
 pub fn load(ds: &DatasetView) -> Result<(ImageSet, ImageSet)> {
     let cifar = |variant| -> Result<(ImageSet, ImageSet)> {
         let split = |train: bool| -> Result<ImageSet> {

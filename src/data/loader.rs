@@ -1,5 +1,5 @@
-//! Image batches for training and evaluation (SPEC: per-channel normalisation; 4-pixel zero-pad
-//! random crop and horizontal flip; label noise for E4).
+//! Image batches for training and evaluation (docs/paper.md#e1: per-channel normalisation;
+//! 4-pixel zero-pad random crop and horizontal flip; label noise for E4).
 //!
 //! Randomness never comes from torch's generator: the permutation, crop offsets and flips of an
 //! epoch are drawn from a ChaCha8 stream fixed by `(seed, epoch)` ([`epoch_rng`]), so the batches

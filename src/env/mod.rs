@@ -1,4 +1,4 @@
-//! Reinforcement-learning environments (SPEC.md E6): MinAtar's five games written in Rust
+//! Reinforcement-learning environments (docs/paper.md#e6): MinAtar's five games written in Rust
 //! (`minatar`) and, behind the `atari` cargo feature, Atari 2600 games through the Arcade
 //! Learning Environment. The DQN stage (`train::rl`) sees them only through [`Env`].
 

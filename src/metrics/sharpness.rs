@@ -1,4 +1,4 @@
-//! Generalization and sharpness metrics of a trained network (SPEC E3, claims C4/C5).
+//! Generalization and sharpness metrics of a trained network (docs/paper.md#e3, claims C4/C5).
 //!
 //! Curvature metrics work on an [`Objective`]: the training loss on a fixed subset, given as a sum
 //! of chunk losses so Hessian-vector products (HVPs) run chunk by chunk within memory. An HVP is

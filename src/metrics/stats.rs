@@ -1,7 +1,7 @@
-//! Seed statistics for the claims (SPEC.md §3): mean with a 95% Student-t interval, Welch's
-//! one-sided t-test for orderings, TOST equivalence for "≈ within a margin", and how many seeds
-//! an undecided comparison would need; and rliable's interquartile mean ([`iqm`]) for RL returns
-//! (its bootstrap intervals are in [`super::bootstrap`]). scipy's conventions
+//! Seed statistics for the claims (docs/paper.md#claims): mean with a 95% Student-t interval,
+//! Welch's one-sided t-test for orderings, TOST equivalence for "≈ within a margin", and how many
+//! seeds an undecided comparison would need; and rliable's interquartile mean ([`iqm`]) for RL
+//! returns (its bootstrap intervals are in [`super::bootstrap`]). scipy's conventions
 //! (`ttest_ind(equal_var=False)`, `trim_mean`), so the tests can check the numbers against it.
 
 use anyhow::{Result, bail};

@@ -1,4 +1,4 @@
-//! Q-networks of the DQN stage (SPEC.md E6): MinAtar's (one 3×3 conv of 16 channels, a hidden
+//! Q-networks of the DQN stage (docs/paper.md#e6): MinAtar's (one 3×3 conv of 16 channels, a hidden
 //! layer of 128, as in the `minatar` package's examples/dqn.py) and the Nature CNN (Mnih et al.
 //! 2015) as dopamine builds it. Both take uint8 observations, N × C × H × W, and return N × A
 //! action values.

@@ -64,7 +64,8 @@ impl Arch {
 pub struct Model {
     pub net: Box<dyn ModuleT + Send>,
     /// VarStore names (e.g. "layer1.0.conv1.weight") of the conv weights whose output is consumed
-    /// only by BatchNorm, i.e. the scale-invariant weights (SPEC: "BN-preceded" weights), sorted.
+    /// only by BatchNorm, i.e. the scale-invariant ("BN-preceded", docs/paper.md#e1) weights,
+    /// sorted.
     pub scale_invariant: Vec<String>,
 }
 

@@ -1,4 +1,4 @@
-//! The Adam family of SPEC.md E7: one optimizer with flags (a, b, mode) saying where the l2
+//! The Adam family of docs/paper.md#e7: one optimizer with flags (a, b, mode) saying where the l2
 //! gradient r = λ·w enters. Per parameter, with g = ∇L, step t counted from 1 per parameter:
 //!
 //! ```text

@@ -1,9 +1,9 @@
-//! The `claims:` section of `pipeline.yaml`: the paper's claims (SPEC.md §3) as machine checks.
-//! Each check names the experiments it reads, the metric (`test_acc@final`), the comparison and
-//! the profiles that can decide it, and optionally which runs it reads (`where:`) and how a
-//! tuned hyper-parameter grid is collapsed first (`tune:`, for the Adam claims C7–C10);
-//! everything it names is checked against the stage kinds' declared parameters and results
-//! before any work starts (`validate`). Evaluation lives in `report`.
+//! The `claims:` section of `pipeline.yaml`: the paper's claims (docs/paper.md#claims) as machine
+//! checks. Each check names the experiments it reads, the metric (`test_acc@final`), the comparison
+//! and the profiles that can decide it, and optionally which runs it reads (`where:`) and how a
+//! tuned hyper-parameter grid is collapsed first (`tune:`, for the Adam claims C7–C10); everything
+//! it names is checked against the stage kinds' declared parameters and results before any work
+//! starts (`validate`). Evaluation lives in `report`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +25,7 @@ pub struct ClaimSpec {
     pub id: String,
     /// The paper claim it checks (`C2`); checks of one claim are summarised together.
     pub claim: String,
-    /// The paper's proposition, as SPEC.md states it.
+    /// The paper's proposition as the project words it (docs/paper.md#claims); shown in the report.
     pub text: String,
     /// Experiments it is checked on, each separately.
     #[serde(default)]

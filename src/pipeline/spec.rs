@@ -28,6 +28,18 @@ pub struct Pipeline {
     pub profiles: BTreeMap<String, ProfileSpec>,
     /// The paper's claims as checks, in file order (evaluated by `report`).
     pub claims: Vec<ClaimSpec>,
+    /// Where settings the paper does not give come from (`provenance:`), in file order; labels
+    /// only, listed by the report and covered by its key, never read by a run.
+    pub provenance: Vec<Provenance>,
+}
+
+/// One entry of `provenance:`: a setting and where it comes from (docs/paper.md#labels), e.g.
+/// "Golatkar et al.'s recipe as recalled, unverified" or "a default of ours".
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub setting: String,
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,6 +257,7 @@ const TOP_KEYS: &[&str] = &[
     "experiments",
     "profiles",
     "claims",
+    "provenance",
 ];
 
 impl Pipeline {
@@ -325,6 +338,18 @@ impl Pipeline {
             None => Vec::new(),
             Some(v) => ck.parse("claims", v).unwrap_or_default(),
         };
+        let provenance: Vec<Provenance> = match top.get("provenance") {
+            None => Vec::new(),
+            Some(v) => ck.parse("provenance", v).unwrap_or_default(),
+        };
+        for (i, p) in provenance.iter().enumerate() {
+            if p.setting.trim().is_empty() || p.label.trim().is_empty() {
+                ck.at(
+                    &format!("provenance[{i}]"),
+                    "a provenance entry needs a non-empty `setting` and `label`",
+                );
+            }
+        }
 
         let p = Pipeline {
             path: path.to_path_buf(),
@@ -333,6 +358,7 @@ impl Pipeline {
             experiments,
             profiles,
             claims,
+            provenance,
         };
         p.check(&mut ck);
         if ck.problems.is_empty() {

@@ -143,6 +143,10 @@ fn manifest(pipeline: &Pipeline, plan: &Plan, inputs: &observe::Inputs) -> Manif
         ),
     );
     params.insert("claims".into(), json!(pipeline.claims));
+    // Only when declared, so a pipeline without the list keeps its report keys.
+    if !pipeline.provenance.is_empty() {
+        params.insert("provenance".into(), json!(pipeline.provenance));
+    }
     params.insert("experiments".into(), Value::Object(experiments));
     params.insert(
         "planned_runs".into(),

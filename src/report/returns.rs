@@ -1,6 +1,7 @@
-//! RL returns as SPEC.md E6 asks for them: "returns with IQM and bootstrap confidence intervals
-//! over seeds". An experiment is one when every observation has a string `game` coordinate and
-//! its kind writes `eval_return` (the `dqn` kind); it gets this table instead of the per-arm one.
+//! RL returns as docs/paper.md#e6 reports them (a choice of ours): IQM over seeds with bootstrap
+//! confidence intervals. An experiment is one when every observation has a string `game` coordinate
+//! and its kind writes `eval_return` (the `dqn` kind); it gets this table instead of the per-arm
+//! one.
 //!
 //! One row per arm other than the game (variant × λ × …). Per game: the interquartile mean of
 //! the runs' scores (`eval_return` reduced as the kind's table declares, `@tail:0.2`) with its

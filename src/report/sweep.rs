@@ -1,9 +1,9 @@
-//! The optimizer sweep of SPEC.md E5/E7/E8 as the report sees it: an experiment whose arms are
-//! Adam variants × learning rate × weight decay λ (× seeds). This module owns the rule that
+//! The optimizer sweep of docs/paper.md#e5 (E7, E8) as the report sees it: an experiment whose arms
+//! are Adam variants × learning rate × weight decay λ (× seeds). This module owns the rule that
 //! recognises one, how a diverged run counts, and the reductions the sweep's figures
-//! (`exhibits::sweep`) and its compact table (`tables`) share: the mean over seeds of one
-//! (variant, lr, λ) cell, the per-seed best over lr at each λ, the best lr at each λ and the
-//! best cell of a variant.
+//! (`exhibits::sweep`) and its compact table (`tables`) share: the mean over seeds of one (variant,
+//! lr, λ) cell, the per-seed best over lr at each λ, the best lr at each λ and the best cell of a
+//! variant.
 //!
 //! The rule (data-driven, not by kind name): every arm axis is one of `variant`, `lr` and
 //! `weight_decay`; `weight_decay` varies; every observation has a string `variant` and numeric

@@ -94,6 +94,19 @@ fn profile_description(doc: &Document) -> String {
         .to_string()
 }
 
+/// Every `provenance:` entry of the pipeline as (setting, label), trimmed.
+fn provenance(doc: &Document) -> Vec<(String, String)> {
+    doc.pipeline
+        .provenance
+        .iter()
+        .map(|p| (p.setting.trim().to_string(), p.label.trim().to_string()))
+        .collect()
+}
+
+const PROVENANCE_INTRO: &str = "Where the experiments' settings come from, for those the \
+                                paper's readable text does not give (docs/paper.md in the \
+                                repository says why):";
+
 /// Every distinct "default of ours" the checks rely on, with the checks relying on it.
 fn defaults(doc: &Document) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
@@ -143,10 +156,17 @@ fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
         let _ = writeln!(s, "- **{}** ({}): {}", c.id, c.claim, c.text);
     }
     let defaults = defaults(doc);
-    if !defaults.is_empty() {
+    let provenance = provenance(doc);
+    if !defaults.is_empty() || !provenance.is_empty() {
         let _ = writeln!(s, "\n### Defaults of ours\n");
         for (ids, d) in &defaults {
             let _ = writeln!(s, "- {d} ({ids})");
+        }
+    }
+    if !provenance.is_empty() {
+        let _ = writeln!(s, "\n{PROVENANCE_INTRO}\n");
+        for (setting, label) in &provenance {
+            let _ = writeln!(s, "- {setting} — *{label}*");
         }
     }
     let _ = writeln!(s, "\n## Experiments\n");
@@ -237,10 +257,26 @@ fn html(doc: &Document, exhibits: &[Exhibit], svgs: &[String]) -> String {
     s += &tables::html(doc.checks_table);
     s += "</details>\n";
     let defaults = defaults(doc);
+    let provenance = provenance(doc);
+    if !defaults.is_empty() || !provenance.is_empty() {
+        s += "<h3>Defaults of ours</h3>\n";
+    }
     if !defaults.is_empty() {
-        s += "<h3>Defaults of ours</h3>\n<ul>\n";
+        s += "<ul>\n";
         for (ids, d) in &defaults {
             let _ = writeln!(s, "<li>{} ({})</li>", html_text(d), html_escape(ids));
+        }
+        s += "</ul>\n";
+    }
+    if !provenance.is_empty() {
+        let _ = writeln!(s, "<p>{}</p>\n<ul>", html_escape(PROVENANCE_INTRO));
+        for (setting, label) in &provenance {
+            let _ = writeln!(
+                s,
+                "<li>{} — <em>{}</em></li>",
+                html_text(setting),
+                html_text(label)
+            );
         }
         s += "</ul>\n";
     }

@@ -82,7 +82,7 @@ pub struct RunSettings {
 }
 
 /// A profile's options that change numerics (`profiles.<name>.precision`). The default — fp32,
-/// NCHW, TF32 off — is the paper's setting; the key holds an option only when it is not the
+/// NCHW, TF32 off — is the paper profile's setting; the key holds an option only when it is not the
 /// default, so runs without a `precision:` block keep their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

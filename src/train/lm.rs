@@ -1,4 +1,4 @@
-//! The `lm` stage kind (SPEC.md E5, E7, E8): a causal Transformer language model on WikiText,
+//! The `lm` stage kind (docs/paper.md#e5, E7, E8): a causal Transformer language model on WikiText,
 //! trained with one variant of the Adam family at one (lr, λ), under pytorch/examples'
 //! word_language_model protocol: the splits batchified into contiguous streams, windows of
 //! `bptt` tokens taken in order (no shuffling), cross-entropy over the vocabulary, the total

@@ -1,5 +1,5 @@
-//! Weight-norm statistics of the vision trainer (SPEC.md E1 logs, E2, claim C3): per-layer norms,
-//! and for the BatchNorm-preceded (scale-invariant) conv weights the effective learning rate
+//! Weight-norm statistics of the vision trainer (docs/paper.md#e1 logs, E2, claim C3): per-layer
+//! norms, and for the BatchNorm-preceded (scale-invariant) conv weights the effective learning rate
 //! α/‖w‖², the relative update ‖Δw‖/‖w‖ and the norm growth measured against its predictions.
 //!
 //! Per-step quantities are accumulated on the device and read once per epoch, so the tracker adds
@@ -37,7 +37,7 @@ pub struct EpochNorms {
     pub si_norm_sq: f64,
     /// Its change over the epoch, measured.
     pub si_growth_measured: f64,
-    /// Predicted change, Σ_t α²‖∇f‖² (SPEC.md E2: gradient ⟂ w, no momentum, no WD).
+    /// Predicted change, Σ_t α²‖∇f‖² (docs/paper.md#e2: gradient ⟂ w, no momentum, no WD).
     pub si_growth_pred_grad: f64,
     /// Predicted change, Σ_t ‖Δw_t‖² (the same orthogonality argument applied to the actual
     /// momentum steps).

@@ -1,4 +1,4 @@
-//! The `sharpness` stage kind (SPEC.md E3, claims C4/C5): the generalization metrics of
+//! The `sharpness` stage kind (docs/paper.md#e3, claims C4/C5): the generalization metrics of
 //! [`crate::metrics::sharpness`] on the final checkpoint of every upstream `vision` run, measured on
 //! a fixed training subset chosen by the seed, with BatchNorm in eval mode. Output:
 //! `sharpness.jsonl`, one row per upstream run, with that run's generalization gap beside it.

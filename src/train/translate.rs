@@ -1,5 +1,5 @@
-//! The `translate` stage kind (SPEC.md E5 as the paper ran it, with E7/E8): IWSLT'14 De→En with
-//! fairseq's `transformer_iwslt_de_en` recipe and one Adam variant at one (lr, λ).
+//! The `translate` stage kind (docs/paper.md#e5 on the paper's own task, with E7/E8): IWSLT'14
+//! De→En with fairseq's `transformer_iwslt_de_en` recipe and one Adam variant at one (lr, λ).
 //!
 //! The protocol, as fairseq-train runs it: the data of `data::iwslt` (prepare-iwslt14.sh, then
 //! fairseq-preprocess's dictionaries); training pairs ordered by (source, target) length over a

@@ -1,4 +1,4 @@
-//! The `vision` stage kind (SPEC.md E1, E2, E4): an image classifier trained with SGD under a
+//! The `vision` stage kind (docs/paper.md#e1, E2, E4): an image classifier trained with SGD under a
 //! weight-decay schedule. Outputs: `metrics.jsonl` (one row per epoch: losses, accuracies, the
 //! norm statistics of [`super::norms`]), and the weights as safetensors at initialisation, at the
 //! switch epoch Tₛ and at the end. Timings go to the run record, so outputs stay bitwise stable.

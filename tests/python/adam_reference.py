@@ -1,4 +1,5 @@
-"""Reference for tests/optim.rs: the Adam family of SPEC.md E7 over a schedule of (lr, weight_decay).
+"""Reference for tests/optim.rs: the Adam family of docs/paper.md#e7 over a schedule of
+(lr, weight_decay).
 
 usage: adam_reference.py IN.npz OUT.npz
 
@@ -8,7 +9,7 @@ IN holds `betas` ([2]), `eps` (scalar), `schedule` ([steps, 2]: lr, weight_decay
 OUT gets, for `torch_adam` (torch.optim.Adam(weight_decay=λ), V1) and `torch_adamw`
 (torch.optim.AdamW(weight_decay=λ), V2), in the inputs' dtype: `{name}_p{i}` (final parameters),
 `{name}_m{i}` / `{name}_v{i}` (exp_avg / exp_avg_sq, where torch has state). And for `ref_v1` ..
-`ref_v5`, the same keys from the formulas of SPEC.md E7 written out with plain tensor ops in
+`ref_v5`, the same keys from the formulas of docs/paper.md#e7 written out with plain tensor ops in
 float64 (independent of torch.optim's order of operations):
 
     r = λ·w;  m ← β₁m + (1−β₁)(g + a·r);  v ← β₂v + (1−β₂)(g + b·r)²

@@ -1,7 +1,8 @@
-//! The `lm` kind (SPEC.md E5, E7, E8): word-level language modelling on WikiText with the Adam
-//! family of `optim::adam` (`train::lm`). Defaults are pytorch/examples' word_language_model
-//! where it has one (model size, bptt, batches, clipping, epochs) and torch.optim.Adam's for the
-//! optimizer; the rest are defaults of ours, named as such in each parameter's doc.
+//! The `lm` kind (docs/paper.md#e5, E7, E8): word-level language modelling on WikiText (an
+//! extension from the project's brief, not in the paper) with the Adam family of `optim::adam`
+//! (`train::lm`). Defaults are pytorch/examples' word_language_model where it has one (model size,
+//! bptt, batches, clipping, epochs) and torch.optim.Adam's for the optimizer; the rest are defaults
+//! of ours, named as such in each parameter's doc.
 
 use super::metric;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
@@ -160,7 +161,7 @@ static LM_PARAMS: &[ParamSpec] = &[
         name: "variant",
         ty: ParamType::Choice(VARIANTS),
         default: Lit::Str("adam_l2"),
-        doc: "where λ·w enters Adam (SPEC.md E7: V1 adam_l2 … V5 adaptive_decoupled)",
+        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled)",
     },
     ParamSpec {
         name: "lr",

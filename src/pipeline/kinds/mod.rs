@@ -121,8 +121,9 @@ static VISION_METRICS: &[MetricDecl] = &[
     metric("lr", "learning rate α", None),
 ];
 
-/// Defaults are the paper profile's (SPEC.md §4 E1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
-/// per epoch, 200 epochs, λ 5e-4, Tₛ 50 (a default of ours).
+/// Defaults are the paper profile's (docs/paper.md#e1): SGD momentum 0.9, batch 128, lr₀ 0.1 ×0.97
+/// per epoch, 200 epochs, λ 5e-4 (Golatkar et al.'s recipe as recalled, unverified; lr₀ the least
+/// certain), Tₛ 50 (a default of ours).
 static VISION_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "model",
@@ -266,8 +267,8 @@ static SHARPNESS_METRICS: &[MetricDecl] = &[
     metric("s_inv", "S_inv = λ_max·‖w‖²", Some("s_inv")),
 ];
 
-/// Defaults follow SPEC.md §4 E3 where it gives a number (~20 power iterations, ~100 probes,
-/// ~5k samples); the rest are defaults of ours.
+/// Defaults of ours (docs/paper.md#e3: 20 power iterations, 100 probes, 5k samples, Keskar's
+/// ε = 1e-3); the paper's settings could not be read.
 static SHARPNESS_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "subset",

@@ -1,7 +1,8 @@
-//! The `dqn` kind (SPEC.md E6, E7, E8): DQN on MinAtar or Atari with the Adam family of
-//! `optim::adam` (`train::rl`). Defaults are dopamine's DQN on Atari (SPEC.md E6: the paper's
-//! setting) with JAX dopamine's Adam (lr 6.25e-5, ε 1.5e-4); MinAtar's own defaults are set in
-//! pipeline.yaml, each named there. The rest are defaults of ours, named in each doc.
+//! The `dqn` kind (docs/paper.md#e6, E7, E8): DQN on MinAtar or Atari with the Adam family of
+//! `optim::adam` (`train::rl`). Defaults are dopamine's DQN on Atari (the paper says dopamine's
+//! defaults) with JAX dopamine's Adam (lr 6.25e-5, ε 1.5e-4; Adam is a choice of ours); MinAtar's
+//! own defaults are set in pipeline.yaml, each named there. The rest are defaults of ours, named in
+//! each doc.
 
 use super::lm::VARIANTS;
 use super::metric;
@@ -188,7 +189,7 @@ static DQN_PARAMS: &[ParamSpec] = &[
         name: "variant",
         ty: ParamType::Choice(VARIANTS),
         default: Lit::Str("adam_l2"),
-        doc: "where λ·w enters Adam (SPEC.md E7: V1 adam_l2 … V5 adaptive_decoupled)",
+        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled)",
     },
     ParamSpec {
         name: "lr",

@@ -1,9 +1,9 @@
-//! The `translate` kind (SPEC.md E5 as the paper ran it): IWSLT'14 German→English with fairseq's
-//! `transformer_iwslt_de_en` recipe and one variant of the Adam family (`train::translate`).
-//! Defaults are the recipe's (fairseq's examples/translation README: Adam β (0.9, 0.98), lr 5e-4,
-//! inverse-sqrt schedule with 4,000 warm-up updates, dropout 0.3, label smoothing 0.1, max 4,096
-//! tokens per batch, no clipping; generation with beam 5, length penalty 1); the rest are defaults
-//! of ours, named as such in each parameter's doc.
+//! The `translate` kind (docs/paper.md#e5, the paper's own NLP task): IWSLT'14 German→English with
+//! fairseq's `transformer_iwslt_de_en` recipe and one variant of the Adam family
+//! (`train::translate`). Defaults are the recipe's (fairseq's examples/translation README: Adam β
+//! (0.9, 0.98), lr 5e-4, inverse-sqrt schedule with 4,000 warm-up updates, dropout 0.3, label
+//! smoothing 0.1, max 4,096 tokens per batch, no clipping; generation with beam 5, length penalty
+//! 1); the rest are defaults of ours, named as such in each parameter's doc.
 
 use super::lm::VARIANTS;
 use super::metric;
@@ -200,7 +200,7 @@ static TRANSLATE_PARAMS: &[ParamSpec] = &[
         name: "variant",
         ty: ParamType::Choice(VARIANTS),
         default: Lit::Str("adamw"),
-        doc: "where λ·w enters Adam (SPEC.md E7); fairseq's own `adam` is the decoupled adamw",
+        doc: "where λ·w enters Adam (docs/paper.md#e7); fairseq's `adam` is the decoupled adamw",
     },
     float(
         "lr",

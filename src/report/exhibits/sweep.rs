@@ -1,4 +1,4 @@
-//! The figures of an Adam-variant × lr × λ sweep (SPEC.md E5/E7/E8; recognised by
+//! The figures of an Adam-variant × lr × λ sweep (docs/paper.md#e5, E7, E8; recognised by
 //! [`Sweep::detect`]), in place of the generic per-arm figures, which at paper scale (5 × 3 ×
 //! 10 arms) would be hundreds of lines or bars:
 //!

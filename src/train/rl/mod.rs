@@ -1,5 +1,5 @@
-//! The `dqn` stage kind (SPEC.md E6): DQN (Mnih et al. 2015, as dopamine runs it) on a MinAtar
-//! game or an Atari game, its Q-network trained with one variant of the Adam family at one
+//! The `dqn` stage kind (docs/paper.md#e6): DQN (Mnih et al. 2015, as dopamine runs it) on a
+//! MinAtar game or an Atari game, its Q-network trained with one variant of the Adam family at one
 //! (lr, λ), λ on every Q-network parameter.
 //!
 //! The protocol is dopamine's: ε-greedy acting with `linearly_decaying_epsilon` (1 while the
