@@ -120,10 +120,58 @@ profiles:
         "pipeline.yaml:6:27: profiles.p1.precision.autocast: `fp16` is not supported (fp16 autocast needs a gradient scaler); valid: off, bf16",
         "pipeline.yaml:8:27: profiles.p2.precision.autocast: unknown value `half_please`; valid: off, bf16",
         "pipeline.yaml:11:22: profiles.p3.precision.channels_last: invalid type: string \"yes\", expected a boolean",
-        "pipeline.yaml:15:13: profiles.p4.precision.fast: unknown field `fast`, expected one of `autocast`, `channels_last`, `tf32`",
+        "pipeline.yaml:15:7: profiles.p4.precision.fast: unknown field `fast`, expected one of `autocast`, `channels_last`, `tf32`",
     ];
     for e in expect {
         assert!(t.contains(e), "missing {e:?} in:\n{t}");
     }
     assert_eq!(t.matches("precision").count(), 4, "only those four:\n{t}");
+}
+
+#[test]
+fn unknown_fields_point_at_their_key() {
+    let p = Project::new(
+        r#"version: 1
+datasets:
+  cifar10:
+    format: cifar10-binary
+    bogus_ds: 1
+    files:
+      - {name: c.tar.gz, md5: c32a1d4ab5d03f1284b67883e8d87530}
+  cifar100:
+    format: cifar100-binary
+    files:
+      - name: c.tar.gz
+        colour: red
+experiments:
+  a:
+    kind: vision
+    datasets: [cifar10]
+    wat: 1
+  b: {kind: vision, datasets: [cifar10]}
+profiles:
+  smoke:
+    thread: 2
+  other:
+    experiments:
+      b: {params: {}, skipp: true}
+claims:
+  - id: x
+    nonsense: 1
+"#,
+    );
+    let o = p.run(&["plan"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    let expect = [
+        "pipeline.yaml:5:5: datasets.cifar10.bogus_ds: unknown field `bogus_ds`, expected one of",
+        "pipeline.yaml:12:9: datasets.cifar100.files[0].colour: unknown field `colour`",
+        "pipeline.yaml:17:5: experiments.a.wat: unknown field `wat`",
+        "pipeline.yaml:21:5: profiles.smoke.thread: unknown field `thread`",
+        "pipeline.yaml:24:23: profiles.other.experiments.b.skipp: unknown field `skipp`",
+        "pipeline.yaml:27:5: claims[0].nonsense: unknown field `nonsense`",
+    ];
+    for e in expect {
+        assert!(t.contains(e), "missing {e:?} in:\n{t}");
+    }
 }

@@ -219,7 +219,16 @@ impl Checker<'_> {
                     .strip_prefix("unknown field `")
                     .and_then(|r| r.split('`').next());
                 match unknown {
-                    Some(k) => self.at_key(&child(&full, k), format!("{full}: {msg}")),
+                    Some(k) => {
+                        // The path ends at the unknown key when serde read it as a map key.
+                        let key_path = match e.path().iter().next_back() {
+                            Some(serde_path_to_error::Segment::Map { key }) if key == k => {
+                                full.clone()
+                            }
+                            _ => child(&full, k),
+                        };
+                        self.at_key(&key_path, format!("{key_path}: {msg}"))
+                    }
                     None => self.at(
                         &full,
                         format!(
