@@ -28,7 +28,8 @@ pub struct PosIndex {
 
 impl PosIndex {
     /// Index `text`; a text that does not parse yields the index of what came before the error
-    /// (the caller reports the syntax error with its own position).
+    /// (the caller reports the syntax error with its own position). Loading indexes through
+    /// [`Indexer`] in the pass of [`super::yaml_guard`] instead.
     pub fn build(text: &str) -> PosIndex {
         let mut ix = Indexer::default();
         let mut parser = Parser::new_from_str(text);
