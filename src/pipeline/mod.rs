@@ -16,4 +16,5 @@ pub mod slurm;
 pub mod spec;
 pub mod stage;
 pub mod verify;
+pub mod yaml_guard;
 pub mod yaml_pos;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::claims::{self, ClaimSpec};
 use super::params::describe;
 use super::stage::{self, DATASET_FORMATS};
+use super::yaml_guard;
 use super::yaml_pos::{PosIndex, child};
 use crate::data::generate::{self, GenSpec};
 use crate::data::{ArchiveKind, DatasetFile};
@@ -231,7 +232,16 @@ impl Checker<'_> {
                     .strip_prefix("unknown field `")
                     .and_then(|r| r.split('`').next());
                 match unknown {
-                    Some(k) => self.at_key(&child(&full, k), format!("{full}: {msg}")),
+                    Some(k) => {
+                        // The path ends at the unknown key when serde read it as a map key.
+                        let key_path = match e.path().iter().next_back() {
+                            Some(serde_path_to_error::Segment::Map { key }) if key == k => {
+                                full.clone()
+                            }
+                            _ => child(&full, k),
+                        };
+                        self.at_key(&key_path, format!("{key_path}: {msg}"))
+                    }
                     None => self.at(
                         &full,
                         format!(
@@ -263,15 +273,18 @@ const TOP_KEYS: &[&str] = &[
 impl Pipeline {
     /// Read and validate a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline, SpecErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecErrors {
+        let fail = |problem| SpecErrors {
             file: path.to_path_buf(),
-            problems: vec![Problem {
+            problems: vec![problem],
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            fail(Problem {
                 line: 1,
                 col: 1,
                 message: format!("cannot read: {e}"),
-            }],
+            })
         })?;
-        Pipeline::parse(path, &text)
+        Pipeline::parse(path, yaml_guard::decode(&bytes).map_err(fail)?)
     }
 
     /// Validate pipeline text; `path` is used for messages.
@@ -291,10 +304,11 @@ impl Pipeline {
                 message: format!("not valid YAML: {e}"),
             }])
         };
+        // Depth, aliases and expansion are bounded before serde_yaml builds a tree.
+        let pos = yaml_guard::check(text).map_err(|p| fail(vec![p]))?;
         let mut root: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_error)?;
         // Anchors and `<<:` merge keys let profiles share settings without repeating them.
         root.apply_merge().map_err(yaml_error)?;
-        let pos = PosIndex::build(text);
         let mut ck = Checker {
             pos: &pos,
             problems: Vec::new(),
