@@ -7,8 +7,9 @@ The runs come from `repro plan --json` (every run with its resolved parameters).
 work is counted, not guessed: PyTorch's FlopCounterMode on the test suite's reference models
 (tests/python: forward + backward of one training example, forward of one evaluated one) times
 what the run processes (vision: epochs × (training images + test images); sharpness: per
-upstream checkpoint, (trace probes + power iterations) Hessian-vector products at ≈ 2 training
-steps each plus the ascent steps, over the subset; lm: epochs × (training tokens + validation
+upstream checkpoint, 2 × (trace probes + power iterations) Hessian-vector products, plus power
+iterations × convolutions with `per_layer`, at ≈ 2 training steps each, plus the ascent steps,
+over the subset; lm: epochs × (training tokens + validation
 tokens), test once; translate: epochs × (training pairs + validation pairs) at the mean
 sentence lengths, test once as beam × the forward of each test pair; dqn: one update of `batch_size` per `update_every` agent steps after
 `min_replay`, one forward per agent step and per evaluation step).
@@ -65,6 +66,15 @@ def vision_flops(model, classes, width, size):
         net.eval()
         ev = counted(lambda: net(x))
     return train / b, ev / b
+
+
+@functools.lru_cache(maxsize=None)
+def conv_layers(model, classes, width):
+    """Convolutions of a reference vision model: the layers of the per-layer S_inv."""
+    import torch
+    import models
+    net = models.build(model, classes, float(width))
+    return sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,7 +142,11 @@ def run_work(run, runs_by_id):
             u = runs_by_id[up]
             _, _, classes, size = VISION_DATA[u["datasets"][0]]
             tr, _ = vision_flops(u["params"]["model"], classes, u["params"]["width"], size)
-            hvps = p["trace_probes"] + p["hessian_iters"]
+            # tr(H) and tr(H_si)·‖w‖²: the probes twice; λ_max and S_inv: the iterations twice;
+            # per_layer: λ_max of each layer's block (every conv of these nets feeds a BN).
+            hvps = 2 * p["trace_probes"] + 2 * p["hessian_iters"]
+            if p.get("per_layer"):
+                hvps += conv_layers(u["params"]["model"], classes, u["params"]["width"]) * p["hessian_iters"]
             flops += p["subset"] * tr * (2 * hvps + p["ascent_steps"])
             model = u["params"]["model"]
         return flops, 0, model

@@ -865,3 +865,104 @@ fn adam_claims_written_for_the_lm_kind_decide_on_contrived_runs() {
         );
     }
 }
+
+/// E3 as C4/C5 read it: a sharpness experiment whose rows are nets (schedule × Tₛ), 12 per seed.
+const SHARPNESS: &str = r#"
+datasets:
+  cifar10:
+    format: cifar10-binary
+    files: [{name: c.tar.gz, urls: ["http://127.0.0.1:9/c.tar.gz"]}]
+experiments:
+  e1:
+    kind: vision
+    datasets: [cifar10]
+    grid: {schedule: [none, always, early, late], seed: [0, 1, 2]}
+  sweep:
+    kind: vision
+    datasets: [cifar10]
+    grid: {schedule: [early, late], switch_epoch: [10, 25, 100, 150], seed: [0, 1, 2]}
+  sharp:
+    kind: sharpness
+    datasets: [cifar10]
+    needs: [e1, sweep]
+    grid: {seed: [0, 1, 2]}
+profiles:
+  paper: {}
+claims:
+  - {id: ranks, claim: C5, text: ranks like the gap, experiments: [sharp], metric: s_inv,
+     test: {rank_agreement: {with: gen_gap_acc, across: [schedule, switch_epoch], above: 0.5}}}
+  - {id: misranks, claim: C4, text: does not, experiments: [sharp], metric: lambda_max,
+     test: {rank_agreement: {with: gen_gap_acc, across: [schedule, switch_epoch], below: 0.5}}}
+"#;
+
+#[test]
+fn twelve_nets_per_seed_rank_with_the_known_tau() {
+    let p = Pipeline::parse(Path::new("test.yaml"), SHARPNESS).unwrap_or_else(|e| panic!("{e}"));
+    let mut nets: Vec<(&str, i64)> = ["none", "always", "early", "late"]
+        .iter()
+        .map(|s| (*s, 50))
+        .collect();
+    for s in ["early", "late"] {
+        for t in [10, 25, 100, 150] {
+            nets.push((s, t));
+        }
+    }
+    assert_eq!(nets.len(), 12);
+    let mut o = Vec::new();
+    for seed in 0..3 {
+        for (i, (schedule, t)) in nets.iter().enumerate() {
+            let gap = 0.01 * i as f64 + 0.001 * seed as f64;
+            // s_inv ranks like the gap except one adjacent pair swapped in seed 0: τ = 1 − 2/66
+            // there and 1 in the other seeds. lambda_max ranks them backwards: τ = −1.
+            let s_inv = match (seed, i) {
+                (0, 3) => 4.0,
+                (0, 4) => 3.0,
+                _ => i as f64,
+            };
+            let mut row = Map::new();
+            row.insert("gen_gap_acc".into(), json!(gap));
+            row.insert("s_inv".into(), json!(s_inv));
+            row.insert("lambda_max".into(), json!(-(i as f64)));
+            let mut coords = Map::new();
+            coords.insert("schedule".into(), json!(schedule));
+            coords.insert("switch_epoch".into(), json!(t));
+            coords.insert("seed".into(), json!(seed));
+            o.push(Observation {
+                run_id: format!("net-{schedule}-{t}-{seed}"),
+                coords,
+                seed,
+                rows: vec![row],
+                source: Source {
+                    run_key: "k".repeat(64),
+                    file: "sharpness.jsonl".into(),
+                    sha256: format!("{seed:064}"),
+                },
+            });
+        }
+    }
+    let data = ExperimentData {
+        name: "sharp".into(),
+        description: None,
+        kind: stage::kind("sharpness").unwrap(),
+        planned: 3,
+        observations: o,
+        missing: Vec::new(),
+        arm_axes: vec!["schedule".into(), "switch_epoch".into()],
+    };
+    let inputs = Inputs {
+        profile: "paper".into(),
+        experiments: vec![data],
+        digests: Default::default(),
+    };
+    let results = evaluate(&p, &inputs);
+    let ranks = results.iter().find(|r| r.id == "ranks").unwrap();
+    // One τ per seed, each over all 12 nets (not one per Tₛ stratum).
+    assert_eq!(ranks.seeds, "3", "{ranks:?}");
+    let want = (1.0 - 2.0 / 66.0 + 1.0 + 1.0) / 3.0;
+    let got = ranks.statistics["tau_mean"];
+    assert!((got - want).abs() < 1e-12, "τ mean {got}, expected {want}");
+    assert_eq!(ranks.verdict, Verdict::Reproduced, "{ranks:?}");
+    let mis = results.iter().find(|r| r.id == "misranks").unwrap();
+    assert_eq!(mis.statistics["tau_mean"], -1.0, "{mis:?}");
+    assert_eq!(mis.verdict, Verdict::Reproduced, "{mis:?}");
+}

@@ -425,6 +425,10 @@ fn scale_invariant_sharpness_does_not_change_with_the_scale_of_bn_preceded_weigh
     );
     let f0 = sh::frobenius_sum(&si);
     assert!(lam0 > 0.0 && s0 > 0.0, "λ {lam0}, S_inv {s0}");
+    // The trace reading: tr(H_si)·‖w‖², with the same probes before and after scaling.
+    let (tr0, _) = sh::hutchinson_trace(&obj, &si, 8, 3).unwrap();
+    let t0 = sh::scale_invariant_trace(&obj, &si, 8, 3).unwrap();
+    assert!(rel(t0, tr0 * f0) < 1e-12, "tr·‖w‖² {t0} vs {tr0}·{f0}");
     let c = 4.0;
     net.scale(c);
     let (l1, lam1, s1) = (
@@ -436,6 +440,10 @@ fn scale_invariant_sharpness_does_not_change_with_the_scale_of_bn_preceded_weigh
     assert!(rel(l1, l0) < 1e-9, "loss {l0} → {l1}");
     assert!(rel(lam1, lam0 / (c * c)) < 1e-6, "λ {lam0} → {lam1}");
     assert!(rel(s1, s0) < 1e-6, "S_inv {s0} → {s1}");
+    let (tr1, _) = sh::hutchinson_trace(&obj, &si, 8, 3).unwrap();
+    assert!(rel(tr1, tr0 / (c * c)) < 1e-6, "tr {tr0} → {tr1}");
+    let t1 = sh::scale_invariant_trace(&obj, &si, 8, 3).unwrap();
+    assert!(rel(t1, t0) < 1e-6, "tr·‖w‖² {t0} → {t1}");
     // Every parameter of the net requires grad; only the given ones are differentiated.
     assert_eq!(net.vs.trainable_variables().len(), 2 + 2 * 2 + 2);
 }

@@ -404,3 +404,16 @@ pub fn scale_invariant_sharpness(
     let lambda = lambda_max(obj, si, iters, seed).context("scale_invariant_sharpness")?;
     Ok(lambda * frobenius_sum(si))
 }
+
+/// The trace reading of the same scale invariance: tr(H restricted to `si`) · Σ‖w‖² over `si`
+/// (H(cw) = H(w)/c², so both factors' scalings cancel for BN-preceded weights); the trace is
+/// [`hutchinson_trace`]'s estimate with `probes` probes.
+pub fn scale_invariant_trace(
+    obj: &Objective,
+    si: &[Tensor],
+    probes: usize,
+    seed: u64,
+) -> Result<f64> {
+    let (trace, _) = hutchinson_trace(obj, si, probes, seed).context("scale_invariant_trace")?;
+    Ok(trace * frobenius_sum(si))
+}

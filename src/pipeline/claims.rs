@@ -161,10 +161,13 @@ pub enum TestSpec {
     /// The metric decreases along a grid axis: Kendall τ per seed, its mean below 0.
     Decreasing { along: String },
     /// The metric orders the arms along `across` like `with` does: Kendall τ per seed, its
-    /// mean above `above` (or below `below`).
+    /// mean above `above` (or below `below`). `across` is one axis or a list: the nets ranked
+    /// are every combination of their values (`[schedule, switch_epoch]`: each schedule at each
+    /// switch epoch), per seed and per value of any other varying coordinate.
     RankAgreement {
         with: String,
-        across: String,
+        #[serde(deserialize_with = "one_or_many")]
+        across: Vec<String>,
         #[serde(default)]
         above: Option<f64>,
         #[serde(default)]

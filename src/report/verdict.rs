@@ -257,11 +257,14 @@ pub fn describe_test(t: &TestSpec) -> String {
             across,
             above,
             below,
-        } => match (above, below) {
-            (Some(t), _) => format!("ranks {across} like {with} (τ > {t})"),
-            (_, Some(t)) => format!("does not rank {across} like {with} (τ < {t})"),
-            _ => format!("ranks {across} like {with}"),
-        },
+        } => {
+            let across = across.join(" × ");
+            match (above, below) {
+                (Some(t), _) => format!("ranks {across} like {with} (τ > {t})"),
+                (_, Some(t)) => format!("does not rank {across} like {with} (τ < {t})"),
+                _ => format!("ranks {across} like {with}"),
+            }
+        }
     }
 }
 
@@ -348,9 +351,16 @@ fn check(
         TestSpec::Increasing { along } | TestSpec::Decreasing { along } => {
             let up = matches!(test, TestSpec::Increasing { .. });
             let label = format!("τ({along}, {m})");
-            per_seed_tau(c, &sel, along, &label, 0.0, up, r, |p| {
-                Some((p.coords.get(along)?.as_f64()?, p.value?))
-            })
+            per_seed_tau(
+                c,
+                &sel,
+                std::slice::from_ref(along),
+                &label,
+                0.0,
+                up,
+                r,
+                |p| Some((p.coords.get(along)?.as_f64()?, p.value?)),
+            )
         }
         TestSpec::RankAgreement {
             with,

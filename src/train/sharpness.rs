@@ -2,6 +2,8 @@
 //! [`crate::metrics::sharpness`] on the final checkpoint of every upstream `vision` run, measured on
 //! a fixed training subset chosen by the seed, with BatchNorm in eval mode. Output:
 //! `sharpness.jsonl`, one row per upstream run, with that run's generalization gap beside it.
+//! Upstream runs are every run of the `needs` experiments with the same seed (E1's four
+//! schedules and, where a profile runs it, the Tₛ sweep: ≥ 12 nets per seed to rank).
 
 use std::collections::BTreeMap;
 
@@ -127,11 +129,15 @@ fn measure(
     let iters = p.usize("hessian_iters")?;
     let (trace, trace_se) = sh::hutchinson_trace(&obj, &params, p.usize("trace_probes")?, seed)?;
     let mut layers = Map::new();
+    let mut layer_sum = None;
     if p.bool("per_layer")? {
+        let mut sum = 0.0;
         for (name, w) in model.scale_invariant.iter().zip(&si) {
             let v = sh::scale_invariant_sharpness(&obj, std::slice::from_ref(w), iters, seed)?;
             layers.insert(name.clone(), json!(v));
+            sum += v;
         }
+        layer_sum = Some(sum);
     }
     let (train_loss, train_acc) =
         evaluate(net, &subset, &normalize, dev, chunk, Precision::default());
@@ -159,6 +165,8 @@ fn measure(
         "log_spectral_product": sh::log_spectral_product(&weights, iters, seed),
         "dist_init": sh::distance(&params, &init_params)?,
         "s_inv": sh::scale_invariant_sharpness(&obj, &si, iters, seed)?,
+        "s_inv_trace": sh::scale_invariant_trace(&obj, &si, p.usize("trace_probes")?, seed)?,
+        "s_inv_layer_sum": layer_sum,
         "s_inv_layers": layers,
     });
     if let Value::Object(m) = metrics {

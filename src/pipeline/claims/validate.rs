@@ -294,7 +294,9 @@ fn check_tune(
         TestSpec::Increasing { along } | TestSpec::Decreasing { along } => {
             compared.push((along.clone(), "`along`"))
         }
-        TestSpec::RankAgreement { across, .. } => compared.push((across.clone(), "`across`")),
+        TestSpec::RankAgreement { across, .. } => {
+            compared.extend(across.iter().map(|a| (a.clone(), "`across`")))
+        }
         TestSpec::Above { .. } | TestSpec::Below { .. } => {}
     }
     for (j, axis) in t.over.iter().enumerate() {
@@ -426,8 +428,21 @@ fn check_test(
             if let Err(msg) = check_metric(kind, with) {
                 at(&format!("{rp}.with"), msg);
             }
-            if let Err(msg) = check_axis(p, experiment, kind, across) {
-                at(&format!("{rp}.across"), msg);
+            if across.is_empty() {
+                at(
+                    &format!("{rp}.across"),
+                    "name at least one axis to rank across".into(),
+                );
+            }
+            for (i, axis) in across.iter().enumerate() {
+                if let Err(msg) = check_axis(p, experiment, kind, axis) {
+                    let at_path = if across.len() == 1 {
+                        format!("{rp}.across")
+                    } else {
+                        format!("{rp}.across[{i}]")
+                    };
+                    at(&at_path, msg);
+                }
             }
             match (above, below) {
                 (Some(t), None) | (None, Some(t)) if (-1.0..=1.0).contains(t) => {}

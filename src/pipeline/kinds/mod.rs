@@ -221,7 +221,7 @@ static VISION_PARAMS: &[ParamSpec] = &[
 /// (`train::sharpness`): one row per upstream run.
 pub static SHARPNESS: StageDecl = StageDecl {
     name: "sharpness",
-    version: 1,
+    version: 2,
     params: SHARPNESS_PARAMS,
     dataset_formats: &["cifar10-binary", "cifar100-binary", "tinyimagenet-folder"],
     results: Results {
@@ -265,6 +265,16 @@ static SHARPNESS_METRICS: &[MetricDecl] = &[
     ),
     metric("dist_init", "‖w − w₀‖₂", Some("dist_init")),
     metric("s_inv", "S_inv = λ_max·‖w‖²", Some("s_inv")),
+    metric(
+        "s_inv_trace",
+        "tr(H)·‖w‖² (BN-preceded weights)",
+        Some("s_inv_trace"),
+    ),
+    metric(
+        "s_inv_layer_sum",
+        "Σ_l λ_max(H_ll)·‖W_l‖² (null without per_layer)",
+        Some("s_inv_layer_sum"),
+    ),
 ];
 
 /// Defaults of ours (docs/paper.md#e3: 20 power iterations, 100 probes, 5k samples, Keskar's

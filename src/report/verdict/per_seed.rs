@@ -10,21 +10,26 @@ use crate::pipeline::claims::ClaimSpec;
 use crate::report::observe::arm_label;
 use crate::report::select::{Point, Selection};
 
-/// Kendall τ between two numbers of each observation across the arms along `axis`, per seed
-/// (and per value of any other varying coordinate), then the mean τ against `threshold`
-/// (above it when `up`, below it otherwise).
+/// Kendall τ between two numbers of each observation across the arms along `axes` (every
+/// combination of their values), per seed (and per value of any other varying coordinate),
+/// then the mean τ against `threshold` (above it when `up`, below it otherwise).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn per_seed_tau(
     c: &ClaimSpec,
     sel: &Selection,
-    axis: &str,
+    axes: &[String],
     label: &str,
     threshold: f64,
     up: bool,
     r: &mut CheckResult,
     pair_of: impl Fn(&Point) -> Option<(f64, f64)>,
 ) {
-    let strata: Vec<String> = sel.axes.iter().filter(|a| *a != axis).cloned().collect();
+    let strata: Vec<String> = sel
+        .axes
+        .iter()
+        .filter(|a| !axes.contains(a))
+        .cloned()
+        .collect();
     let mut by_seed: BTreeMap<(i64, String), Vec<(f64, f64)>> = BTreeMap::new();
     for p in &sel.points {
         if let Some(xy) = pair_of(p) {
