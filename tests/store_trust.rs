@@ -90,18 +90,25 @@ fn corrupt_and_truncated_objects_are_rebuilt_and_equal_the_lock() {
     let trained: BTreeSet<&String> = owners.iter().filter(|r| r.starts_with("small/")).collect();
     assert_eq!(ran(&t), trained.len(), "{t}");
     assert!(t.contains("moved to") && t.contains("(owned by "), "{t}");
-    let quarantined = std::fs::read_dir(p.store().join("quarantine/objects"))
-        .unwrap()
+    // `run` moves aside every damaged object a run or dataset owns; one only the report owns
+    // waits for `report`. How many of the six are report-only is not fixed: the report's bytes,
+    // hence their places in the sorted list, differ between machines (a CI machine drew two).
+    let quarantined = || {
+        std::fs::read_dir(p.store().join("quarantine/objects"))
+            .unwrap()
+            .count()
+    };
+    let report_only = chosen
+        .iter()
+        .filter(|s| before[*s].0.iter().all(|o| o == "report"))
         .count();
-    assert_eq!(
-        quarantined,
-        chosen.len() - usize::from(owners.contains("report"))
-    );
+    assert_eq!(quarantined(), chosen.len() - report_only, "{t}");
     let t = ok(p.run(&["report", "--profile", "smoke", "--device", "cpu"]));
     assert!(
         !t.contains("(cached)"),
         "a damaged report must be rendered again:\n{t}"
     );
+    assert_eq!(quarantined(), chosen.len(), "{t}");
     // Every object is back, byte for byte, and the bitwise runs equal the lock.
     assert_eq!(objects(&p), before);
     let t = ok(p.run(&["verify", "--profile", "smoke"]));
