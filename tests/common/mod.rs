@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a temporary project with a small pipeline, and the binary.
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod python;
 
 use std::path::{Path, PathBuf};
