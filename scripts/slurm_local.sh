@@ -5,6 +5,7 @@
 #   eval "$(scripts/slurm_local.sh start)"   start (idempotent), then export SLURM_CONF
 #   scripts/slurm_local.sh env                print the export lines only
 #   scripts/slurm_local.sh stop               stop slurmd, slurmctld (and munged if we started it)
+#   scripts/slurm_local.sh status             exit 0 if slurmctld or slurmd runs (says which), 3 if neither
 #
 # State (slurm.conf, pid files, logs, spool, saved job state) lives in ${REPRO_SLURM_DIR:-/tmp/repro-slurm}.
 # Only the export lines go to stdout; diagnostics go to stderr. Needs root.
@@ -147,9 +148,17 @@ cmd_stop() {
   fi
 }
 
+cmd_status() {
+  local d up=()
+  for d in slurmctld slurmd; do pid_alive "$DIR/$d.pid" && up+=("$d"); done
+  if [ ${#up[@]} -eq 0 ]; then log "not running ($DIR)"; return 3; fi
+  log "running: ${up[*]} ($DIR)"
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  status) cmd_status ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

@@ -1,20 +1,29 @@
 //! Kill -9 resume: real smoke-profile runs of every training kind (vision, lm, translate, dqn)
-//! are killed at random moments, the whole process group (engine and worker: a power loss) or
-//! the worker alone (the engine then reports the failure), and started again until they finish.
-//! Each attempt resumes from the run's newest checkpoint, and the final outputs must equal the
-//! digests pinned in pipeline.lock for an uninterrupted run, bit for bit.
+//! are killed, the whole process group (engine and worker: a power loss) or the worker alone (the
+//! engine then reports the failure), and started again until they finish. Kills alternate
+//! between a random moment of an attempt and right after it saved a new checkpoint; either way
+//! the attempt is frozen (SIGSTOP) before the kill is decided, so a kill that lands is known to
+//! have landed, and whether a checkpoint was there to resume from is known too. Each attempt
+//! resumes from the run's newest checkpoint, every run provably resumes from one, and the final
+//! outputs must equal the digests pinned in pipeline.lock for an uninterrupted run, bit for bit.
+//! Nothing depends on the machine's speed: random moments start within `max_wait` and move
+//! earlier whenever an attempt ends before its kill, and checkpoints are waited for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::procs;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use repro::pipeline::lockfile::LockFile;
 
-/// A run to kill: its id, the longest wait before a kill (shorter than an uninterrupted run, so
-/// that most kills land), and how many kills it gets.
+/// A run to kill: its id, the longest wait before a kill at a random moment to start with (about
+/// an uninterrupted run here; it shrinks on a machine where attempts end before it), and how
+/// many kills it gets.
 struct Target {
     run: &'static str,
     max_wait: Duration,
@@ -78,25 +87,12 @@ fn start(store: &Path, datasets: &Path, run: &str) -> Child {
 }
 
 /// The pids of the `repro-worker` processes in process group `pgid`.
-fn workers_in(pgid: u32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp …; comm may hold spaces, so split after the last ')'.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if head.contains("(repro-worker") && fields.get(2) == Some(&pgid.to_string().as_str()) {
-            out.push(pid);
-        }
-    }
-    out
+fn workers_in(pgid: i32) -> Vec<i32> {
+    procs::all()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid && p.worker_dir().is_some())
+        .map(|p| p.pid)
+        .collect()
 }
 
 fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
@@ -123,13 +119,36 @@ fn stderr_of(child: &mut Child) -> String {
 /// How one attempt ended.
 enum Attempt {
     Finished,
-    Killed,
+    /// Killed; `with_checkpoint`: the run had a checkpoint and no record when the kill landed, so
+    /// a later attempt resumes from it; `after_record`: the run was recorded, and its work folder
+    /// may be left for `repro gc`.
+    Killed {
+        with_checkpoint: bool,
+        after_record: bool,
+    },
 }
 
-/// Start `t.run`; with `kill`, kill it (see the module doc) unless it finishes first.
-fn attempt(t: &Target, store: &Path, datasets: &Path, rng: &mut ChaCha8Rng, kill: bool) -> Attempt {
+/// When an attempt is killed.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// At a random moment, up to `span` after its start.
+    Random,
+    /// Right after it saved a new checkpoint (so that later checkpoints get resumed from too).
+    AfterCheckpoint,
+}
+
+/// Start `t.run`; with `when`, kill it then (see the module doc) unless it finishes first.
+/// `span` bounds random moments and shrinks when an attempt ends before its moment.
+fn attempt(
+    t: &Target,
+    store: &Path,
+    datasets: &Path,
+    rng: &mut ChaCha8Rng,
+    when: Option<When>,
+    span: &mut Duration,
+) -> Attempt {
     let mut child = start(store, datasets, t.run);
-    let pgid = child.id();
+    let pgid = child.id() as i32;
     let finished = |child: &mut Child, s: std::process::ExitStatus| {
         let err = stderr_of(child);
         assert!(
@@ -139,37 +158,51 @@ fn attempt(t: &Target, store: &Path, datasets: &Path, rng: &mut ChaCha8Rng, kill
         );
         Attempt::Finished
     };
-    if !kill {
+    let Some(when) = when else {
         let s = child.wait().unwrap();
         return finished(&mut child, s);
-    }
-    // Half the kills come at a random moment of the attempt, half at a random moment shortly
-    // after it saved a new checkpoint (so that later checkpoints get resumed from too).
-    let wait = rng.random_range(Duration::from_millis(300)..t.max_wait);
-    let deadline = if rng.random_bool(0.5) {
-        Instant::now() + wait
-    } else {
-        let before = latest(store);
-        let give_up = Instant::now() + 3 * t.max_wait;
-        while latest(store) == before && Instant::now() < give_up {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Instant::now() + wait / 4
     };
-    if let Some(s) = wait_until(&mut child, deadline) {
+    match when {
+        When::Random => {
+            let wait = rng.random_range(*span / 15..*span);
+            if let Some(s) = wait_until(&mut child, Instant::now() + wait) {
+                // A faster machine than the span was sized on: aim earlier next time.
+                *span = span.mul_f64(2.0 / 3.0);
+                return finished(&mut child, s);
+            }
+        }
+        When::AfterCheckpoint => {
+            let before = latest(store);
+            // Ten minutes is for a loaded machine, not a guess at its speed.
+            let give_up = Instant::now() + Duration::from_secs(600);
+            while latest(store) == before {
+                if let Some(s) = child.try_wait().unwrap() {
+                    return finished(&mut child, s); // it resumed from its last checkpoint
+                }
+                assert!(
+                    Instant::now() < give_up,
+                    "{}: no new checkpoint within 10 minutes",
+                    t.run
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    // Frozen, the attempt cannot end while the kill is decided.
+    procs::freeze_group(pgid);
+    if let Some(s) = child.try_wait().unwrap() {
         return finished(&mut child, s);
     }
+    let after_record = has_record(store, t.run);
+    let with_checkpoint = !latest(store).is_empty() && !after_record;
     // Every other kill takes only the worker (when one is running): the engine must survive it
     // and report the failure with the log's path.
     let workers = workers_in(pgid);
     if rng.random_bool(0.5) && !workers.is_empty() {
         for pid in workers {
-            // SAFETY: sending a signal has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            procs::signal(pid, libc::SIGKILL);
         }
+        procs::signal(-pgid, libc::SIGCONT);
         let s = child.wait().unwrap();
         let err = stderr_of(&mut child);
         if s.success() {
@@ -180,12 +213,17 @@ fn attempt(t: &Target, store: &Path, datasets: &Path, rng: &mut ChaCha8Rng, kill
             "{}: the failure names the log:\n{err}",
             t.run
         );
-        return Attempt::Killed;
+        return Attempt::Killed {
+            with_checkpoint,
+            after_record,
+        };
     }
-    // SAFETY: as above; the negative pid names the process group.
-    unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
+    procs::signal(-pgid, libc::SIGKILL);
     child.wait().unwrap();
-    Attempt::Killed
+    Attempt::Killed {
+        with_checkpoint,
+        after_record,
+    }
 }
 
 #[test]
@@ -198,19 +236,52 @@ fn killed_runs_resume_to_the_locked_digests() {
     let (mut kills, mut resumes) = (0, BTreeMap::<&str, Vec<u64>>::new());
     for t in TARGETS {
         // Smoke runs are short, so a run is done several times over (its record dropped in
-        // between) until it has taken its kills.
-        let mut hits = 0;
-        while hits < t.kills {
+        // between) until it has taken its kills, one of them with a checkpoint to resume from.
+        let (mut hits, mut proved, mut span) = (0, false, t.max_wait);
+        let (t0, mut attempts) = (Instant::now(), 0);
+        for cycle in 0.. {
+            if hits >= t.kills && proved {
+                eprintln!(
+                    "{}: {hits} kills in {attempts} attempts, {cycle} runs, {:.0} s (random moments up to {:.2} s)",
+                    t.run,
+                    t0.elapsed().as_secs_f64(),
+                    span.as_secs_f64()
+                );
+                break;
+            }
+            assert!(
+                cycle < 3 * t.kills + 10,
+                "{}: {hits} kills landed in {cycle} runs",
+                t.run
+            );
             forget(&store, t.run);
+            let mut after_record = false;
             for tries in 0.. {
                 assert!(
                     tries < 4 * t.kills + 8,
                     "{}: no end after {tries} attempts",
                     t.run
                 );
-                match attempt(t, &store, &datasets, &mut rng, hits < t.kills) {
+                let kill = hits < t.kills || !proved;
+                // Odd kills come after a checkpoint, and the last ones until one with a
+                // checkpoint landed.
+                let when = if hits % 2 == 1 || (!proved && hits + 1 >= t.kills) {
+                    When::AfterCheckpoint
+                } else {
+                    When::Random
+                };
+                let when = kill.then_some(when);
+                attempts += 1;
+                match attempt(t, &store, &datasets, &mut rng, when, &mut span) {
                     Attempt::Finished => break,
-                    Attempt::Killed => hits += 1,
+                    Attempt::Killed {
+                        with_checkpoint,
+                        after_record: recorded,
+                    } => {
+                        hits += 1;
+                        proved |= with_checkpoint;
+                        after_record |= recorded;
+                    }
                 }
             }
             let rec = records(&store)
@@ -229,11 +300,23 @@ fn killed_runs_resume_to_the_locked_digests() {
                 t.run
             );
             let key = rec["key"].as_str().unwrap();
-            assert!(
-                !store.join("work").join(key).exists(),
-                "{}: the work folder outlived the record",
-                t.run
-            );
+            let work = store.join("work").join(key);
+            if work.exists() {
+                // Only a kill between the record and the folder's removal leaves it, and
+                // `repro gc` knows it for the leftover of a finished run.
+                assert!(
+                    after_record,
+                    "{}: the work folder outlived the record",
+                    t.run
+                );
+                let gc = repro(&store, &datasets, &["gc"]);
+                assert!(
+                    gc.contains(&format!("would remove work folder of finished run {key}")),
+                    "{}: gc does not know the leftover work folder:\n{gc}",
+                    t.run
+                );
+                std::fs::remove_dir_all(&work).unwrap();
+            }
             // What each attempt resumed from, as the run's log says.
             let log = std::fs::read_to_string(store.join("logs").join(format!("{key}.log")));
             resumes.insert(
@@ -250,28 +333,32 @@ fn killed_runs_resume_to_the_locked_digests() {
     eprintln!("{kills} kills; checkpoints resumed from, per run: {resumes:?}");
     assert!(kills >= 20, "only {kills} kills landed");
     for (run, from) in &resumes {
-        // The lm and translate smoke runs are a few seconds long: their kills mostly land
-        // before the first checkpoint, so for them only the digests are required.
-        if !run.starts_with("wikitext2") && !run.starts_with("iwslt14") {
-            assert!(
-                !from.is_empty(),
-                "{run}: no attempt resumed from a checkpoint"
-            );
-        }
+        assert!(
+            !from.is_empty(),
+            "{run}: no attempt resumed from a checkpoint"
+        );
     }
     // The store verifies: nothing half-written became visible.
+    repro(&store, &datasets, &["verify"]);
+}
+
+/// `repro ARGS` on the store; asserts success and returns stdout and stderr.
+fn repro(store: &Path, datasets: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_repro"))
         .current_dir(repo())
-        .args(["verify"])
-        .env("REPRO_STORE", &store)
-        .env("REPRO_DATASETS", &datasets)
+        .args(args)
+        .env("REPRO_STORE", store)
+        .env("REPRO_DATASETS", datasets)
+        .env_remove("REPRO_PROFILE")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "repro {args:?} failed:\n{text}");
+    text
 }
 
 /// Drop the record of `run`, so the next attempt runs it again from the start.
@@ -287,6 +374,20 @@ fn forget(store: &Path, run: &str) {
             std::fs::remove_file(r.path()).unwrap();
         }
     }
+}
+
+/// Whether `run` has a record.
+fn has_record(store: &Path, run: &str) -> bool {
+    std::fs::read_dir(store.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|r| {
+            std::fs::read(r.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|rec| rec["run_id"] == run)
+        })
 }
 
 /// Every run's newest checkpoint pointer, to notice when an attempt saves one.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod procs;
 pub mod python;
 
 use std::path::{Path, PathBuf};
