@@ -335,10 +335,11 @@ fn adam_cfg(betas: (f64, f64), eps: f64, variant: Variant) -> AdamConfig {
 }
 
 /// V1 against torch.optim.Adam and V2 against torch.optim.AdamW in `kind` (≤ `tol`); in float64
-/// also V3–V5 against the formula reference, and the reference's V1/V2 against torch (which checks
-/// the reference itself). Measured on CPU (torch 2.11): V1/V2 equal torch's to the last bit in
-/// both dtypes, V3–V5 within ~6e-16 of the float64 formulas; the tolerances leave room for other
-/// CPUs' kernels.
+/// also V3–V5, `l2_out_of_m` and `adaptive_decoupled_stable` against the formula reference, and the
+/// reference's V1/V2 against torch (which checks the reference itself); in float32 the last two
+/// against the formulas evaluated in float32. Measured on CPU (torch 2.11): V1/V2 equal torch's to
+/// the last bit in both dtypes, V3–V5 and the last two within ~6e-16 of the float64 formulas; the
+/// tolerances leave room for other CPUs' kernels.
 fn check_adam_family(kind: Kind, betas: (f64, f64), eps: f64, tol: f64) {
     let data = adam_data(kind);
     let reference = adam_reference(&data, betas, eps);
@@ -351,11 +352,21 @@ fn check_adam_family(kind: Kind, betas: (f64, f64), eps: f64, tol: f64) {
             (Variant::L2_IN_M, "ref_v3"),
             (Variant::L2_IN_V, "ref_v4"),
             (Variant::ADAPTIVE_DECOUPLED, "ref_v5"),
+            (Variant::L2_OUT_OF_M, "ref_l2_out_of_m"),
+            (
+                Variant::ADAPTIVE_DECOUPLED_STABLE,
+                "ref_adaptive_decoupled_stable",
+            ),
         ]
     } else {
         &[
             (Variant::ADAM_L2, "torch_adam"),
             (Variant::ADAMW, "torch_adamw"),
+            (Variant::L2_OUT_OF_M, "refin_l2_out_of_m"),
+            (
+                Variant::ADAPTIVE_DECOUPLED_STABLE,
+                "refin_adaptive_decoupled_stable",
+            ),
         ]
     };
     for &(variant, prefix) in pairs {
@@ -472,6 +483,14 @@ fn adam_first_step_by_hand() {
         (Variant::L2_IN_M, 1.875, 0.5, 0.016),            // u = 5/4
         (Variant::L2_IN_V, 1.82, 0.4, 0.025),             // 2 − 0.1 − 0.1·4/5
         (Variant::ADAPTIVE_DECOUPLED, 1.875, 0.4, 0.016), // 2 − 0.1·0.5·2/4 − 0.1
+        (Variant::L2_OUT_OF_M, 1.9, 0.4, 0.025),          // 2 − 0.1·0.5·2/5 − 0.1·4/5
+        // 2/(1 + 0.1·0.5/4) − 0.1·4/4
+        (
+            Variant::ADAPTIVE_DECOUPLED_STABLE,
+            2.0 / 1.0125 - 0.1,
+            0.4,
+            0.016,
+        ),
     ];
     for (variant, w1, m1, v1) in cases {
         let w = Tensor::from_slice(&[2.0f64]).set_requires_grad(true);
@@ -502,13 +521,43 @@ fn adam_variant_names_parse_and_round_trip() {
         ("v3", "l2_in_m", Variant::L2_IN_M),
         ("v4", "l2_in_v", Variant::L2_IN_V),
         ("v5", "adaptive_decoupled", Variant::ADAPTIVE_DECOUPLED),
+        ("", "l2_out_of_m", Variant::L2_OUT_OF_M),
+        (
+            "",
+            "adaptive_decoupled_stable",
+            Variant::ADAPTIVE_DECOUPLED_STABLE,
+        ),
     ];
     for (short, long, v) in all {
-        assert_eq!(Variant::parse(short), Some(v));
+        if !short.is_empty() {
+            assert_eq!(Variant::parse(short), Some(v));
+        }
         assert_eq!(Variant::parse(long), Some(v));
         assert_eq!(Variant::parse(&long.to_uppercase()), Some(v));
         assert_eq!(v.name(), long);
     }
+    assert_eq!(
+        Variant::names().collect::<Vec<_>>(),
+        all.iter().map(|(_, long, _)| *long).collect::<Vec<_>>()
+    );
+    // Every kind that takes a `variant` offers exactly the named variants.
+    for kind in ["lm", "translate", "dqn"] {
+        let decl = repro::pipeline::stage::kind(kind).unwrap();
+        let spec = decl.params.iter().find(|p| p.name == "variant").unwrap();
+        let repro::pipeline::params::ParamType::Choice(choices) = spec.ty else {
+            panic!("{kind}: `variant` is not a choice");
+        };
+        assert_eq!(
+            choices.to_vec(),
+            Variant::names().collect::<Vec<_>>(),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        Variant::parse(""),
+        None,
+        "no variant has an empty short name"
+    );
     assert_eq!(Variant::parse("v6"), None);
     assert_eq!(Variant::parse("adam"), None);
     let odd = Variant {
@@ -629,4 +678,65 @@ fn drown_out_sampled_every_n_steps_equals_every_step() {
     }
     assert_eq!(every1.drown_out(), every2.drown_out());
     assert!(every2.drown_out().unwrap().l2_share_of_m > 0.0);
+}
+
+#[test]
+fn adaptive_decoupled_stable_stays_finite_where_v5_overflows() {
+    // Gradients ×1e-6 make √v̂ ≈ 1e-6, so with αλ = 1e-5 the adaptive decay's k = αλ/d is about
+    // 10 on most coordinates: V5 multiplies w by 1 − k ≈ −9 per step (past its bound k < 2), the
+    // implicit decay by 1/(1 + k) ≈ 1/11.
+    tch::manual_seed(5);
+    let n = 64;
+    let init = Tensor::randn([n], (Kind::Float, tch::Device::Cpu));
+    let grads: Vec<Tensor> = (0..100)
+        .map(|_| Tensor::randn([n], (Kind::Float, tch::Device::Cpu)) * 1e-6)
+        .collect();
+    let (lr, wd) = (1e-3, 1e-2);
+    let run = |variant: Variant| {
+        let w = init.copy().set_requires_grad(true);
+        let mut opt = Adam::new(
+            vec![w.shallow_clone()],
+            adam_cfg((0.9, 0.999), 1e-8, variant),
+        );
+        opt.track_drown_out(true);
+        let mut past_at_first_step = f64::NAN;
+        for (t, g) in grads.iter().enumerate() {
+            opt.zero_grad();
+            (&w * g).sum(Kind::Float).backward();
+            opt.step(lr, wd);
+            if t == 0 {
+                past_at_first_step = opt.drown_out().unwrap().past_stability_bound;
+            }
+        }
+        (w.detach(), past_at_first_step)
+    };
+    let norm = |w: &Tensor| w.norm().double_value(&[]);
+    let (v5, v5_past) = run(Variant::ADAPTIVE_DECOUPLED);
+    let (stable, stable_past) = run(Variant::ADAPTIVE_DECOUPLED_STABLE);
+    let finite = |w: &Tensor| w.isfinite().all().int64_value(&[]) == 1;
+    println!(
+        "‖w₀‖ {:.3e}; after 100 steps: V5 ‖w‖ {:.3e} (finite: {}), stable ‖w‖ {:.3e}; past the \
+         bound at step 1: V5 {v5_past}, stable {stable_past}",
+        norm(&init),
+        norm(&v5),
+        finite(&v5),
+        norm(&stable)
+    );
+    assert!(
+        !finite(&v5) || norm(&v5) > 1e30,
+        "V5 did not blow up: ‖w‖ = {:e}",
+        norm(&v5)
+    );
+    assert!(
+        v5_past > 0.5,
+        "V5: only {v5_past} of the coordinates past k = 2"
+    );
+    assert!(finite(&stable), "the implicit decay left w non-finite");
+    assert!(
+        norm(&stable) < 0.01 * norm(&init),
+        "the implicit decay did not shrink w: ‖w‖ {:e} from {:e}",
+        norm(&stable),
+        norm(&init)
+    );
+    assert_eq!(stable_past, 0.0, "the implicit decay has no bound to pass");
 }

@@ -8,23 +8,34 @@
 //! d  = √v / √(1−β₂ᵗ) + ε                     (= √v̂ + ε)
 //! w  = w − α·λ·w                             mode = plain     (applied first, as torch.optim.AdamW)
 //! w  = w − α·λ·w / d                         mode = adaptive  (applied first, same order)
+//! w  = w / (1 + α·λ/d)                       mode = adaptive implicit (same order)
 //! w  = w − (α/(1−β₁ᵗ))·m / d                 (= w − α·m̂/(√v̂+ε))
 //! ```
 //!
-//! | variant | a | b | mode |
-//! |---|---|---|---|
-//! | V1 [`Variant::ADAM_L2`] = `torch.optim.Adam(weight_decay=λ)` | 1 | 1 | none |
-//! | V2 [`Variant::ADAMW`] = `torch.optim.AdamW(weight_decay=λ)` | 0 | 0 | plain |
-//! | V3 [`Variant::L2_IN_M`] | 1 | 0 | none |
-//! | V4 [`Variant::L2_IN_V`] | 0 | 1 | plain |
-//! | V5 [`Variant::ADAPTIVE_DECOUPLED`] | 0 | 0 | adaptive |
+//! With k = α·λ/d per coordinate, each variant's stability bound ([`Variant::stability_bound`];
+//! the E8 diagnostic counts the coordinates past it):
+//!
+//! | variant | a | b | mode | stable while |
+//! |---|---|---|---|---|
+//! | V1 [`Variant::ADAM_L2`] = `torch.optim.Adam(weight_decay=λ)` | 1 | 1 | none | always (bounded: λw is in √v̂) |
+//! | V2 [`Variant::ADAMW`] = `torch.optim.AdamW(weight_decay=λ)` | 0 | 0 | plain | αλ < 2 |
+//! | V3 [`Variant::L2_IN_M`] | 1 | 0 | none | k < 2(1+β₁)/(1−β₁) |
+//! | V4 [`Variant::L2_IN_V`] | 0 | 1 | plain | always in practice (the loss step is bounded by λw in √v̂; the plain decay is V2's, counted past αλ = 2) |
+//! | V5 [`Variant::ADAPTIVE_DECOUPLED`] | 0 | 0 | adaptive | k < 2 |
+//! | [`Variant::L2_OUT_OF_M`] | 0 | 1 | adaptive | bounded (λw is in √v̂, so k ≤ α/√(1−β₂)·√(1−β₂ᵗ)/\|w\|; counted past k = 2 as V5) |
+//! | [`Variant::ADAPTIVE_DECOUPLED_STABLE`] | 0 | 0 | adaptive implicit | every λ |
+//!
+//! `l2_out_of_m` is V1's step with the β₁-average of λw in m replaced by this step's λw;
+//! `adaptive_decoupled_stable` is V5 with its decay taken implicitly: the factor 1/(1 + k) lies
+//! in (0, 1] for every k, where V5's 1 − k leaves [−1, 1] past k = 2.
 //!
 //! Order of operations, as torch 2.11's `_single_tensor_adam`: r is taken from w before anything
 //! moves it; the decoupled decay multiplies w by (1 − α·λ) *before* the Adam update (torch's
 //! `p.mul_(1 − lr·wd)`), which is the same as subtracting α·λ·w and α·u from the step's starting w
 //! because u does not depend on w after r is taken. The adaptive decay (V5) needs d, hence the
 //! moments first; it is then applied to w before the Adam update too, so every variant subtracts
-//! its decay and α·u from the same starting w. Bias corrections are computed in f64 on the host
+//! its decay and α·u from the same starting w (the implicit decay divides the starting w by
+//! 1 + α·λ/d, also before the Adam update, so the loss step is V5's). Bias corrections are computed in f64 on the host
 //! (`β^t` with `powf`, √(1−β₂ᵗ) as `powf(0.5)`, as Python's `**`), the step size is α/(1−β₁ᵗ), and ε
 //! is added after dividing √v by √(1−β₂ᵗ) (not to √v before). λ = 0 skips the decay and l2 terms.
 //!
@@ -38,14 +49,13 @@
 //! checks a relative difference ≤ 1e-6 in float32 and ≤ 1e-12 in float64, not bitwise equality:
 //! other devices and torch's foreach/fused paths round differently).
 //!
-//! E8 drown-out diagnostic ([`Adam::track_drown_out`], off by default): shadow EMAs
-//! m^g = β₁·m^g + (1−β₁)·g and m^r = β₁·m^r + (1−β₁)·r per parameter, and at each step, over all
-//! parameters that stepped (flattened into one vector): ‖λw‖/‖g‖, ‖m^r‖/(‖m^g‖+‖m^r‖) and
-//! cos(m, m^g). The shadows start at zero when tracking is switched on, so they describe m exactly
-//! only when tracking runs from the first step.
+//! The E8 drown-out diagnostic ([`Adam::track_drown_out`], off by default) is computed from
+//! shadow moving averages the optimizer moves every step while tracking; what it measures and
+//! how is in [`super::drown_out`].
 
 use tch::{Kind, Tensor};
 
+use super::drown_out::{self, DrownOut, Shadow, StepView};
 use crate::runtime::ops;
 use crate::train::checkpoint::State;
 
@@ -58,6 +68,21 @@ pub enum DecayMode {
     Plain,
     /// w ← w − α·λ·w/(√v̂+ε): the decay scaled per coordinate like the gradient step.
     Adaptive,
+    /// w ← w/(1 + α·λ/(√v̂+ε)): the adaptive decay taken implicitly (backward Euler on
+    /// ẇ = −λw/d), which shrinks w for every λ.
+    AdaptiveImplicit,
+}
+
+/// Where a variant's update stops being a contraction of the decay term, with k = α·λ/d per
+/// coordinate (d = √v̂ + ε).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StabilityBound {
+    /// No bound: the decay factor stays in [0, 1] (or λw is bounded by √v̂).
+    Unbounded,
+    /// α·λ must stay below this (the plain decay multiplies every coordinate by 1 − αλ).
+    DecayRate(f64),
+    /// k must stay below this, per coordinate.
+    CoordinateRate(f64),
 }
 
 /// Where the l2 gradient r = λ·w enters: the first moment (a), the second moment (b), and the
@@ -100,31 +125,71 @@ impl Variant {
         l2_in_v: false,
         decay: DecayMode::Adaptive,
     };
+    /// λw in v and as an explicit adaptive decay, not in m: V1 without the β₁-average of λw.
+    pub const L2_OUT_OF_M: Variant = Variant {
+        l2_in_m: false,
+        l2_in_v: true,
+        decay: DecayMode::Adaptive,
+    };
+    /// V5 with the adaptive decay taken implicitly: stable for every λ.
+    pub const ADAPTIVE_DECOUPLED_STABLE: Variant = Variant {
+        l2_in_m: false,
+        l2_in_v: false,
+        decay: DecayMode::AdaptiveImplicit,
+    };
 
-    const NAMED: [(Variant, &'static str, &'static str); 5] = [
+    /// Every named variant: (flags, long name, short name or "" where there is none).
+    const NAMED: [(Variant, &'static str, &'static str); 7] = [
         (Variant::ADAM_L2, "adam_l2", "v1"),
         (Variant::ADAMW, "adamw", "v2"),
         (Variant::L2_IN_M, "l2_in_m", "v3"),
         (Variant::L2_IN_V, "l2_in_v", "v4"),
         (Variant::ADAPTIVE_DECOUPLED, "adaptive_decoupled", "v5"),
+        (Variant::L2_OUT_OF_M, "l2_out_of_m", ""),
+        (
+            Variant::ADAPTIVE_DECOUPLED_STABLE,
+            "adaptive_decoupled_stable",
+            "",
+        ),
     ];
 
-    /// "v1".."v5" or "adam_l2", "adamw", "l2_in_m", "l2_in_v", "adaptive_decoupled"
-    /// (ASCII case ignored).
+    /// The long names of the named variants, in the order of docs/paper.md#variants.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Variant::NAMED.iter().map(|(_, name, _)| *name)
+    }
+
+    /// "v1".."v5" or a long name ("adam_l2", …, "adaptive_decoupled_stable"), ASCII case
+    /// ignored.
     pub fn parse(s: &str) -> Option<Variant> {
         let s = s.trim().to_ascii_lowercase();
         Variant::NAMED
             .iter()
-            .find(|(_, name, short)| s == *name || s == *short)
+            .find(|(_, name, short)| s == *name || (!short.is_empty() && s == *short))
             .map(|(v, _, _)| *v)
     }
 
-    /// The long name of one of the five variants ("adam_l2", …); "custom" for any other flag set.
+    /// The long name of a named variant ("adam_l2", …); "custom" for any other flag set.
     pub fn name(&self) -> &'static str {
         Variant::NAMED
             .iter()
             .find(|(v, _, _)| v == self)
             .map_or("custom", |(_, name, _)| name)
+    }
+
+    /// The bound the E8 diagnostic counts coordinates past (the module doc's table): k > 2 for
+    /// an explicit adaptive decay, k > 2(1+β₁)/(1−β₁) for l2 in m without l2 in v (the l2 term
+    /// then acts like a heavy-ball decay of rate k), αλ > 2 for the plain decay, and none for
+    /// V1 and the implicit decay.
+    pub fn stability_bound(&self, beta1: f64) -> StabilityBound {
+        match self.decay {
+            DecayMode::Plain => StabilityBound::DecayRate(2.0),
+            DecayMode::Adaptive => StabilityBound::CoordinateRate(2.0),
+            DecayMode::AdaptiveImplicit => StabilityBound::Unbounded,
+            DecayMode::None if self.l2_in_m && !self.l2_in_v => {
+                StabilityBound::CoordinateRate(2.0 * (1.0 + beta1) / (1.0 - beta1))
+            }
+            DecayMode::None => StabilityBound::Unbounded,
+        }
     }
 }
 
@@ -149,70 +214,10 @@ impl Default for AdamConfig {
     }
 }
 
-/// The E8 drown-out diagnostic at the last step, over all parameters that stepped.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct DrownOut {
-    /// ‖λw‖ / ‖g‖ (IEEE division: 0/0 is NaN).
-    pub l2_over_grad: f64,
-    /// ‖m^r‖ / (‖m^g‖ + ‖m^r‖).
-    pub l2_share_of_m: f64,
-    /// cos(m, m^g) = ⟨m, m^g⟩ / (‖m‖·‖m^g‖).
-    pub cos_m_mg: f64,
-}
-
-impl DrownOut {
-    /// From the sums ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩ over a set of parameters.
-    fn from_sums(v: &[f64]) -> DrownOut {
-        let (r2, g2, mg2, mr2, m2, dot) = (v[0], v[1], v[2], v[3], v[4], v[5]);
-        let (mg, mr) = (mg2.sqrt(), mr2.sqrt());
-        DrownOut {
-            l2_over_grad: r2.sqrt() / g2.sqrt(),
-            l2_share_of_m: mr / (mg + mr),
-            cos_m_mg: dot / (m2.sqrt() * mg),
-        }
-    }
-}
-
 struct Moments {
     step: u64,
     m: Tensor,
     v: Tensor,
-}
-
-struct Shadow {
-    mg: Tensor,
-    mr: Tensor,
-}
-
-/// The mean of sampled diagnostics (over an epoch or an iteration).
-#[derive(Default)]
-pub struct DrownOutMean {
-    sum: [f64; 3],
-    n: usize,
-}
-
-impl DrownOutMean {
-    pub fn add(&mut self, d: DrownOut) {
-        for (s, x) in self
-            .sum
-            .iter_mut()
-            .zip([d.l2_over_grad, d.l2_share_of_m, d.cos_m_mg])
-        {
-            *s += x;
-        }
-        self.n += 1;
-    }
-
-    /// The mean so far (`None` when nothing was added), and start over.
-    pub fn take(&mut self) -> Option<DrownOut> {
-        let n = std::mem::take(&mut self.n) as f64;
-        let [a, b, c] = std::mem::take(&mut self.sum).map(|s| s / n);
-        (n > 0.0).then_some(DrownOut {
-            l2_over_grad: a,
-            l2_share_of_m: b,
-            cos_m_mg: c,
-        })
-    }
 }
 
 /// Adam with the l2 gradient entering where the [`Variant`] says, over a fixed list of parameters.
@@ -222,8 +227,8 @@ pub struct Adam {
     state: Vec<Option<Moments>>,
     /// Per-parameter shadow EMAs, present while the drown-out diagnostic is on.
     shadows: Option<Vec<Option<Shadow>>>,
-    /// Sums of the last step, f64 on the params' device, one row per parameter that stepped
-    /// (their indices alongside): ‖r‖², ‖g‖², ‖m^g‖², ‖m^r‖², ‖m‖², ⟨m, m^g⟩. Read (and
+    /// Sums of the last sampled step, f64 on the params' device, one row of
+    /// [`drown_out::step_sums`] per parameter that stepped (their indices alongside). Read (and
     /// synchronised) only by [`Adam::drown_out`] and [`Adam::drown_out_by_group`].
     drown_sums: Option<(Vec<usize>, Tensor)>,
     /// The sums are taken every this many steps (the shadows move every step).
@@ -307,24 +312,24 @@ impl Adam {
         let (_, rows) = self.drown_sums.as_ref()?;
         let total = rows.sum_dim_intlist(0, false, Kind::Double);
         let v: Vec<f64> = Vec::<f64>::try_from(&total.to_device(tch::Device::Cpu)).ok()?;
-        Some(DrownOut::from_sums(&v))
+        Some(DrownOut::from_sums(&v.try_into().ok()?))
     }
 
     /// The drown-out diagnostic of the last step per group of parameters: `group_of[i]` is the
     /// group of parameter i (< `groups`). A group none of whose parameters stepped is None, and
     /// so is every group while tracking is off. One device→host copy.
     pub fn drown_out_by_group(&self, group_of: &[usize], groups: usize) -> Vec<Option<DrownOut>> {
-        let mut sums = vec![None::<[f64; 6]>; groups];
+        let mut sums = vec![None::<[f64; drown_out::SUMS]>; groups];
         let Some((index, rows)) = self.drown_sums.as_ref() else {
             return vec![None; groups];
         };
         let flat: Vec<f64> = Vec::<f64>::try_from(&rows.to_device(tch::Device::Cpu).reshape([-1]))
             .unwrap_or_default();
-        for (row, &param) in flat.chunks_exact(6).zip(index) {
+        for (row, &param) in flat.chunks_exact(drown_out::SUMS).zip(index) {
             let Some(acc) = group_of.get(param).and_then(|&g| sums.get_mut(g)) else {
                 continue;
             };
-            let acc = acc.get_or_insert([0.0; 6]);
+            let acc = acc.get_or_insert([0.0; drown_out::SUMS]);
             for (a, x) in acc.iter_mut().zip(row) {
                 *a += x;
             }
@@ -404,50 +409,45 @@ impl Adam {
                 let _ = denom.g_div_scalar_(bias_correction2_sqrt);
                 let _ = denom.g_add_scalar_(eps);
 
-                if variant.decay == DecayMode::Adaptive && wd != 0.0 {
-                    let p_start = p.shallow_clone();
-                    ops::addcdiv_(&mut p, &p_start, &denom, -lr * wd);
+                if wd != 0.0 {
+                    match variant.decay {
+                        DecayMode::Adaptive => {
+                            let p_start = p.shallow_clone();
+                            ops::addcdiv_(&mut p, &p_start, &denom, -lr * wd);
+                        }
+                        DecayMode::AdaptiveImplicit => {
+                            // w / (1 + αλ/d): a factor in (0, 1] however small d gets.
+                            let mut shrink = denom.reciprocal();
+                            let _ = shrink.g_mul_scalar_(lr * wd);
+                            let _ = shrink.g_add_scalar_(1.0);
+                            let _ = p.g_div_(&shrink);
+                        }
+                        DecayMode::None | DecayMode::Plain => {}
+                    }
                 }
                 // torch: p.addcdiv_(m, denom, value=−step_size)
                 ops::addcdiv_(&mut p, &st.m, &denom, -step_size);
 
                 if let Some(shadows) = self.shadows.as_mut() {
-                    let sh = shadows[i].get_or_insert_with(|| Shadow {
-                        mg: p.zeros_like(),
-                        mr: p.zeros_like(),
-                    });
-                    let _ = sh.mg.lerp_(&g, 1.0 - beta1);
+                    let sh = shadows[i].get_or_insert_with(|| Shadow::zeros_like(&p));
                     let r = (wd != 0.0).then(|| &p0 * wd);
-                    let _ = sh.mr.g_mul_scalar_(beta1);
-                    if let Some(r) = &r {
-                        let _ = sh.mr.g_add_(&(r * (1.0 - beta1)));
+                    sh.update(&g, r.as_ref(), beta1, beta2);
+                    if sample {
+                        stepped.push(i);
+                        sums.push(drown_out::step_sums(
+                            sh,
+                            &StepView {
+                                g: &g,
+                                r: r.as_ref(),
+                                m: &st.m,
+                                denom: &denom,
+                                lr_wd: lr * wd,
+                                betas: (beta1, beta2),
+                                eps,
+                                bound: variant.stability_bound(beta1),
+                            },
+                        ));
                     }
-                    if !sample {
-                        continue;
-                    }
-                    // Each tensor widened to f64 once (not once per product it enters).
-                    let wide = |a: &Tensor| a.to_kind(Kind::Double);
-                    let sq = |a: &Tensor, b: &Tensor| (a * b).sum(Kind::Double);
-                    let r2 = match &r {
-                        Some(r) => {
-                            let r = wide(r);
-                            sq(&r, &r)
-                        }
-                        None => g.zeros_like().sum(Kind::Double),
-                    };
-                    stepped.push(i);
-                    let (g, mg, mr, m) = (wide(&g), wide(&sh.mg), wide(&sh.mr), wide(&st.m));
-                    sums.push(Tensor::stack(
-                        &[
-                            r2,
-                            sq(&g, &g),
-                            sq(&mg, &mg),
-                            sq(&mr, &mr),
-                            sq(&m, &m),
-                            sq(&m, &mg),
-                        ],
-                        0,
-                    ));
                 }
             }
         });
@@ -491,10 +491,16 @@ impl Adam {
             }
         }
         if let Some(shadows) = &self.shadows {
+            let steps: Vec<Option<u64>> = shadows
+                .iter()
+                .map(|s| s.as_ref().map(|s| s.steps))
+                .collect();
+            st.put(&format!("{prefix}.shadow_steps"), &steps)?;
             for (i, s) in shadows.iter().enumerate() {
                 if let Some(s) = s {
                     st.put_tensor(format!("{prefix}.mg.{i}"), &s.mg);
                     st.put_tensor(format!("{prefix}.mr.{i}"), &s.mr);
+                    st.put_tensor(format!("{prefix}.vg.{i}"), &s.vg);
                 }
             }
         }
@@ -527,15 +533,24 @@ impl Adam {
             };
         }
         if let Some(shadows) = &mut self.shadows {
-            for (i, s) in shadows.iter_mut().enumerate() {
-                let (mg, mr) = (format!("{prefix}.mg.{i}"), format!("{prefix}.mr.{i}"));
+            let steps: Vec<Option<u64>> = st.get(&format!("{prefix}.shadow_steps"))?;
+            anyhow::ensure!(
+                steps.len() == shadows.len(),
+                "the checkpoint has drown-out shadows for {} parameters, this optimizer {}",
+                steps.len(),
+                shadows.len()
+            );
+            for (i, (s, steps)) in shadows.iter_mut().zip(steps).enumerate() {
                 let dev = self.params[i].device();
-                *s = match st.has_tensor(&mg) {
-                    true => Some(Shadow {
-                        mg: st.tensor(&mg, dev)?,
-                        mr: st.tensor(&mr, dev)?,
+                let mut tensor = |name: &str| st.tensor(&format!("{prefix}.{name}.{i}"), dev);
+                *s = match steps {
+                    Some(steps) => Some(Shadow {
+                        mg: tensor("mg")?,
+                        mr: tensor("mr")?,
+                        vg: tensor("vg")?,
+                        steps,
                     }),
-                    false => None,
+                    None => None,
                 };
             }
         }

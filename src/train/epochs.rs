@@ -11,7 +11,8 @@ use tch::nn::VarStore;
 use super::StageContext;
 use super::checkpoint::State;
 use crate::metrics::JsonLines;
-use crate::optim::adam::{Adam, DrownOut, DrownOutMean};
+use crate::optim::adam::Adam;
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
 
 /// Layer groups of the drown-out diagnostic; each trainer maps its variable names onto them.
 pub const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];

@@ -28,7 +28,7 @@ use super::vision::single_dataset;
 use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::wikitext::{Corpus, batchify, get_batch};
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
-use crate::optim::adam::{DrownOut, DrownOutMean};
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 use crate::runtime::Autocast;

@@ -39,7 +39,7 @@ use crate::data::iwslt::{self, Bitext, Dictionary, Pair, batch_by_size, ordered_
 use crate::metrics::bleu::{BleuOptions, corpus_bleu};
 use crate::nn::beam_search::{BeamOptions, generate};
 use crate::nn::transformer_mt::{TransformerMt, TransformerMtConfig};
-use crate::optim::adam::{DrownOut, DrownOutMean};
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 use crate::runtime::Autocast;

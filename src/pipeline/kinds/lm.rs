@@ -12,7 +12,7 @@ use crate::runtime::PrecisionSupport;
 /// Causal Transformer LM trained with one Adam variant at one (lr, λ) (`train::lm`).
 pub static LM: StageDecl = StageDecl {
     name: "lm",
-    version: 1,
+    version: 2,
     params: LM_PARAMS,
     dataset_formats: &["wikitext-tokens"],
     results: Results {
@@ -66,16 +66,31 @@ static LM_METRICS: &[MetricDecl] = &[
     )
     .curve("l2 share of Adam's m", false),
     metric("cos_m_mg", "cos(m, mᵍ), mean over sampled steps", None),
+    metric(
+        "step_attenuation",
+        "‖m̂ᵍ/d‖/‖m̂ᵍ/dᵍ‖: the loss gradient's step under Adam's denominator d against one of g \
+         alone (1: not drowned out), mean over sampled steps",
+        Some("step_attenuation@mean"),
+    ),
+    metric(
+        "past_stability_bound",
+        "fraction of coordinates past the variant's stability bound (docs/paper.md#e7), mean \
+         over sampled steps",
+        Some("past_stability_bound@mean"),
+    ),
     metric("lr", "learning rate α at the epoch's last step", None),
 ];
 
-/// The Adam family's variant names (`optim::adam::Variant`), shared with the dqn kind.
+/// The Adam family's variant names (`optim::adam::Variant::names`, which a test holds this list
+/// equal to), shared with the translate and dqn kinds.
 pub(super) const VARIANTS: &[&str] = &[
     "adam_l2",
     "adamw",
     "l2_in_m",
     "l2_in_v",
     "adaptive_decoupled",
+    "l2_out_of_m",
+    "adaptive_decoupled_stable",
 ];
 
 static LM_PARAMS: &[ParamSpec] = &[
@@ -161,7 +176,8 @@ static LM_PARAMS: &[ParamSpec] = &[
         name: "variant",
         ty: ParamType::Choice(VARIANTS),
         default: Lit::Str("adam_l2"),
-        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled)",
+        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled, \
+              l2_out_of_m, adaptive_decoupled_stable)",
     },
     ParamSpec {
         name: "lr",
@@ -216,8 +232,9 @@ static LM_PARAMS: &[ParamSpec] = &[
         name: "drown_out_every",
         ty: ParamType::int(0, i64::MAX),
         default: Lit::Int(0),
-        doc: "E8 diagnostic: sample ‖λw‖/‖∇L‖, the l2 share of m and cos(m, mᵍ) every N steps \
-              (0: off; on, the shadow EMAs cost about one more Adam step per step)",
+        doc: "E8 diagnostic (docs/paper.md#e8): sample ‖λw‖/‖∇L‖, the l2 share of m, cos(m, mᵍ), \
+              the step attenuation and the fraction past the stability bound every N steps (0: \
+              off; on, the shadow EMAs cost about one more Adam step per step)",
     },
     ParamSpec {
         name: "seed",

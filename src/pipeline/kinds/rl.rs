@@ -13,7 +13,7 @@ use crate::runtime::PrecisionSupport;
 /// DQN with one Adam variant at one (lr, λ) on one game (`train::rl`).
 pub static DQN: StageDecl = StageDecl {
     name: "dqn",
-    version: 1,
+    version: 2,
     params: DQN_PARAMS,
     // MinAtar needs no data; Atari reads its ROMs from the one dataset it names.
     dataset_formats: &["atari-roms"],
@@ -67,6 +67,18 @@ static DQN_METRICS: &[MetricDecl] = &[
         Some("l2_share_of_m@mean"),
     ),
     metric("cos_m_mg", "cos(m, mᵍ), mean over sampled updates", None),
+    metric(
+        "step_attenuation",
+        "‖m̂ᵍ/d‖/‖m̂ᵍ/dᵍ‖: the loss gradient's step under Adam's denominator d against one of g \
+         alone (1: not drowned out), mean over sampled updates",
+        Some("step_attenuation@mean"),
+    ),
+    metric(
+        "past_stability_bound",
+        "fraction of coordinates past the variant's stability bound (docs/paper.md#e7), mean \
+         over sampled updates",
+        Some("past_stability_bound@mean"),
+    ),
 ];
 
 static DQN_PARAMS: &[ParamSpec] = &[
@@ -189,7 +201,8 @@ static DQN_PARAMS: &[ParamSpec] = &[
         name: "variant",
         ty: ParamType::Choice(VARIANTS),
         default: Lit::Str("adam_l2"),
-        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled)",
+        doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled, \
+              l2_out_of_m, adaptive_decoupled_stable)",
     },
     ParamSpec {
         name: "lr",
@@ -225,7 +238,8 @@ static DQN_PARAMS: &[ParamSpec] = &[
         name: "drown_out_every",
         ty: ParamType::int(0, i64::MAX),
         default: Lit::Int(0),
-        doc: "E8 diagnostic: sample ‖λw‖/‖∇L‖, the l2 share of m and cos(m, mᵍ) every N updates \
+        doc: "E8 diagnostic (docs/paper.md#e8): sample ‖λw‖/‖∇L‖, the l2 share of m, cos(m, mᵍ), \
+              the step attenuation and the fraction past the stability bound every N updates \
               (0: off)",
     },
     ParamSpec {

@@ -14,7 +14,7 @@ use crate::runtime::PrecisionSupport;
 /// fairseq's Transformer encoder-decoder trained with one Adam variant at one (lr, λ).
 pub static TRANSLATE: StageDecl = StageDecl {
     name: "translate",
-    version: 1,
+    version: 2,
     params: TRANSLATE_PARAMS,
     dataset_formats: &["iwslt14-de-en"],
     results: Results {
@@ -84,6 +84,18 @@ static TRANSLATE_METRICS: &[MetricDecl] = &[
     )
     .curve("l2 share of Adam's m", false),
     metric("cos_m_mg", "cos(m, mᵍ), mean over sampled steps", None),
+    metric(
+        "step_attenuation",
+        "‖m̂ᵍ/d‖/‖m̂ᵍ/dᵍ‖: the loss gradient's step under Adam's denominator d against one of g \
+         alone (1: not drowned out), mean over sampled steps",
+        Some("step_attenuation@mean"),
+    ),
+    metric(
+        "past_stability_bound",
+        "fraction of coordinates past the variant's stability bound (docs/paper.md#e7), mean \
+         over sampled steps",
+        Some("past_stability_bound@mean"),
+    ),
     metric("lr", "learning rate α at the epoch's last step", None),
 ];
 

@@ -40,7 +40,7 @@ use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
 use crate::env::{self, Env, EnvSpec};
 use crate::metrics::JsonLines;
 use crate::nn::dqn::{QNetArch, build};
-use crate::optim::adam::{DrownOut, DrownOutMean};
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use crate::pipeline::params::Params;
 use crate::pipeline::stage::Outcome;
 
