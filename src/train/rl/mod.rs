@@ -17,6 +17,13 @@
 //! (every episode: phase, iteration, return, length, truncated); the Q-network's weights at
 //! initialisation and at the end. Environment steps/s and updates/s go to the run record.
 //!
+//! A run whose TD loss or mean Q(s, a) stops being finite is diverged (docs/paper.md#e7: a result,
+//! not a failure): training stops in that iteration (checked every [`DIVERGENCE_CHECK_UPDATES`]
+//! updates and at its end), its row is written with nulls where a value is not finite and without
+//! an evaluation (a non-finite network's greedy actions mean nothing), no checkpoint follows it
+//! (a resumed run replays the iteration and diverges again), and the run record's
+//! `diverged_iteration` names it (null for a run that did not diverge).
+//!
 //! Randomness: `seed` seeds the initialisation (libtorch) and, through one ChaCha8 stream, the
 //! training environment, the evaluation environments, exploration and replay sampling.
 
@@ -94,6 +101,10 @@ impl<'a> EpisodeRow<'a> {
 
 /// Intra-op threads of a dqn run, whatever the profile says (see `run`).
 const INTRA_OP_THREADS: usize = 1;
+
+/// Updates between checks of the iteration's TD loss and Q sums for divergence: each check
+/// waits for the device, so not every update; few enough that a diverged run stops soon.
+const DIVERGENCE_CHECK_UPDATES: u64 = 1000;
 
 /// An ended episode: (return, length, truncated).
 type Episode = (f64, u64, bool);
@@ -317,6 +328,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     // instead of checkpointing them.
     let mut actions_taken: Vec<u8> = Vec::new();
     let mut first_iteration = 0;
+    let mut diverged_iteration = None;
     if let Some(st) = &mut resumed {
         st.load_vars("online", &vs)?;
         st.load_vars("target", &target_vs)?;
@@ -345,7 +357,10 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         let mut drown = DrownOutMean::default();
         let end = frames.min(step + iteration_steps);
         let mut eps = 1.0;
-        while step < end {
+        let finite_so_far =
+            |loss_sum: &Tensor, q_sum: &Tensor| (loss_sum + q_sum).isfinite().int64_value(&[]) == 1;
+        let mut diverged = false;
+        while step < end && !diverged {
             let t0 = Instant::now();
             eps = linearly_decaying_epsilon(eps_decay, step, min_replay, eps_end);
             let a = act(
@@ -375,6 +390,8 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
                 });
                 updates += 1;
                 it_updates += 1;
+                diverged = it_updates.is_multiple_of(DIVERGENCE_CHECK_UPDATES)
+                    && !finite_so_far(&loss_sum, &q_sum);
                 if every > 0
                     && updates.is_multiple_of(every)
                     && let Some(d) = opt.drown_out()
@@ -388,18 +405,27 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             }
         }
 
+        diverged = diverged || !finite_so_far(&loss_sum, &q_sum);
+
         let t2 = Instant::now();
-        // Each evaluation plays a fresh environment of its own seed.
-        let eval_env = env::make(&spec, eval_seed.wrapping_add(2 * iteration as u64))?;
-        let eval = evaluate(
-            &*online,
-            Actor::new(eval_env, history, max_steps),
-            shape,
-            dev,
-            eval_steps,
-            eps_eval,
-            &mut ChaCha8Rng::seed_from_u64(eval_seed.wrapping_add(2 * iteration as u64 + 1)),
-        );
+        let eval = if diverged {
+            Evaluation {
+                episodes: Vec::new(),
+                mean_return: None,
+            }
+        } else {
+            // Each evaluation plays a fresh environment of its own seed.
+            let eval_env = env::make(&spec, eval_seed.wrapping_add(2 * iteration as u64))?;
+            evaluate(
+                &*online,
+                Actor::new(eval_env, history, max_steps),
+                shape,
+                dev,
+                eval_steps,
+                eps_eval,
+                &mut ChaCha8Rng::seed_from_u64(eval_seed.wrapping_add(2 * iteration as u64 + 1)),
+            )
+        };
         eval_secs += t2.elapsed().as_secs_f64();
         for &e in &eval.episodes {
             episodes.write(&EpisodeRow::new("eval", iteration, step, e))?;
@@ -421,7 +447,21 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             grad_norm: mean_of(&grad_sum),
             drown_out: drown.take(),
         };
+        // serde_json writes a non-finite f64 as null.
         metrics.write(&row)?;
+        last = json!({
+            "iteration": iteration, "frames": step, "train_return": row.train_return,
+            "eval_return": row.eval_return,
+        });
+        if diverged {
+            (ctx.progress)(
+                iteration as u64 + 1,
+                iterations as u64,
+                "diverged (non-finite TD loss or Q)",
+            );
+            diverged_iteration = Some(iteration);
+            break;
+        }
         let mut st = State::default();
         st.put_vars("online", &vs);
         st.put_vars("target", &target_vs);
@@ -438,10 +478,6 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             iterations as u64,
             &format!("eval return {}", fmt_opt(row.eval_return)),
         );
-        last = json!({
-            "iteration": iteration, "frames": step, "train_return": row.train_return,
-            "eval_return": row.eval_return,
-        });
         st.put("last", &last)?;
         ctx.checkpoint(iteration as u64 + 1, st)?;
     }
@@ -458,5 +494,6 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         ("eval_seconds", json!(eval_secs)),
         ("updates", json!(updates)),
         ("intra_op_threads", json!(INTRA_OP_THREADS)),
+        ("diverged_iteration", json!(diverged_iteration)),
     ]))
 }
