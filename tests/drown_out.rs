@@ -7,6 +7,9 @@ use repro::optim::adam::{Adam, AdamConfig, DecayMode, Variant};
 use tch::{Kind, Tensor};
 
 const BETAS: (f64, f64) = (0.9, 0.999);
+
+/// One step: (α, λ, the gradient).
+type Step = (f64, f64, Vec<f64>);
 const EPS: f64 = 1e-8;
 
 /// One coordinate's optimizer state and shadows, stepped by the formulas of docs/paper.md#e7/#e8.
@@ -20,7 +23,7 @@ struct Coord {
 }
 
 /// (step_attenuation, past_stability_bound) after each step, by the formulas.
-fn by_formula(variant: Variant, w0: &[f64], steps: &[(f64, f64, Vec<f64>)]) -> Vec<(f64, f64)> {
+fn by_formula(variant: Variant, w0: &[f64], steps: &[Step]) -> Vec<(f64, f64)> {
     let (b1, b2) = BETAS;
     let (a, b) = (
         f64::from(u8::from(variant.l2_in_m)),
@@ -73,7 +76,7 @@ fn by_formula(variant: Variant, w0: &[f64], steps: &[(f64, f64, Vec<f64>)]) -> V
 }
 
 /// The same steps through [`Adam`] with the diagnostic on; its values after each step.
-fn by_optimizer(variant: Variant, w0: &[f64], steps: &[(f64, f64, Vec<f64>)]) -> Vec<(f64, f64)> {
+fn by_optimizer(variant: Variant, w0: &[f64], steps: &[Step]) -> Vec<(f64, f64)> {
     let w = Tensor::from_slice(w0).set_requires_grad(true);
     let mut opt = Adam::new(
         vec![w.shallow_clone()],
@@ -101,7 +104,7 @@ fn by_optimizer(variant: Variant, w0: &[f64], steps: &[(f64, f64, Vec<f64>)]) ->
 
 /// Six coordinates of different gradient scale, so a large αλ puts some past a per-coordinate
 /// bound and not others; λ off at one step, α·λ past 2 at another.
-fn steps() -> (Vec<f64>, Vec<(f64, f64, Vec<f64>)>) {
+fn steps() -> (Vec<f64>, Vec<Step>) {
     let w0 = vec![1.0, -2.0, 0.5, 3.0, -0.25, 1.5];
     let g = |s: f64| vec![0.3 * s, -0.02 * s, 1.0 * s, 0.001 * s, -0.5 * s, 0.05 * s];
     let steps = vec![
@@ -176,7 +179,7 @@ fn attenuation_shadow_survives_a_checkpoint() {
         opt.track_drown_out(true);
         opt
     };
-    let step = |w: &Tensor, opt: &mut Adam, (lr, wd, g): &(f64, f64, Vec<f64>)| {
+    let step = |w: &Tensor, opt: &mut Adam, (lr, wd, g): &Step| {
         opt.zero_grad();
         (w * Tensor::from_slice(g)).sum(Kind::Double).backward();
         opt.step(*lr, *wd);

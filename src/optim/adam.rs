@@ -285,7 +285,7 @@ impl Adam {
     }
 
     /// The diagnostic sampled every `every` steps (0: off): the shadow EMAs still move every step
-    /// (they must, to describe m), but the six reductions, their f64 copies and the result are
+    /// (they must, to describe m), but the reductions, their f64 copies and the result are
     /// computed only on every `every`-th step after switching on; [`Adam::drown_out`] then gives
     /// the last sampled step's. Changing `every` while on keeps the shadows.
     pub fn track_drown_out_every(&mut self, every: u64) {
