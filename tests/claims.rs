@@ -999,6 +999,9 @@ claims:
   - {id: region, claim: C7, text: t, experiments: [wt2], metric: valid_loss@min,
      tune: {over: [lr, weight_decay], pick: min, good_within: 0.05},
      test: {greater: {a: {variant: adamw}, b: {variant: adam_l2}}}}
+  - {id: trend, claim: C7, text: t, experiments: [wt2], metric: valid_loss@min,
+     where: {variant: adam_l2}, tune: {over: [lr], pick: min},
+     test: {increasing: {along: weight_decay}}}
   - id: useful
     claim: C8
     text: t
@@ -1175,15 +1178,34 @@ fn tuning_chooses_only_among_cells_where_no_seed_diverged() {
     assert_eq!(t.verdict, Verdict::Diverged, "{t:?}");
     let note = t.note.as_deref().unwrap();
     assert!(
-        note.starts_with("adam_l2 diverged at (lr 1e-3, λ 0) in 1 of 3 seeds, ")
-            && note.contains("(lr 3e-3, λ 1e-1) in 3 of 3 seeds")
-            && note.ends_with("in every cell it is tuned over"),
+        note.starts_with(
+            "adam_l2 diverged in every cell it is tuned over: (lr 1e-3, λ 0) in 1 of 3 seeds, "
+        ) && note.ends_with("(lr 3e-3, λ 1e-1) in 3 of 3 seeds"),
         "{note}"
     );
     assert_eq!(
         note.matches(" seeds").count(),
         6,
         "all six cells named: {note}"
+    );
+}
+
+#[test]
+fn a_trend_with_a_point_diverged_in_every_cell_is_diverged() {
+    // Adam+l2 degrades with λ and diverges at every lr at λ 0.1: the trend has no value there,
+    // and the explanation names the cells with every grid coordinate (no arm label says them).
+    let r = run_wt2(wt2(|v, _lr, wd, seed| match v {
+        "adam_l2" if wd == 0.1 => Run::Diverged,
+        _ => Run::Loss(4.0 + wd * 10.0 + jitter(seed)),
+    }));
+    let t = check(&r, "trend");
+    assert_eq!(t.verdict, Verdict::Diverged, "{t:?}");
+    assert_eq!(
+        t.note.as_deref(),
+        Some(
+            "diverged in every cell it is tuned over: (variant adam_l2, lr 1e-3, λ 1e-1) in 3 \
+             of 3 seeds, (variant adam_l2, lr 3e-3, λ 1e-1) in 3 of 3 seeds"
+        )
     );
 }
 

@@ -91,10 +91,18 @@ fn in_arm(cell: &DivergedCell, arm: &Arm) -> bool {
     })
 }
 
-/// `adamw diverged at (lr 1e-3, λ 1e-1) in 3 of 3 seeds`.
-fn sentence(label: &Option<String>, cells: &[String]) -> String {
-    let who = label.clone().unwrap_or_else(|| "the runs".into());
-    format!("{who} diverged at {}", cells.join(", "))
+/// The arm's name and a space, or nothing where the cell's coordinates name it.
+fn who(label: &Option<String>) -> String {
+    label.as_ref().map(|l| format!("{l} ")).unwrap_or_default()
+}
+
+/// The coordinates a group's label already says (a two-arm test's arm), left out of its cells'
+/// texts; a group without a label has its cells say every grid coordinate.
+fn named_keys(g: &Compared) -> Arm {
+    match g.label {
+        Some(_) => g.arm.clone(),
+        None => Arm::new(),
+    }
 }
 
 fn seeds_text(seeds: &[i64]) -> String {
@@ -106,7 +114,9 @@ fn seeds_text(seeds: &[i64]) -> String {
 }
 
 /// When a group the test compares has points and divergence left none of them a value: why,
-/// naming the arm and its cells (the `diverged` verdict's explanation).
+/// naming the arm and its cells (the `diverged` verdict's explanation): `adamw diverged at
+/// (lr 1e-3, λ 1e-1) in 3 of 3 seeds`, or for a tuned check `adam_l2 diverged in every cell it
+/// is tuned over: (lr 1e-3, λ 0) in 1 of 3 seeds, …`.
 pub(super) fn dead(test: &TestSpec, sel: &Selection, grid_axes: &[String]) -> Option<String> {
     let reasons: Vec<String> = compared(test, sel)
         .into_iter()
@@ -120,18 +130,19 @@ pub(super) fn dead(test: &TestSpec, sel: &Selection, grid_axes: &[String]) -> Op
                 .map(|c| {
                     format!(
                         "{} in {} of {} seeds",
-                        cell_text(&c.coords, grid_axes, &g.arm),
+                        cell_text(&c.coords, grid_axes, &named_keys(&g)),
                         c.seeds.len(),
                         c.of
                     )
                 })
                 .collect();
+            let cells = cells.join(", ");
             match sel.mode {
                 Mode::Best => format!(
-                    "{} in every cell it is tuned over",
-                    sentence(&g.label, &cells)
+                    "{}diverged in every cell it is tuned over: {cells}",
+                    who(&g.label)
                 ),
-                _ => sentence(&g.label, &cells),
+                _ => format!("{}diverged at {cells}", who(&g.label)),
             }
         })
         .collect();
@@ -147,13 +158,9 @@ pub(super) fn named(test: &TestSpec, sel: &Selection, grid_axes: &[String]) -> O
     let mut fully = 0;
     let mut runs = 0;
     for g in compared(test, sel) {
-        let who = g
-            .label
-            .as_ref()
-            .map(|l| format!("{l} "))
-            .unwrap_or_default();
+        let who = who(&g.label);
         for c in sel.diverged.iter().filter(|c| in_arm(c, &g.arm)) {
-            let cell = cell_text(&c.coords, grid_axes, &g.arm);
+            let cell = cell_text(&c.coords, grid_axes, &named_keys(&g));
             runs += c.seeds.len();
             match sel.mode {
                 Mode::Runs => dropped.push(format!("{who}{cell} {}", seeds_text(&c.seeds))),
