@@ -267,7 +267,7 @@ fn resolve(data: &ExperimentData, axis: &str, v: &Value) -> Result<Value, String
         .unwrap_or(Value::from(best)))
 }
 
-pub(super) fn show_value(v: &Value) -> String {
+fn show_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         _ => v.to_string(),
