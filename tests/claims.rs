@@ -6,7 +6,7 @@ use std::path::Path;
 
 use repro::pipeline::spec::Pipeline;
 use repro::pipeline::stage;
-use repro::report::observe::{ExperimentData, Inputs, Observation, Source};
+use repro::report::observe::{ExperimentData, Inputs, Observation, Source, diverged_run};
 use repro::report::verdict::{CheckResult, Verdict, evaluate, summarize_claims};
 use serde_json::{Map, Value, json};
 
@@ -50,7 +50,7 @@ fn pipeline() -> Pipeline {
 /// An observation with per-epoch rows of the given metric values (one row per value).
 fn obs(coords: Value, seed: i64, epochs: &[(&str, Vec<f64>)]) -> Observation {
     let n = epochs[0].1.len();
-    let rows = (0..n)
+    let rows: Vec<Map<String, Value>> = (0..n)
         .map(|i| {
             let mut r = Map::new();
             r.insert("epoch".into(), json!(i));
@@ -66,6 +66,7 @@ fn obs(coords: Value, seed: i64, epochs: &[(&str, Vec<f64>)]) -> Observation {
         run_id: format!("run-{seed}"),
         coords,
         seed,
+        diverged: diverged_run(&Map::new(), &rows),
         rows,
         source: Source {
             run_key: "k".repeat(64),
@@ -931,6 +932,7 @@ fn twelve_nets_per_seed_rank_with_the_known_tau() {
                 run_id: format!("net-{schedule}-{t}-{seed}"),
                 coords,
                 seed,
+                diverged: false,
                 rows: vec![row],
                 source: Source {
                     run_key: "k".repeat(64),
@@ -965,4 +967,445 @@ fn twelve_nets_per_seed_rank_with_the_known_tau() {
     let mis = results.iter().find(|r| r.id == "misranks").unwrap();
     assert_eq!(mis.statistics["tau_mean"], -1.0, "{mis:?}");
     assert_eq!(mis.verdict, Verdict::Reproduced, "{mis:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Divergence and the useful λ, on the `lm` kind (variant × lr × λ × 3 seeds). A run diverges as
+// `train::lm` writes it: its last row's losses null (NaN becomes null in JSON).
+
+const DIVERGE: &str = r#"
+datasets:
+  wikitext2:
+    format: wikitext-tokens
+    files: [{name: w.zip, urls: ["http://127.0.0.1:9/w.zip"]}]
+experiments:
+  wt2:
+    kind: lm
+    datasets: [wikitext2]
+    grid:
+      variant: [adam_l2, adamw, adaptive_decoupled]
+      lr: [0.001, 0.003]
+      weight_decay: [0.0, 0.01, 0.1]
+      seed: [0, 1, 2]
+profiles:
+  paper: {}
+claims:
+  - {id: at-cell, claim: C9, text: t, experiments: [wt2], metric: valid_loss@min,
+     where: {lr: 0.001, weight_decay: 0.1},
+     test: {less: {a: {variant: adaptive_decoupled}, b: {variant: adam_l2}}}}
+  - {id: tuned, claim: C7, text: t, experiments: [wt2], metric: valid_loss@min,
+     tune: {over: [lr, weight_decay], pick: min},
+     test: {less: {a: {variant: adamw}, b: {variant: adam_l2}}}}
+  - {id: region, claim: C7, text: t, experiments: [wt2], metric: valid_loss@min,
+     tune: {over: [lr, weight_decay], pick: min, good_within: 0.05},
+     test: {greater: {a: {variant: adamw}, b: {variant: adam_l2}}}}
+  - {id: trend, claim: C7, text: t, experiments: [wt2], metric: valid_loss@min,
+     where: {variant: adam_l2}, tune: {over: [lr], pick: min},
+     test: {increasing: {along: weight_decay}}}
+  - id: useful
+    claim: C8
+    text: t
+    experiments: [wt2]
+    metric: valid_loss@min
+    where:
+      weight_decay: {useful: {of: {variant: adamw}, by: valid_loss@min, within: 0.05, worse: {variant: adam_l2}}}
+    tune: {over: [lr], pick: min}
+    test: {greater: {a: {variant: adam_l2}, b: {variant: adamw}}}
+  - id: useful-share
+    claim: C10
+    text: t
+    experiments: [wt2]
+    metric: l2_share_of_m@mean
+    where:
+      variant: adam_l2
+      weight_decay: {useful: {of: {variant: adamw}, by: valid_loss@min, within: 0.05}}
+    tune: {over: [lr], pick: min, by: valid_loss@min}
+    test: {above: {value: 0.5}}
+"#;
+
+/// What one run of the `wt2` grid does: the final validation loss and l2 share, or diverged.
+enum Run {
+    Loss(f64),
+    Diverged,
+}
+
+/// The `wt2` experiment with run `f(variant, lr, λ, seed)`. A diverged run's best validation
+/// loss before it blew up (1.0) is better than any real cell's, so reading it would show.
+fn wt2(f: impl Fn(&str, f64, f64, i64) -> Run) -> ExperimentData {
+    let mut o = Vec::new();
+    for v in ["adam_l2", "adamw", "adaptive_decoupled"] {
+        for lr in [0.001, 0.003] {
+            for wd in [0.0, 0.01, 0.1] {
+                for seed in 0..3 {
+                    let share = 8.0 * wd + jitter(seed);
+                    let epochs = match f(v, lr, wd, seed) {
+                        Run::Loss(x) => vec![
+                            ("train_loss", vec![6.0, x]),
+                            ("valid_loss", vec![x + 1.0, x]),
+                            ("l2_share_of_m", vec![share, share]),
+                        ],
+                        Run::Diverged => vec![
+                            ("train_loss", vec![6.0, f64::NAN]),
+                            ("valid_loss", vec![1.0, f64::NAN]),
+                            ("l2_share_of_m", vec![share, f64::NAN]),
+                        ],
+                    };
+                    let mut ob = obs(
+                        json!({"variant": v, "lr": lr, "weight_decay": wd}),
+                        seed,
+                        &epochs,
+                    );
+                    ob.run_id = format!("wt2/{v},{lr},{wd},{seed}");
+                    o.push(ob);
+                }
+            }
+        }
+    }
+    ExperimentData {
+        kind: stage::kind("lm").unwrap(),
+        ..experiment("wt2", &["variant", "lr", "weight_decay"], o)
+    }
+}
+
+fn run_wt2(data: ExperimentData) -> Vec<CheckResult> {
+    let p = Pipeline::parse(Path::new("diverge.yaml"), DIVERGE).unwrap_or_else(|e| panic!("{e}"));
+    let inputs = Inputs {
+        profile: "paper".into(),
+        experiments: vec![data],
+        digests: Default::default(),
+    };
+    evaluate(&p, &inputs)
+}
+
+#[test]
+fn divergence_is_read_from_the_summary_or_the_last_training_loss() {
+    let row = |loss: Value| {
+        json!({"epoch": 0, "train_loss": loss})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let none = Map::new();
+    assert!(!diverged_run(&none, &[row(json!(4.0))]));
+    assert!(diverged_run(&none, &[row(json!(4.0)), row(Value::Null)]));
+    // A null earlier in the series is not where training stopped: the run went on.
+    assert!(!diverged_run(&none, &[row(Value::Null), row(json!(4.0))]));
+    for key in ["diverged_epoch", "diverged_iteration"] {
+        let mut summary = Map::new();
+        summary.insert(key.into(), json!(3));
+        assert!(diverged_run(&summary, &[row(json!(4.0))]), "{key}");
+        summary.insert(key.into(), Value::Null);
+        assert!(!diverged_run(&summary, &[row(json!(4.0))]), "{key} null");
+    }
+    // A results row may carry it too (a stage without a run record, e.g. per iteration).
+    let mut r = row(json!(4.0));
+    r.insert("diverged_iteration".into(), json!(7));
+    assert!(diverged_run(&none, &[r]));
+}
+
+#[test]
+fn an_arm_diverged_in_every_seed_gets_the_diverged_verdict() {
+    // At (lr 1e-3, λ 0.1) the adaptive decay diverges in `bad` seeds; Adam+l2 trains (4.5).
+    let data = |bad: &'static [i64]| {
+        wt2(move |v, lr, wd, seed| match v {
+            "adaptive_decoupled" if lr == 0.001 && wd == 0.1 && bad.contains(&seed) => {
+                Run::Diverged
+            }
+            "adaptive_decoupled" => Run::Loss(4.0 + jitter(seed)),
+            _ => Run::Loss(4.5 + jitter(seed)),
+        })
+    };
+    let r = run_wt2(data(&[0, 1, 2]));
+    let c = check(&r, "at-cell");
+    assert_eq!(c.verdict, Verdict::Diverged, "{c:?}");
+    assert_eq!(Verdict::Diverged.text(), "diverged");
+    assert_eq!(
+        c.note.as_deref(),
+        Some("adaptive_decoupled diverged at (lr 1e-3, λ 1e-1) in 3 of 3 seeds")
+    );
+    // Neither +∞ nor the loss before blowing up (1.0) entered the arm.
+    assert!(c.groups[0].values.is_empty(), "{c:?}");
+    assert_eq!(serde_json::to_value(c).unwrap()["verdict"], "diverged");
+    let claims = summarize_claims(&r);
+    let c9 = claims.iter().find(|s| s.claim == "C9").unwrap();
+    assert_eq!((c9.verdict, c9.diverged), (Verdict::Diverged, 1));
+
+    // One seed diverged: it is left out and named, the other two decide.
+    let r = run_wt2(data(&[2]));
+    let c = check(&r, "at-cell");
+    assert_eq!(c.verdict, Verdict::Reproduced, "{c:?}");
+    assert_eq!(c.seeds, "2+3");
+    assert_eq!(c.groups[0].seeds, vec![0, 1]);
+    assert!(
+        c.measured
+            .ends_with("; diverged, left out: adaptive_decoupled (lr 1e-3, λ 1e-1) seed 2"),
+        "{}",
+        c.measured
+    );
+}
+
+#[test]
+fn tuning_chooses_only_among_cells_where_no_seed_diverged() {
+    // AdamW's best cell (lr 3e-3, λ 1e-2: 3.0) diverged in seed 1, so no seed may pick it: its
+    // next best (lr 1e-3, λ 1e-2: 3.5) is read for every seed. Adam+l2 sits at 3.4, so the
+    // verdict turns on the skip (reading 3.0 for seeds 0 and 2 would reproduce).
+    let data = |adam_l2_dies: bool| {
+        wt2(move |v, lr, wd, seed| match v {
+            "adamw" if lr == 0.003 && wd == 0.01 && seed == 1 => Run::Diverged,
+            "adamw" if lr == 0.003 && wd == 0.01 => Run::Loss(3.0),
+            "adamw" if lr == 0.001 && wd == 0.01 => Run::Loss(3.5 + jitter(seed)),
+            "adamw" => Run::Loss(5.0),
+            "adam_l2" if adam_l2_dies && (wd == 0.1 || seed == 0) => Run::Diverged,
+            _ => Run::Loss(3.4 + jitter(seed)),
+        })
+    };
+    let r = run_wt2(data(false));
+    let t = check(&r, "tuned");
+    let want: Vec<f64> = (0..3).map(|s| 3.5 + jitter(s)).collect();
+    assert_eq!(t.groups[0].values, want, "{t:?}");
+    assert_eq!(t.verdict, Verdict::NotReproduced, "{t:?}");
+    assert!(
+        t.measured.contains(
+            "cells with a diverged seed skipped: adamw (lr 3e-3, λ 1e-2) in 1 of 3 seeds"
+        ),
+        "{}",
+        t.measured
+    );
+
+    // Every Adam+l2 cell has a diverged seed (seed 0 everywhere, all seeds at λ 0.1).
+    let r = run_wt2(data(true));
+    let t = check(&r, "tuned");
+    assert_eq!(t.verdict, Verdict::Diverged, "{t:?}");
+    let note = t.note.as_deref().unwrap();
+    assert!(
+        note.starts_with(
+            "adam_l2 diverged in every cell it is tuned over: (lr 1e-3, λ 0) in 1 of 3 seeds, "
+        ) && note.ends_with("(lr 3e-3, λ 1e-1) in 3 of 3 seeds"),
+        "{note}"
+    );
+    assert_eq!(
+        note.matches(" seeds").count(),
+        6,
+        "all six cells named: {note}"
+    );
+}
+
+#[test]
+fn a_trend_with_a_point_diverged_in_every_cell_is_diverged() {
+    // Adam+l2 degrades with λ and diverges at every lr at λ 0.1: the trend has no value there,
+    // and the explanation names the cells with every grid coordinate (no arm label says them).
+    let r = run_wt2(wt2(|v, _lr, wd, seed| match v {
+        "adam_l2" if wd == 0.1 => Run::Diverged,
+        _ => Run::Loss(4.0 + wd * 10.0 + jitter(seed)),
+    }));
+    let t = check(&r, "trend");
+    assert_eq!(t.verdict, Verdict::Diverged, "{t:?}");
+    assert_eq!(
+        t.note.as_deref(),
+        Some(
+            "diverged in every cell it is tuned over: (variant adam_l2, lr 1e-3, λ 1e-1) in 3 \
+             of 3 seeds, (variant adam_l2, lr 3e-3, λ 1e-1) in 3 of 3 seeds"
+        )
+    );
+}
+
+#[test]
+fn a_diverged_cell_counts_as_not_good_over_the_full_grid() {
+    // Every AdamW cell is at 3.0 except (lr 1e-3, λ 0) in seed 0, which diverged after a best
+    // epoch at 1.0: counted as not good (5 of 6), not as good (its pre-divergence loss is within
+    // any tolerance) nor as absent (5 of 5). It is not the seed's best either: Adam+l2's cells at
+    // 3.02 stay within 0.05 of 3.0.
+    let r = run_wt2(wt2(|v, lr, wd, seed| match v {
+        "adamw" if lr == 0.001 && wd == 0.0 && seed == 0 => Run::Diverged,
+        "adamw" => Run::Loss(3.0),
+        _ => Run::Loss(3.02),
+    }));
+    let g = check(&r, "region");
+    assert_eq!(g.groups[0].values, vec![5.0 / 6.0, 1.0, 1.0], "{g:?}");
+    assert_eq!(g.groups[1].values, vec![1.0; 3], "{g:?}");
+    assert!(
+        g.measured.ends_with("; 1 diverged run counted as not good"),
+        "{}",
+        g.measured
+    );
+}
+
+/// AdamW's best loss over lr by (λ, seed) as `adamw`, Adam+l2's as `l2`; 5.0 elsewhere.
+fn useful_grid(
+    adamw: impl Fn(f64, i64) -> f64 + 'static,
+    l2: impl Fn(f64, i64) -> f64 + 'static,
+) -> ExperimentData {
+    wt2(move |v, lr, wd, seed| {
+        // The lr 3e-3 runs are worse by 0.5: the best over lr is the lr 1e-3 run.
+        let worse_lr = if lr == 0.003 { 0.5 } else { 0.0 };
+        Run::Loss(
+            worse_lr
+                + match v {
+                    "adamw" => adamw(wd, seed),
+                    "adam_l2" => l2(wd, seed),
+                    _ => 5.0,
+                },
+        )
+    })
+}
+
+#[test]
+fn the_useful_lambda_is_the_largest_within_tolerance_per_seed() {
+    // AdamW's best at λ (0, 1e-2, 1e-1) per seed: seed 0 (4.0, 4.03, 4.10) → 1e-2; seed 1
+    // (4.0, 4.02, 4.04) → 1e-1; seed 2 (4.0, 4.06, 4.2) → 0, dropped.
+    let adamw = |wd: f64, seed: i64| {
+        let rise = [[0.0, 0.03, 0.10], [0.0, 0.02, 0.04], [0.0, 0.06, 0.2]][seed as usize];
+        4.0 + rise[[0.0, 0.01, 0.1].iter().position(|w| *w == wd).unwrap()]
+    };
+    let r = run_wt2(useful_grid(adamw, |wd, seed| {
+        4.0 + 10.0 * wd + jitter(seed)
+    }));
+    let u = check(&r, "useful");
+    // Adam+l2 read at each seed's useful λ: seed 0 at 1e-2, seed 1 at 1e-1.
+    assert_eq!(u.groups[0].seeds, vec![0, 1], "{u:?}");
+    let want = [4.1 + jitter(0), 5.0 + jitter(1)];
+    for (x, y) in u.groups[0].values.iter().zip(want) {
+        assert!((x - y).abs() < 1e-9, "{u:?}");
+    }
+    assert_eq!(u.groups[1].values, vec![4.03, 4.04], "{u:?}");
+    assert!(
+        u.measured.starts_with(
+            "where weight_decay = useful: 1e-2 (seed 0), 1e-1 (seed 1) by valid_loss@min of \
+             variant=adamw within 0.05 (seed 2 dropped: its useful λ is 0) (adam_l2 worse \
+             there: valid_loss@min 4.552 vs 4.035); best of lr by min valid_loss@min: adam_l2"
+        ),
+        "{}",
+        u.measured
+    );
+    assert!(
+        u.test.contains("weight_decay=useful by valid_loss@min"),
+        "{}",
+        u.test
+    );
+    // `of` chooses on AdamW's runs although `where` reads Adam+l2's: l2 share 8λ there.
+    let s = check(&r, "useful-share");
+    let want = [0.08 + jitter(0), 0.8 + jitter(1)];
+    assert_eq!(s.groups[0].seeds, vec![0, 1], "{s:?}");
+    for (x, y) in s.groups[0].values.iter().zip(want) {
+        assert!((x - y).abs() < 1e-9, "{s:?}");
+    }
+}
+
+#[test]
+fn a_useful_lambda_of_zero_or_no_contrast_is_not_checkable_with_the_reason() {
+    // AdamW is 0.2 worse at any λ > 0: its useful λ is 0 in every seed.
+    let r = run_wt2(useful_grid(
+        |wd, _| if wd == 0.0 { 4.0 } else { 4.2 },
+        |wd, _| 4.0 + 10.0 * wd,
+    ));
+    for id in ["useful", "useful-share"] {
+        let u = check(&r, id);
+        assert_eq!(u.verdict, Verdict::NotCheckable, "{u:?}");
+        assert_eq!(
+            u.note.as_deref(),
+            Some("not checkable: adamw's useful λ is 0 in every seed"),
+            "{u:?}"
+        );
+        assert!(
+            u.measured.contains("useful: none by valid_loss@min")
+                && u.measured
+                    .contains("(seeds 0, 1, 2 dropped: its useful λ is 0)"),
+            "{}",
+            u.measured
+        );
+    }
+    // The report shows the reason beside the verdict word.
+    let table = repro::report::tables::claims_table(&r);
+    let row = table.rows.iter().find(|r| r[0].text() == "useful").unwrap();
+    assert_eq!(row[4].text(), "not checkable");
+    assert!(
+        row[3]
+            .text()
+            .contains("adamw's useful λ is 0 in every seed"),
+        "{}",
+        row[3].text()
+    );
+
+    // Adam+l2 no worse than AdamW at the useful λ (here: better by 0.04): the contrast the
+    // check is about is absent (AdamW's useful λ is 1e-2 in every seed). The check without `worse` is still read.
+    let r = run_wt2(useful_grid(|wd, _| 4.0 + wd, |wd, _| 3.96 + wd));
+    let u = check(&r, "useful");
+    assert_eq!(u.verdict, Verdict::NotCheckable, "{u:?}");
+    assert_eq!(
+        u.note.as_deref(),
+        Some(
+            "not checkable: adam_l2 is not worse than adamw at the useful λ: valid_loss@min \
+             3.970 vs 4.010"
+        ),
+        "{u:?}"
+    );
+    assert_ne!(check(&r, "useful-share").verdict, Verdict::NotCheckable);
+}
+
+#[test]
+fn malformed_useful_selectors_are_located_with_the_reason() {
+    let cases = [
+        (
+            "{of: {variant: adamw}, by: valid_loss@min, within: 0.05, tolerance: 1}",
+            "tolerance",
+            "unknown key `tolerance` in `useful`",
+        ),
+        (
+            "{of: {variant: l2_in_m}, by: valid_loss@min, within: 0.05}",
+            "l2_in_m",
+            "no run of `wt2` has variant = \"l2_in_m\"; its grid has",
+        ),
+        (
+            "{of: {variant: adamw}, by: valid_loss@min, within: 0.05, worse: {lr: 0.3}}",
+            "lr: 0.3",
+            "no run of `wt2` has lr = 0.3",
+        ),
+        (
+            "{of: {variant: adamw}, by: valid_loss@min, within: lots}",
+            "within: lots",
+            "`useful.within` must be a finite number ≥ 0",
+        ),
+        (
+            "{of: {variant: adamw}, by: valid_los@min, within: 0.05}",
+            "by: valid_los",
+            "writes no metric `valid_los`",
+        ),
+        (
+            "{of: {variant: adamw}, by: valid_loss, within: 0.05}",
+            "by: valid_loss,",
+            "add a reducer",
+        ),
+        (
+            "{of: {variant: adamw}, within: 0.05}",
+            "{of:",
+            "`useful` needs `by`",
+        ),
+    ];
+    for (useful, needle, msg) in cases {
+        let text = format!(
+            "{DIVERGE}  - id: bad\n    claim: C8\n    text: t\n    experiments: [wt2]\n    metric: valid_loss@min\n    where:\n      weight_decay:\n        useful: {useful}\n    test: {{above: {{value: 1}}}}\n"
+        );
+        let e = Pipeline::parse(Path::new("diverge.yaml"), &text)
+            .err()
+            .unwrap_or_else(|| panic!("{useful} should be rejected"))
+            .to_string();
+        let line = line_of(&text, needle);
+        assert!(
+            e.contains(&format!("diverge.yaml:{line}:")) && e.contains(msg),
+            "{useful}: want line {line} and {msg:?} in:\n{e}"
+        );
+    }
+    // `useful` on a named axis.
+    let text = format!(
+        "{DIVERGE}  - id: bad\n    claim: C8\n    text: t\n    experiments: [wt2]\n    metric: valid_loss@min\n    where:\n      variant: {{useful: {{of: {{lr: 0.001}}, by: valid_loss@min, within: 0.05}}}}\n    test: {{above: {{value: 1}}}}\n"
+    );
+    let e = Pipeline::parse(Path::new("diverge.yaml"), &text)
+        .err()
+        .unwrap()
+        .to_string();
+    let line = line_of(&text, "variant: {useful");
+    assert!(
+        e.contains(&format!("diverge.yaml:{line}:")) && e.contains("`variant` is not numeric"),
+        "{e}"
+    );
 }

@@ -79,7 +79,21 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
         "{c2}"
     );
     assert_eq!(verdict_of(&v, "acc-early-matches-none"), "not_checkable");
-    assert!(out.contains("not checkable at this profile"), "{out}");
+    // The verdict word, and the reason beside it (the terminal table may wrap the reason).
+    assert!(out.contains("C1 not checkable"), "{out}");
+    let c1 = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "acc-early-matches-none")
+        .unwrap();
+    assert!(
+        c1["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("not checkable at this profile: `smoke` cannot decide it"),
+        "{c1}"
+    );
 
     // Every number points at the metrics file of a run that exists in the store.
     let check = v["checks"]
@@ -117,6 +131,13 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("margin 0.01, a default of ours"), "{md}");
+    // The legend lists every verdict word, `diverged` included.
+    assert!(
+        md.contains("Verdicts: **reproduced**: ")
+            && md.contains("; **diverged**: an arm the check compares diverged in every seed"),
+        "{md}"
+    );
+    assert!(html.contains("<span class=\"verdict diverged\">diverged</span>"));
     // `provenance:` is listed under the defaults, with its label.
     assert!(
         md.contains("- small: lr 0.05 — *recalled, unverified*"),

@@ -14,7 +14,9 @@ use serde_json::Value;
 use super::spec::Pipeline;
 use super::stage::{self, Rows, StageDecl};
 
+mod useful;
 mod validate;
+pub use useful::{UsefulSpec, WhereValue, Within, arm_words};
 pub use validate::check;
 
 /// One check of one paper claim.
@@ -39,7 +41,8 @@ pub struct ClaimSpec {
     /// `where: {variant: adam_l2, weight_decay: max}`: only observations with these
     /// coordinates are read. On a numeric axis the value may be `max` or `min`, the largest or
     /// smallest value of that axis among the experiment's observations (so one check fits every
-    /// profile's grid). Applied before `tune`.
+    /// profile's grid), or `{useful: …}`, a value per seed chosen on the runs ([`UsefulSpec`]).
+    /// Applied before `tune`; read through [`WhereValue::parse`].
     #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
     pub where_: Arm,
     /// `per: [game]`: check each value of these grid axes separately, as if each were an

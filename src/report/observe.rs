@@ -1,6 +1,7 @@
 //! What the report reads: every finished run of a profile, as observations (one per run, or
 //! one per upstream run for stages that write a row per upstream run), each with its grid
-//! coordinates, its seed, its result rows and the digest of the file they came from.
+//! coordinates, its seed, its result rows and the digest of the file they came from, and
+//! whether the run diverged ([`diverged_run`], the one place that rule lives).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,35 @@ pub struct Observation {
     /// Per-epoch rows, or the one row describing it.
     pub rows: Vec<Map<String, Value>>,
     pub source: Source,
+    /// Whether training blew up ([`diverged_run`]): its numbers are no result of its cell, so
+    /// claim checks never compare them (see `verdict`).
+    pub diverged: bool,
+}
+
+/// The summary keys in which a stage records where training stopped being finite: `lm` and
+/// `translate` per epoch (`train::epochs`), `dqn` per iteration.
+pub const DIVERGED_KEYS: [&str; 2] = ["diverged_epoch", "diverged_iteration"];
+
+/// The per-epoch column whose null in the last row marks a run that stopped on a non-finite
+/// training loss (`train::lm` writes that epoch's row with its losses null and stops).
+pub const DIVERGENCE_COLUMN: &str = "train_loss";
+
+/// Whether a run diverged: its summary (the run record's metrics, or a results row) records a
+/// non-null `diverged_epoch` / `diverged_iteration`, or its last row's training loss is present
+/// but not a finite number. The record's summary is a function of the outputs the report's key
+/// covers (the stage writes the diverged epoch's row and stops), so reading it keeps the key
+/// honest.
+pub fn diverged_run(summary: &Map<String, Value>, rows: &[Map<String, Value>]) -> bool {
+    let recorded = |m: &Map<String, Value>| {
+        DIVERGED_KEYS
+            .iter()
+            .any(|k| m.get(*k).is_some_and(|v| !v.is_null()))
+    };
+    let loss_blew_up = rows
+        .last()
+        .and_then(|r| r.get(DIVERGENCE_COLUMN))
+        .is_some_and(|v| !v.as_f64().is_some_and(f64::is_finite));
+    recorded(summary) || rows.iter().any(recorded) || loss_blew_up
 }
 
 /// One experiment of the profile and what of it has finished.
@@ -133,6 +163,7 @@ pub fn gather(
                 run_id: run.id.clone(),
                 seed: run.params.get("seed").and_then(Value::as_i64).unwrap_or(0),
                 coords: run.params.clone(),
+                diverged: diverged_run(&record.metrics, &rows),
                 rows,
                 source,
             }),
@@ -150,6 +181,8 @@ pub fn gather(
                             .to_string(),
                         seed: coords.get("seed").and_then(Value::as_i64).unwrap_or(0),
                         coords,
+                        // The row describes an upstream run; the summary is this stage's.
+                        diverged: diverged_run(&Map::new(), std::slice::from_ref(&row)),
                         rows: vec![row],
                         source: source.clone(),
                     });
@@ -191,7 +224,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 impl Observation {
     /// A contrived observation for the report's unit tests: run id from the coordinates, a
-    /// placeholder source.
+    /// placeholder source, diverged as its rows say.
     pub(crate) fn contrived(
         coords: Map<String, Value>,
         seed: i64,
@@ -201,6 +234,7 @@ impl Observation {
             run_id: format!("run-{}", serde_json::to_string(&coords).unwrap_or_default()),
             coords,
             seed,
+            diverged: diverged_run(&Map::new(), &rows),
             rows,
             source: Source {
                 run_key: "k".into(),

@@ -24,9 +24,6 @@ pub const LAMBDA: &str = "weight_decay";
 /// The score a cell is judged by, lower is better: the best validation perplexity over epochs
 /// (early stopping, as pytorch/examples' word-LM keeps its best-validation model).
 pub const SCORE_METRIC: &str = "valid_ppl";
-/// `train::lm` ends a run whose training loss stops being finite with that epoch's row, its
-/// losses null: a last row whose `train_loss` is null marks a diverged run.
-pub const DIVERGENCE_COLUMN: &str = "train_loss";
 
 /// A recognised sweep and its grid.
 pub struct Sweep<'a> {
@@ -116,17 +113,13 @@ impl<'a> Sweep<'a> {
             .collect()
     }
 
-    /// A run's score; a diverged run (its last row's training loss is null, see
-    /// [`DIVERGENCE_COLUMN`], or it has no finite validation perplexity at all) scores +∞, so
-    /// it never wins a minimum and poisons any mean it would enter: its best epoch before
-    /// blowing up is not a result of the cell (a bad cell, not a missing one).
+    /// A run's score for the sweep's figures and table; a diverged run
+    /// ([`Observation::diverged`], or one with no finite validation perplexity at all) scores
+    /// +∞, so it never wins a minimum and poisons any mean it would enter: its best epoch before
+    /// blowing up is not a result of the cell (a bad cell, not a missing one). Claim checks do
+    /// not use this: they drop diverged runs and say so (`verdict`).
     pub fn score_of(&self, o: &Observation) -> f64 {
-        let blew_up = o
-            .rows
-            .last()
-            .and_then(|r| r.get(DIVERGENCE_COLUMN))
-            .is_some_and(|v| !v.as_f64().is_some_and(f64::is_finite));
-        if blew_up {
+        if o.diverged {
             return f64::INFINITY;
         }
         o.value(self.e.kind, &self.score).unwrap_or(f64::INFINITY)

@@ -119,11 +119,15 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
             let of: Vec<&CheckResult> = checks.iter().filter(|c| c.id == id).collect();
             let mut lines = Vec::new();
             let mut absent = Vec::new();
-            let mut undecidable = None;
+            // A reason every line of the check shares ("this profile cannot decide it") is said
+            // once per check, not once per line; reasons that differ stay on their lines.
+            let shared_note = of
+                .iter()
+                .all(|c| c.verdict == Verdict::NotCheckable && c.note == of[0].note)
+                .then(|| of[0].note.clone())
+                .flatten();
             for c in &of {
-                // "This profile cannot decide it" once per check, not once per line.
-                let text = if c.verdict == Verdict::NotCheckable {
-                    undecidable = c.note.clone();
+                let text = if shared_note.is_some() {
                     c.measured.clone()
                 } else {
                     measured_text(c)
@@ -141,7 +145,7 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
             if !absent.is_empty() {
                 lines.push(format!("not in this profile: {}", absent.join(", ")));
             }
-            lines.extend(undecidable);
+            lines.extend(shared_note);
             let mut seeds: Vec<&str> = of.iter().map(|c| c.seeds.as_str()).collect();
             seeds.retain(|s| !s.is_empty());
             seeds.dedup();
@@ -306,6 +310,7 @@ fn paint(v: Verdict, s: &str) -> String {
         Verdict::Reproduced => "32",
         Verdict::NotReproduced => "31",
         Verdict::Inconclusive => "33",
+        Verdict::Diverged => "35",
         Verdict::NotRun | Verdict::NotCheckable => "2",
     };
     format!("\x1b[{code}m{s}\x1b[0m")
@@ -460,6 +465,7 @@ pub fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Reproduced => "ok",
         Verdict::NotReproduced => "fail",
         Verdict::Inconclusive => "unsure",
+        Verdict::Diverged => "diverged",
         Verdict::NotRun => "notrun",
         Verdict::NotCheckable => "notcheckable",
     }

@@ -1,7 +1,9 @@
 //! Claim checks evaluated on a profile's observations: per check and experiment, the numbers
 //! compared, the statistic, and a verdict: reproduced, not reproduced, inconclusive (with the
-//! seeds a decision would need), not run, or not checkable at this profile. The observations a
-//! check reads are first narrowed and collapsed by its `where`/`tune` (`select`).
+//! seeds a decision would need), diverged (an arm the check compares has no run that trained),
+//! not run, or not checkable (at this profile, or on this data, with the reason). The
+//! observations a check reads are first narrowed and collapsed by its `where`/`tune`
+//! (`select`); the tests live in `two_arms` and `per_seed`, divergence in `diverged`.
 
 use std::collections::BTreeMap;
 
@@ -9,13 +11,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::observe::{ExperimentData, Inputs, Source, arm_label};
-use super::select::{Point, Selection, select, tune_words};
+use super::select::{Point, Unselectable, select, tune_words};
 use crate::metrics::stats::{self, Summary};
-use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, TestSpec, TuneSpec};
+use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, TestSpec, TuneSpec, WhereValue};
 use crate::pipeline::spec::Pipeline;
 
+mod diverged;
 mod per_seed;
+mod two_arms;
 use per_seed::{one_sample, per_seed_tau};
+use two_arms::{Side, equivalent, pair};
 
 /// Power assumed when saying how many seeds would decide an inconclusive check.
 pub const POWER: f64 = 0.8;
@@ -26,18 +31,53 @@ pub enum Verdict {
     Reproduced,
     NotReproduced,
     Inconclusive,
+    /// An arm the check compares diverged in every seed at the cells it reads: no number to
+    /// compare, and a finding in itself (the setting does not train).
+    Diverged,
     NotRun,
+    /// The profile cannot decide it, or the data do not pose its question (the note says which).
     NotCheckable,
 }
 
 impl Verdict {
+    /// Every verdict, in the order the report's legend lists them.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Reproduced,
+        Verdict::NotReproduced,
+        Verdict::Inconclusive,
+        Verdict::Diverged,
+        Verdict::NotRun,
+        Verdict::NotCheckable,
+    ];
+
     pub fn text(self) -> &'static str {
         match self {
             Verdict::Reproduced => "reproduced",
             Verdict::NotReproduced => "not reproduced",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Diverged => "diverged",
             Verdict::NotRun => "not run",
-            Verdict::NotCheckable => "not checkable at this profile",
+            Verdict::NotCheckable => "not checkable",
+        }
+    }
+
+    /// What the verdict means, for the report's legend.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "the test supports the claim at the check's level",
+            Verdict::NotReproduced => "the data contradict the claim significantly",
+            Verdict::Inconclusive => {
+                "neither; the seeds per arm that would decide it are given where they can be"
+            }
+            Verdict::Diverged => {
+                "an arm the check compares diverged in every seed at the cells it reads \
+                 (diverged runs never enter a comparison)"
+            }
+            Verdict::NotRun => "runs the check needs have not finished",
+            Verdict::NotCheckable => {
+                "this profile cannot decide it, or the data do not pose its question; the reason \
+                 is given"
+            }
         }
     }
 }
@@ -92,6 +132,8 @@ pub struct ClaimSummary {
     pub verdict: Verdict,
     pub checks: usize,
     pub reproduced: usize,
+    /// Checks whose verdict is `diverged`.
+    pub diverged: usize,
 }
 
 /// Evaluate every check of the pipeline on one profile's inputs.
@@ -179,7 +221,7 @@ fn split_per(data: &ExperimentData, per: &[String]) -> Vec<ExperimentData> {
 fn decided(c: &ClaimSpec, profile: &str, mut r: CheckResult) -> CheckResult {
     if !decides(c, profile) {
         r.note = Some(format!(
-            "profile `{profile}` cannot decide it (decided at: {})",
+            "not checkable at this profile: `{profile}` cannot decide it (decided at: {})",
             c.decide_at.join(", ")
         ));
         r.verdict = Verdict::NotCheckable;
@@ -201,8 +243,9 @@ pub fn describe(c: &ClaimSpec, t: &TestSpec) -> String {
         let fixed: Vec<String> = c
             .where_
             .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
+            .map(|(k, v)| match (WhereValue::parse(v), v) {
+                (Ok(WhereValue::Useful(u)), _) => format!("{k}=useful {}", u.words()),
+                (_, Value::String(s)) => format!("{k}={s}"),
                 _ => format!("{k}={v}"),
             })
             .collect();
@@ -228,7 +271,7 @@ pub fn describe(c: &ClaimSpec, t: &TestSpec) -> String {
     }
 }
 
-fn arm_text(a: &Arm) -> String {
+pub(super) fn arm_text(a: &Arm) -> String {
     let coords: serde_json::Map<String, Value> =
         a.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let axes: Vec<String> = a.keys().cloned().collect();
@@ -320,18 +363,6 @@ fn check(
     m: &MetricRef,
     r: &mut CheckResult,
 ) {
-    let sel = match select(c, data, m) {
-        Ok(sel) => sel,
-        Err(why) => {
-            r.note = Some(why);
-            r.verdict = Verdict::NotRun;
-            return;
-        }
-    };
-    let mut sources: Vec<Source> = sel.read.iter().map(|o| o.source.clone()).collect();
-    sources.sort();
-    sources.dedup();
-    r.sources = sources;
     let missing = (!data.missing.is_empty()).then(|| {
         format!(
             "{} of {} runs of `{}` have not finished (first: {})",
@@ -341,6 +372,35 @@ fn check(
             data.missing[0]
         )
     });
+    let sel = match select(c, data, m) {
+        Ok(sel) => sel,
+        Err(Unselectable::NotRun(why)) => {
+            r.note = Some(why);
+            r.verdict = Verdict::NotRun;
+            return;
+        }
+        Err(Unselectable::NotCheckable { why, how }) => {
+            // The choice that found the question absent read the whole experiment.
+            let mut sources: Vec<Source> =
+                data.observations.iter().map(|o| o.source.clone()).collect();
+            sources.sort();
+            sources.dedup();
+            r.sources = sources;
+            r.measured = how;
+            r.note = Some(format!("not checkable: {why}"));
+            r.verdict = Verdict::NotCheckable;
+            // Runs still to come could change the choice: not run until they are in.
+            if let Some(why) = missing {
+                r.note = Some(why);
+                r.verdict = Verdict::NotRun;
+            }
+            return;
+        }
+    };
+    let mut sources: Vec<Source> = sel.read.iter().map(|o| o.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    r.sources = sources;
     let margin = |m: &Option<f64>| m.unwrap_or(0.0);
     match test {
         TestSpec::Less { a, b, margin: d } => pair(c, &sel, a, b, Side::Less, margin(d), r),
@@ -383,6 +443,17 @@ fn check(
             })
         }
     }
+    if let Some(why) = diverged::dead(test, &sel, &data.arm_axes) {
+        r.note = Some(why);
+        r.verdict = Verdict::Diverged;
+        r.seeds_needed = None;
+    }
+    if let Some(skipped) = diverged::named(test, &sel, &data.arm_axes) {
+        r.measured = match r.measured.is_empty() {
+            true => skipped,
+            false => format!("{}; {skipped}", r.measured),
+        };
+    }
     if !sel.how.is_empty() && !r.measured.is_empty() {
         r.measured = format!("{}: {}", sel.how, r.measured);
     }
@@ -393,158 +464,9 @@ fn check(
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Side {
-    Less,
-    Greater,
-}
-
-fn arm_group(sel: &Selection, arm: &Arm) -> Group {
-    let points: Vec<&Point> = sel.points.iter().filter(|p| p.in_arm(arm)).collect();
-    group(arm_text(arm), &points)
-}
-
-/// Too few values on a side for statistics: the verdict stays "not run" (none) or
-/// "inconclusive" (one seed).
-fn too_few(groups: &[&Group], r: &mut CheckResult) -> bool {
-    if let Some(g) = groups.iter().find(|g| g.values.is_empty()) {
-        r.note = Some(format!("no finished run of arm `{}`", g.label));
-        r.verdict = Verdict::NotRun;
-        return true;
-    }
-    if groups.iter().any(|g| g.values.len() < 2) {
-        r.note = Some("one seed per arm gives no variance estimate: at least 2 needed".into());
-        r.verdict = Verdict::Inconclusive;
-        return true;
-    }
-    false
-}
-
-/// H₁: mean(a) < mean(b) + margin (`Less`) or mean(a) > mean(b) − margin (`Greater`), Welch.
-fn pair(
-    c: &ClaimSpec,
-    sel: &Selection,
-    a: &Arm,
-    b: &Arm,
-    side: Side,
-    margin: f64,
-    r: &mut CheckResult,
-) {
-    let (ga, gb) = (arm_group(sel, a), arm_group(sel, b));
-    // Neutral wording: the test column states the claim, this says what was seen.
-    r.measured = format!("{} vs {}", show(&ga), show(&gb));
-    if margin != 0.0 {
-        r.measured += &format!(" (margin {margin})");
-    }
-    r.seeds = format!("{}+{}", ga.values.len(), gb.values.len());
-    r.groups = vec![ga.clone(), gb.clone()];
-    if too_few(&[&ga, &gb], r) {
-        return;
-    }
-    // H₁ as "mean(x) − mean(y) < margin" in both cases.
-    let (x, y) = match side {
-        Side::Less => (&ga.values, &gb.values),
-        Side::Greater => (&gb.values, &ga.values),
-    };
-    match stats::welch_shifted(x, y, margin) {
-        Ok(w) => {
-            let p_other = 1.0 - w.p_less;
-            r.statistics.insert("t".into(), w.t);
-            r.statistics.insert("df".into(), w.df);
-            r.statistics.insert("p".into(), w.p_less);
-            r.measured += &format!("; Welch p = {}", num(w.p_less));
-            r.verdict = if w.p_less < c.alpha {
-                Verdict::Reproduced
-            } else if p_other < c.alpha {
-                r.note = Some(format!(
-                    "significant in the opposite direction (p = {})",
-                    num(p_other)
-                ));
-                Verdict::NotReproduced
-            } else {
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                if mean(x) < mean(y) + margin {
-                    // The effect is the distance to the margin: compare x with y shifted by it.
-                    let shifted: Vec<f64> = y.iter().map(|v| v + margin).collect();
-                    r.seeds_needed = stats::seeds_needed(x, &shifted, c.alpha, POWER)
-                        .ok()
-                        .flatten();
-                } else {
-                    r.note = Some("the observed difference points the other way".into());
-                }
-                Verdict::Inconclusive
-            };
-        }
-        Err(_) => {
-            // Both sides constant across seeds: the ordering is exact or absent.
-            let (mx, my) = (x[0], y[0]);
-            r.note = Some("no variance across seeds: the ordering is read directly".into());
-            r.verdict = if mx < my + margin {
-                Verdict::Reproduced
-            } else {
-                Verdict::NotReproduced
-            };
-        }
-    }
-}
-
-fn equivalent(c: &ClaimSpec, sel: &Selection, a: &Arm, b: &Arm, margin: f64, r: &mut CheckResult) {
-    let (ga, gb) = (arm_group(sel, a), arm_group(sel, b));
-    r.seeds = format!("{}+{}", ga.values.len(), gb.values.len());
-    r.groups = vec![ga.clone(), gb.clone()];
-    r.measured = format!("{} vs {}", show(&ga), show(&gb));
-    if too_few(&[&ga, &gb], r) {
-        return;
-    }
-    let (x, y) = (&ga.values, &gb.values);
-    let diff = ga.mean.unwrap_or(f64::NAN) - gb.mean.unwrap_or(f64::NAN);
-    r.statistics.insert("difference".into(), diff);
-    r.measured = format!(
-        "{} − {} = {} (margin ±{})",
-        ga.label,
-        gb.label,
-        num(diff),
-        num(margin)
-    );
-    match stats::tost(x, y, margin) {
-        Ok(p) => {
-            r.statistics.insert("p".into(), p);
-            r.measured += &format!("; TOST p = {}", num(p));
-            // Non-equivalence shown: the difference lies beyond the margin, significantly.
-            let above = stats::welch_shifted(y, x, -margin).map(|w| w.p_less);
-            let below = stats::welch_shifted(x, y, -margin).map(|w| w.p_less);
-            let beyond = [above, below].into_iter().flatten().fold(1.0, f64::min);
-            r.verdict = if p < c.alpha {
-                Verdict::Reproduced
-            } else if beyond < c.alpha {
-                r.note = Some(format!(
-                    "the difference exceeds the margin significantly (p = {})",
-                    num(beyond)
-                ));
-                Verdict::NotReproduced
-            } else {
-                r.seeds_needed = stats::seeds_needed_equivalence(x, y, margin, c.alpha, POWER)
-                    .ok()
-                    .flatten();
-                if r.seeds_needed.is_none() {
-                    r.note = Some("the observed difference is outside the margin".into());
-                }
-                Verdict::Inconclusive
-            };
-        }
-        Err(_) => {
-            r.note = Some("no variance across seeds: the difference is read directly".into());
-            r.verdict = if diff.abs() < margin {
-                Verdict::Reproduced
-            } else {
-                Verdict::NotReproduced
-            };
-        }
-    }
-}
-
 /// One verdict over several: reproduced when every one is, not reproduced when any is not,
-/// inconclusive when any is undecided, otherwise not run / not checkable.
+/// inconclusive when any is undecided, diverged when any check lost an arm to divergence
+/// (a finding, unlike what follows), otherwise not run / not checkable.
 pub fn combine(verdicts: &[Verdict]) -> Verdict {
     let any = |v: Verdict| verdicts.contains(&v);
     if any(Verdict::NotReproduced) {
@@ -553,6 +475,8 @@ pub fn combine(verdicts: &[Verdict]) -> Verdict {
         Verdict::Reproduced
     } else if any(Verdict::Inconclusive) {
         Verdict::Inconclusive
+    } else if any(Verdict::Diverged) {
+        Verdict::Diverged
     } else if any(Verdict::NotRun) {
         Verdict::NotRun
     } else if any(Verdict::NotCheckable) {
@@ -583,6 +507,7 @@ pub fn summarize_claims(checks: &[CheckResult]) -> Vec<ClaimSummary> {
                 verdict: combine(&of),
                 checks: of.len(),
                 reproduced: of.iter().filter(|v| **v == Verdict::Reproduced).count(),
+                diverged: of.iter().filter(|v| **v == Verdict::Diverged).count(),
             }
         })
         .collect()

@@ -12,7 +12,7 @@ use super::exhibits::{self, Exhibit};
 use super::figures;
 use super::observe::Inputs;
 use super::tables::{self, Table, html_escape, html_text, verdict_class};
-use super::verdict::{CheckResult, ClaimSummary};
+use super::verdict::{CheckResult, ClaimSummary, Verdict};
 use crate::pipeline::spec::Pipeline;
 
 pub const PAPER: &str = "Bjorck, Weinberger, Gomes, “Understanding Decoupled and Early Weight \
@@ -72,6 +72,14 @@ fn claims_json(doc: &Document) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(&v)?;
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+/// `2 of 5`, with `, 1 diverged` when a check lost an arm to divergence.
+fn counts(c: &ClaimSummary) -> String {
+    match c.diverged {
+        0 => format!("{} of {}", c.reproduced, c.checks),
+        d => format!("{} of {}, {d} diverged", c.reproduced, c.checks),
+    }
 }
 
 fn runs_line(doc: &Document) -> String {
@@ -135,13 +143,17 @@ fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
     for c in doc.claims {
         let _ = writeln!(
             s,
-            "| {} | **{}** | {} of {} |",
+            "| {} | **{}** | {} |",
             c.claim,
             c.verdict.text(),
-            c.reproduced,
-            c.checks
+            counts(c)
         );
     }
+    let legend: Vec<String> = Verdict::ALL
+        .iter()
+        .map(|v| format!("**{}**: {}", v.text(), v.meaning()))
+        .collect();
+    let _ = writeln!(s, "\nVerdicts: {}.", legend.join("; "));
     let _ = writeln!(s, "\n## Checks\n");
     s += &tables::markdown(doc.claims_table);
     let _ = writeln!(s, "\n### By experiment and metric\n");
@@ -214,7 +226,7 @@ color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-siz
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;\
 white-space:nowrap}.verdict{font-weight:bold;white-space:nowrap}.ok{color:#1a7f37}\
-.fail{color:#cf222e}.unsure{color:#9a6700}.notrun,.notcheckable{color:#6e7781}\
+.fail{color:#cf222e}.unsure{color:#9a6700}.diverged{color:#8250df}.notrun,.notcheckable{color:#6e7781}\
 figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#444;\
 font-size:14px}p.note{color:#444;font-size:14px}code{background:#f4f4f4;padding:0 3px}summary{cursor:pointer;color:#444}";
 
@@ -239,15 +251,27 @@ fn html(doc: &Document, exhibits: &[Exhibit], svgs: &[String]) -> String {
     for c in doc.claims {
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td class=\"verdict {}\">{}</td><td>{} of {}</td></tr>",
+            "<tr><td>{}</td><td class=\"verdict {}\">{}</td><td>{}</td></tr>",
             html_escape(&c.claim),
             verdict_class(c.verdict),
             c.verdict.text(),
-            c.reproduced,
-            c.checks
+            counts(c)
         );
     }
-    s += "</tbody></table>\n<h2>Checks</h2>\n";
+    s += "</tbody></table>\n";
+    let legend: Vec<String> = Verdict::ALL
+        .iter()
+        .map(|v| {
+            format!(
+                "<span class=\"verdict {}\">{}</span>: {}",
+                verdict_class(*v),
+                v.text(),
+                html_escape(v.meaning())
+            )
+        })
+        .collect();
+    let _ = writeln!(s, "<p class=\"note\">Verdicts: {}.</p>", legend.join("; "));
+    s += "<h2>Checks</h2>\n";
     s += &tables::html(doc.claims_table);
     let _ = writeln!(
         s,

@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{Arm, ClaimSpec, MetricRef, REDUCERS, TestSpec, TuneSpec, coordinate_kind};
+use super::{
+    Arm, ClaimSpec, MetricRef, REDUCERS, TestSpec, TuneSpec, UsefulSpec, WhereValue,
+    coordinate_kind,
+};
 use crate::pipeline::params::{self, ParamSpec, ParamType};
 use crate::pipeline::spec::{Pipeline, valid_name};
 use crate::pipeline::stage::{self, Rows, StageDecl};
@@ -209,7 +212,7 @@ fn numeric(spec: &ParamSpec) -> bool {
 }
 
 /// `where:` keys are coordinates of the experiment, values of the axis's type (or `max`/`min`
-/// on a numeric axis), and do not contradict the test's arms.
+/// or a `useful` selector on a numeric axis), and do not contradict the test's arms.
 fn check_where(
     p: &Pipeline,
     experiment: &str,
@@ -227,10 +230,27 @@ fn check_where(
             }
             Ok(spec) => spec,
         };
-        let extreme = matches!(v.as_str(), Some("max" | "min"));
-        if extreme && numeric(spec) {
-            continue;
+        let value = match WhereValue::parse(v) {
+            Ok(value) => value,
+            Err((sub, msg)) => {
+                let sub = if sub.is_empty() {
+                    sub
+                } else {
+                    format!(".{sub}")
+                };
+                at(&format!("{wp}{sub}"), format!("`where.{axis}`: {msg}"));
+                continue;
+            }
+        };
+        match value {
+            WhereValue::Extreme(_) if numeric(spec) => continue,
+            WhereValue::Useful(u) => {
+                check_useful(p, experiment, kind, axis, spec, &u, &wp, at);
+                continue;
+            }
+            WhereValue::Extreme(_) | WhereValue::Exact(_) => {}
         }
+        let extreme = matches!(v.as_str(), Some("max" | "min"));
         if let Err(msg) = spec.check(v) {
             let hint = if numeric(spec) {
                 ", or `max` / `min` (its largest / smallest value in the runs)"
@@ -264,6 +284,99 @@ fn check_where(
             }
         }
     }
+}
+
+/// A `useful` selector: on a numeric axis, its arms made of grid values of the experiment
+/// (an arm naming a value no profile runs would select nothing), its `by` a declared metric.
+#[allow(clippy::too_many_arguments)]
+fn check_useful(
+    p: &Pipeline,
+    experiment: &str,
+    kind: &StageDecl,
+    axis: &str,
+    spec: &ParamSpec,
+    u: &UsefulSpec,
+    wp: &str,
+    at: &mut dyn FnMut(&str, String),
+) {
+    if !numeric(spec) {
+        at(
+            wp,
+            format!(
+                "`where.{axis}`: `useful` picks the largest good value of a numeric axis; `{axis}` is not numeric"
+            ),
+        );
+    }
+    for (name, arm) in [("of", Some(&u.of)), ("worse", u.worse.as_ref())] {
+        for (k, v) in arm.into_iter().flatten() {
+            let ap = format!("{wp}.useful.{name}.{k}");
+            if k == axis {
+                at(
+                    &ap,
+                    format!("`useful.{name}` cannot fix `{axis}`, the axis it chooses a value of"),
+                );
+                continue;
+            }
+            if let Err(msg) = check_axis(p, experiment, kind, k) {
+                at(&ap, format!("`useful.{name}`: {msg}"));
+                continue;
+            }
+            let values = grid_values(p, experiment, k);
+            if !values.iter().any(|g| same_value(g, v)) {
+                let listed: Vec<String> = values.iter().map(params::describe).collect();
+                let listed = if listed.is_empty() {
+                    format!("`{k}` is not a grid axis of `{experiment}`")
+                } else {
+                    format!("its grid has {}", listed.join(", "))
+                };
+                at(
+                    &ap,
+                    format!(
+                        "`useful.{name}`: no run of `{experiment}` has {k} = {}; {listed}",
+                        params::describe(v)
+                    ),
+                );
+            }
+        }
+    }
+    if let Err(msg) = check_metric(kind, &u.by) {
+        at(&format!("{wp}.useful.by"), format!("`useful.by`: {msg}"));
+    }
+}
+
+/// Every value an axis takes in the experiment's grid, over its declaration and every
+/// profile's override (a scalar grid entry is one value).
+fn grid_values(p: &Pipeline, experiment: &str, axis: &str) -> Vec<Value> {
+    let Some(e) = p.experiment(experiment) else {
+        return Vec::new();
+    };
+    let source = match stage::kind(&e.kind).map(|k| k.results.rows) {
+        Some(Rows::PerUpstreamRun { .. }) => e.needs.first().map(String::as_str),
+        _ => Some(experiment),
+    };
+    let Some((name, e)) = source.and_then(|n| Some((n, p.experiment(n)?))) else {
+        return Vec::new();
+    };
+    let overrides = p.profiles.values().filter_map(|prof| {
+        prof.experiments
+            .get(name)?
+            .get("grid")?
+            .as_object()?
+            .get(axis)
+    });
+    let mut out: Vec<Value> = Vec::new();
+    for g in e.grid.get(axis).into_iter().chain(overrides) {
+        let many = match g {
+            Value::Array(a) => a.clone(),
+            v => vec![v.clone()],
+        };
+        for v in many {
+            if !out.iter().any(|x| same_value(x, &v)) {
+                out.push(v);
+            }
+        }
+    }
+    out
 }
 
 /// `tune:` collapses grid axes that the test does not compare, by a metric of the kind.
