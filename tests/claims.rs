@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use repro::pipeline::claims::Role;
 use repro::pipeline::spec::Pipeline;
 use repro::pipeline::stage;
 use repro::report::observe::{ExperimentData, Inputs, Observation, Source, diverged_run};
@@ -1406,6 +1407,78 @@ fn malformed_useful_selectors_are_located_with_the_reason() {
     let line = line_of(&text, "variant: {useful");
     assert!(
         e.contains(&format!("diverge.yaml:{line}:")) && e.contains("`variant` is not numeric"),
+        "{e}"
+    );
+}
+
+/// PIPELINE with `role: …` added to the check `id`.
+fn with_role(id: &str, role: &str) -> String {
+    let needle = format!("{{id: {id}, ");
+    assert!(PIPELINE.contains(&needle), "{id}");
+    PIPELINE.replace(&needle, &format!("{{id: {id}, role: {role}, "))
+}
+
+#[test]
+fn extension_and_finding_checks_are_reported_but_not_counted() {
+    let text = with_role("higher", "finding");
+    let p = Pipeline::parse(Path::new("roles.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let inputs = Inputs {
+        profile: "paper".into(),
+        experiments: vec![e1([5.0, 5.2, 4.9], [9.0, 9.3, 8.8], 0.0), noise(1.0)],
+        digests: Default::default(),
+    };
+    let r = evaluate(&p, &inputs);
+    // The finding still gets its own verdict, and says what it is …
+    let higher = r.iter().find(|c| c.id == "higher").unwrap();
+    assert_eq!(higher.verdict, Verdict::NotReproduced);
+    assert_eq!(higher.role, Role::Finding);
+    assert_eq!(higher.role.label(&higher.claim), "C2 (finding)");
+    let rows = repro::report::tables::checks_table(&r).rows;
+    assert!(
+        format!("{rows:?}").contains("C2 (finding)"),
+        "the checks table names the role: {rows:?}"
+    );
+    // … but C2's verdict is its one counted check's; with it counted, C2 was not reproduced.
+    let c2 = summarize_claims(&r)
+        .into_iter()
+        .find(|c| c.claim == "C2")
+        .unwrap();
+    assert_eq!(
+        (c2.verdict, c2.checks, c2.reproduced, c2.beside),
+        (Verdict::Reproduced, 1, 1, 1)
+    );
+    let plain = run(
+        "paper",
+        vec![e1([5.0, 5.2, 4.9], [9.0, 9.3, 8.8], 0.0), noise(1.0)],
+    );
+    let c2 = summarize_claims(&plain)
+        .into_iter()
+        .find(|c| c.claim == "C2")
+        .unwrap();
+    assert_eq!((c2.verdict, c2.beside), (Verdict::NotReproduced, 0));
+}
+
+#[test]
+fn roles_are_validated_with_their_line() {
+    let text = with_role("trend", "findng");
+    let e = Pipeline::parse(Path::new("roles.yaml"), &text)
+        .err()
+        .expect("an unknown role is rejected")
+        .to_string();
+    let line = text.lines().position(|l| l.contains("findng")).unwrap() + 1;
+    assert!(e.contains(&format!("roles.yaml:{line}:")), "{e}");
+    assert!(
+        e.contains("findng") && e.contains("claim") && e.contains("extension"),
+        "{e}"
+    );
+    // A claim whose every check is an extension or a finding would have no verdict.
+    let text = with_role("trend", "extension");
+    let e = Pipeline::parse(Path::new("roles.yaml"), &text)
+        .err()
+        .expect("a claim without a counted check is rejected")
+        .to_string();
+    assert!(
+        e.contains("claim `C6` has only extension or finding checks"),
         "{e}"
     );
 }

@@ -67,6 +67,39 @@ pub struct ClaimSpec {
     /// "not run" with this reason.
     #[serde(default)]
     pub pending: Option<String>,
+    /// What the check is to its claim: the claim itself (the default), an extension to a task
+    /// the paper did not run, or a finding beside it. Only `claim` checks count in the claim's
+    /// verdict; the others are reported with theirs.
+    #[serde(default, skip_serializing_if = "Role::is_claim")]
+    pub role: Role,
+}
+
+/// `role:` of a check (docs/paper.md#claims).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Tests the paper's claim as published; counted in the claim's verdict.
+    #[default]
+    Claim,
+    /// The claim carried to a task or setting the paper did not run; shown, not counted.
+    Extension,
+    /// A measurement beside the claim (e.g. a reconstruction's behaviour); shown, not counted.
+    Finding,
+}
+
+impl Role {
+    pub fn is_claim(&self) -> bool {
+        *self == Role::Claim
+    }
+
+    /// `C8`, or `C8 (finding)` for a check that is not counted in its claim's verdict.
+    pub fn label(&self, claim: &str) -> String {
+        match self {
+            Role::Claim => claim.to_string(),
+            Role::Extension => format!("{claim} (extension)"),
+            Role::Finding => format!("{claim} (finding)"),
+        }
+    }
 }
 
 fn default_alpha() -> f64 {

@@ -74,7 +74,7 @@ pub fn checks_table(checks: &[CheckResult]) -> Table {
         .map(|c| {
             vec![
                 Cell::Text(c.id.clone()),
-                Cell::Text(c.claim.clone()),
+                Cell::Text(c.role.label(&c.claim)),
                 Cell::Text(c.experiment.clone().unwrap_or_default()),
                 Cell::Text(c.metric.clone().unwrap_or_default()),
                 Cell::Text(c.test.clone()),
@@ -152,7 +152,7 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
             let verdicts: Vec<Verdict> = of.iter().map(|c| c.verdict).collect();
             vec![
                 Cell::Text(id.to_string()),
-                Cell::Text(of[0].claim.clone()),
+                Cell::Text(of[0].role.label(&of[0].claim)),
                 Cell::Text(of[0].test.clone()),
                 Cell::Text(lines.join("\n")),
                 Cell::Verdict(combine(&verdicts)),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::observe::{ExperimentData, Inputs, Source, arm_label};
 use super::select::{Point, Unselectable, select, tune_words};
 use crate::metrics::stats::{self, Summary};
-use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, TestSpec, TuneSpec, WhereValue};
+use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, Role, TestSpec, TuneSpec, WhereValue};
 use crate::pipeline::spec::Pipeline;
 
 mod diverged;
@@ -97,6 +97,9 @@ pub struct Group {
 pub struct CheckResult {
     pub id: String,
     pub claim: String,
+    /// Counted in the claim's verdict only when `claim`.
+    #[serde(skip_serializing_if = "Role::is_claim")]
+    pub role: Role,
     pub text: String,
     pub experiment: Option<String>,
     pub metric: Option<String>,
@@ -134,6 +137,8 @@ pub struct ClaimSummary {
     pub reproduced: usize,
     /// Checks whose verdict is `diverged`.
     pub diverged: usize,
+    /// Extension and finding checks of the claim: reported, not counted above.
+    pub beside: usize,
 }
 
 /// Evaluate every check of the pipeline on one profile's inputs.
@@ -143,6 +148,7 @@ pub fn evaluate(p: &Pipeline, inputs: &Inputs) -> Vec<CheckResult> {
         let base = CheckResult {
             id: c.id.clone(),
             claim: c.claim.clone(),
+            role: c.role,
             text: c.text.trim().to_string(),
             experiment: None,
             metric: None,
@@ -486,7 +492,7 @@ pub fn combine(verdicts: &[Verdict]) -> Verdict {
     }
 }
 
-/// Claim-level verdicts over each claim's checks, claims in file order.
+/// Claim-level verdicts over each claim's counted (`role: claim`) checks, claims in file order.
 pub fn summarize_claims(checks: &[CheckResult]) -> Vec<ClaimSummary> {
     let mut order: Vec<&str> = Vec::new();
     for c in checks {
@@ -499,15 +505,20 @@ pub fn summarize_claims(checks: &[CheckResult]) -> Vec<ClaimSummary> {
         .map(|claim| {
             let of: Vec<Verdict> = checks
                 .iter()
-                .filter(|c| c.claim == claim)
+                .filter(|c| c.claim == claim && c.role.is_claim())
                 .map(|c| c.verdict)
                 .collect();
+            let beside = checks
+                .iter()
+                .filter(|c| c.claim == claim && !c.role.is_claim())
+                .count();
             ClaimSummary {
                 claim: claim.to_string(),
                 verdict: combine(&of),
                 checks: of.len(),
                 reproduced: of.iter().filter(|v| **v == Verdict::Reproduced).count(),
                 diverged: of.iter().filter(|v| **v == Verdict::Diverged).count(),
+                beside,
             }
         })
         .collect()

@@ -74,12 +74,17 @@ fn claims_json(doc: &Document) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// `2 of 5`, with `, 1 diverged` when a check lost an arm to divergence.
+/// `2 of 5`, with `, 1 diverged` when a check lost an arm to divergence and `; 3 beside` for
+/// extension and finding checks, which the claim's verdict does not count.
 fn counts(c: &ClaimSummary) -> String {
-    match c.diverged {
-        0 => format!("{} of {}", c.reproduced, c.checks),
-        d => format!("{} of {}, {d} diverged", c.reproduced, c.checks),
+    let mut s = format!("{} of {}", c.reproduced, c.checks);
+    if c.diverged > 0 {
+        s += &format!(", {} diverged", c.diverged);
     }
+    if c.beside > 0 {
+        s += &format!("; {} extension/finding not counted", c.beside);
+    }
+    s
 }
 
 fn runs_line(doc: &Document) -> String {
@@ -165,7 +170,7 @@ fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
             continue;
         }
         seen.push(&c.id);
-        let _ = writeln!(s, "- **{}** ({}): {}", c.id, c.claim, c.text);
+        let _ = writeln!(s, "- **{}** ({}): {}", c.id, c.role.label(&c.claim), c.text);
     }
     let defaults = defaults(doc);
     let provenance = provenance(doc);

@@ -15,9 +15,34 @@ use crate::pipeline::params::{self, ParamSpec, ParamType};
 use crate::pipeline::spec::{Pipeline, valid_name};
 use crate::pipeline::stage::{self, Rows, StageDecl};
 
+/// A claim's verdict combines its `role: claim` checks: a claim with none would have no verdict.
+fn counted_check_per_claim(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
+    let mut first: Vec<(&str, usize)> = Vec::new();
+    for (i, c) in p.claims.iter().enumerate() {
+        if !first.iter().any(|(claim, _)| *claim == c.claim) {
+            first.push((&c.claim, i));
+        }
+    }
+    for (claim, i) in first {
+        if !p
+            .claims
+            .iter()
+            .any(|c| c.claim == claim && c.role.is_claim())
+        {
+            at(
+                &format!("claims[{i}].role"),
+                format!(
+                    "claim `{claim}` has only extension or finding checks; at least one of its checks needs `role: claim` (the default) for the claim to have a verdict"
+                ),
+            );
+        }
+    }
+}
+
 /// Check every claim against the pipeline; `at(yaml_path, message)` records a problem.
 pub fn check(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
     let mut ids = BTreeSet::new();
+    counted_check_per_claim(p, at);
     for (i, c) in p.claims.iter().enumerate() {
         let path = format!("claims[{i}]");
         if !valid_name(&c.id.replace('.', "_")) {
