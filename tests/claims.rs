@@ -1461,10 +1461,10 @@ fn extension_and_finding_checks_are_reported_but_not_counted() {
 #[test]
 fn roles_are_validated_with_their_line() {
     let text = with_role("trend", "findng");
-    let e = Pipeline::parse(Path::new("roles.yaml"), &text)
-        .err()
-        .expect("an unknown role is rejected")
-        .to_string();
+    let Err(e) = Pipeline::parse(Path::new("roles.yaml"), &text) else {
+        panic!("an unknown role is rejected");
+    };
+    let e = e.to_string();
     let line = text.lines().position(|l| l.contains("findng")).unwrap() + 1;
     assert!(e.contains(&format!("roles.yaml:{line}:")), "{e}");
     assert!(
@@ -1473,10 +1473,10 @@ fn roles_are_validated_with_their_line() {
     );
     // A claim whose every check is an extension or a finding would have no verdict.
     let text = with_role("trend", "extension");
-    let e = Pipeline::parse(Path::new("roles.yaml"), &text)
-        .err()
-        .expect("a claim without a counted check is rejected")
-        .to_string();
+    let Err(e) = Pipeline::parse(Path::new("roles.yaml"), &text) else {
+        panic!("a claim without a counted check is rejected");
+    };
+    let e = e.to_string();
     assert!(
         e.contains("claim `C6` has only extension or finding checks"),
         "{e}"
