@@ -12,7 +12,7 @@ use super::{
     coordinate_kind,
 };
 use crate::pipeline::params::{self, ParamSpec, ParamType};
-use crate::pipeline::spec::{Pipeline, valid_name};
+use crate::pipeline::spec::{ExperimentSpec, Pipeline, valid_name};
 use crate::pipeline::stage::{self, Rows, StageDecl};
 
 /// A claim's verdict combines its `role: claim` checks: a claim with none would have no verdict.
@@ -194,17 +194,21 @@ fn check_axis(
     })
 }
 
+/// The experiment whose grid gives an experiment's coordinates, with its name: itself, or for a
+/// kind with a row per upstream run (sharpness) the experiment it needs.
+fn grid_source<'a>(p: &'a Pipeline, experiment: &'a str) -> Option<(&'a str, &'a ExperimentSpec)> {
+    let e = p.experiment(experiment)?;
+    let name = match stage::kind(&e.kind).map(|k| k.results.rows) {
+        Some(Rows::PerUpstreamRun { .. }) => e.needs.first()?.as_str(),
+        _ => experiment,
+    };
+    Some((name, p.experiment(name)?))
+}
+
 /// The grid axes (seed excluded) of an experiment's coordinates, over its declaration and
 /// every profile's override, in first-seen order: the likely intended ones in an error.
 fn grid_axes(p: &Pipeline, experiment: &str) -> Vec<String> {
-    let Some(e) = p.experiment(experiment) else {
-        return Vec::new();
-    };
-    let source = match stage::kind(&e.kind).map(|k| k.results.rows) {
-        Some(Rows::PerUpstreamRun { .. }) => e.needs.first().map(String::as_str),
-        _ => Some(experiment),
-    };
-    let Some((name, e)) = source.and_then(|n| Some((n, p.experiment(n)?))) else {
+    let Some((name, e)) = grid_source(p, experiment) else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();
@@ -372,14 +376,7 @@ fn check_useful(
 /// Every value an axis takes in the experiment's grid, over its declaration and every
 /// profile's override (a scalar grid entry is one value).
 fn grid_values(p: &Pipeline, experiment: &str, axis: &str) -> Vec<Value> {
-    let Some(e) = p.experiment(experiment) else {
-        return Vec::new();
-    };
-    let source = match stage::kind(&e.kind).map(|k| k.results.rows) {
-        Some(Rows::PerUpstreamRun { .. }) => e.needs.first().map(String::as_str),
-        _ => Some(experiment),
-    };
-    let Some((name, e)) = source.and_then(|n| Some((n, p.experiment(n)?))) else {
+    let Some((name, e)) = grid_source(p, experiment) else {
         return Vec::new();
     };
     let overrides = p.profiles.values().filter_map(|prof| {
