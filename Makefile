@@ -1,9 +1,11 @@
-# repro: the two commands are `make replicate` (PROFILE=paper|reduced|smoke) and `make test`.
+# repro: the two commands are `make replicate` (PROFILE=paper|reduced|cpu|cpu-real|smoke) and `make test`.
 # Everything else is set up on first use: scripts/setup.sh finds or makes a venv with
 # torch==2.11.0 (the libtorch tch 0.24 links against) under ~/.cache/repro, once per machine.
 
 PROFILE ?= paper
 DEVICE ?= auto
+# Runs at once (`repro run --jobs`): 2 for the cpu profile on 2 cores (it fixes 1 thread a run).
+JOBS ?= 1
 REPRO := ./target/release/repro
 ENV := eval "$$(scripts/setup.sh)" &&
 
@@ -22,7 +24,7 @@ test: build
 
 # Runs the profile, then the report: the claims table and the path of report/$(PROFILE)/ last.
 replicate: build
-	$(REPRO) run --profile $(PROFILE) --device $(DEVICE)
+	$(REPRO) run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
 	$(REPRO) report --profile $(PROFILE) --device $(DEVICE)
 
 # Every benchmark row against its baseline in one run; rewrites BENCHMARKS.md's generated block.
