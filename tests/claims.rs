@@ -25,6 +25,10 @@ experiments:
     kind: vision
     datasets: [cifar10]
     grid: {label_noise: [0.0, 0.5, 1.0], seed: [0, 1, 2]}
+  e1_elsewhere:
+    kind: vision
+    datasets: [cifar10]
+    grid: {schedule: [none, early], seed: [0, 1, 2]}
 profiles:
   paper: {}
   smoke: {}
@@ -42,6 +46,8 @@ claims:
   - {id: paper-only, claim: C1, text: decided at paper, experiments: [e1], metric: test_acc@final,
      test: {less: {a: {schedule: early}, b: {schedule: none}}}, decide_at: [paper]}
   - {id: later, claim: C7, text: needs NLP, pending: not in the pipeline yet}
+  - {id: two-experiments, claim: C9, text: early below none on both, experiments: [e1, e1_elsewhere],
+     metric: weight_norm@final, test: {less: {a: {schedule: early}, b: {schedule: none}}}}
 "#;
 
 fn pipeline() -> Pipeline {
@@ -86,6 +92,7 @@ fn experiment(name: &str, axes: &[&str], observations: Vec<Observation>) -> Expe
         observations,
         missing: Vec::new(),
         arm_axes: axes.iter().map(|s| s.to_string()).collect(),
+        data: Vec::new(),
     }
 }
 
@@ -225,6 +232,48 @@ fn undecidable_profiles_and_missing_runs_give_no_verdict() {
     let t = r.iter().find(|c| c.id == "trend").unwrap();
     assert_eq!(t.verdict, Verdict::NotRun);
     assert!(t.note.as_ref().unwrap().contains("not part of profile"));
+}
+
+/// A profile that runs one of a check's experiments decides the check on that one: the line of
+/// the experiment outside the profile says so, and its "not run" enters neither the check's
+/// verdict nor the claim's. With none of them in the profile the check stays "not run".
+#[test]
+fn experiments_outside_the_profile_do_not_hold_back_the_verdict() {
+    let r = run("paper", vec![e1([5.0, 5.2, 4.9], [9.0, 9.3, 8.8], 0.0)]);
+    let lines: Vec<&CheckResult> = r.iter().filter(|c| c.id == "two-experiments").collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].verdict, Verdict::Reproduced);
+    assert_eq!(
+        (lines[1].verdict, lines[1].outside_profile),
+        (Verdict::NotRun, true)
+    );
+    let c9 = summarize_claims(&r)
+        .into_iter()
+        .find(|c| c.claim == "C9")
+        .unwrap();
+    assert_eq!(
+        (c9.verdict, c9.checks, c9.reproduced),
+        (Verdict::Reproduced, 1, 1)
+    );
+    let table = repro::report::tables::claims_table(&r);
+    let row = table
+        .rows
+        .iter()
+        .find(|row| row[0].text() == "two-experiments")
+        .unwrap();
+    assert_eq!(row[4].text(), "reproduced");
+    assert!(
+        row[3].text().contains("not in this profile: e1_elsewhere"),
+        "{}",
+        row[3].text()
+    );
+
+    let r = run("paper", vec![noise(1.0)]);
+    let c9 = summarize_claims(&r)
+        .into_iter()
+        .find(|c| c.claim == "C9")
+        .unwrap();
+    assert_eq!((c9.verdict, c9.checks), (Verdict::NotRun, 2));
 }
 
 #[test]
@@ -951,6 +1000,7 @@ fn twelve_nets_per_seed_rank_with_the_known_tau() {
         observations: o,
         missing: Vec::new(),
         arm_axes: vec!["schedule".into(), "switch_epoch".into()],
+        data: Vec::new(),
     };
     let inputs = Inputs {
         profile: "paper".into(),

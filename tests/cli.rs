@@ -429,3 +429,82 @@ mod citations {
         );
     }
 }
+
+/// The README's results section is the published `cpu` report: its block between the markers is
+/// `docs/results/cpu/claims.md` byte for byte, every check of `claims.json` has its row there
+/// with its verdict, and every run output the published numbers came from is the one
+/// `pipeline.lock` pins for that run (so `repro verify --profile cpu` vouches for them).
+/// `scripts/publish_results.py` writes both sides.
+#[test]
+fn readme_results_are_the_published_cpu_report_of_the_locked_runs() {
+    use serde_json::Value;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let published = root.join("docs/results/cpu");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let readme = read(&root.join("README.md"));
+    let begin = readme
+        .find("<!-- results:cpu begin")
+        .expect("README.md has no `<!-- results:cpu begin` marker");
+    let body = begin
+        + readme[begin..]
+            .find("-->\n")
+            .expect("unterminated begin marker")
+        + 4;
+    let end = readme
+        .find("<!-- results:cpu end -->")
+        .expect("README.md has no `<!-- results:cpu end -->` marker");
+    let claims_md = read(&published.join("claims.md"));
+    assert_eq!(
+        readme[body..end].trim(),
+        claims_md.trim(),
+        "README.md's results block differs from docs/results/cpu/claims.md: run \
+         scripts/publish_results.py"
+    );
+
+    let claims: Value = serde_json::from_str(&read(&published.join("claims.json"))).unwrap();
+    assert_eq!(claims["profile"], "cpu");
+    let checks = claims["checks"].as_array().expect("claims.json has checks");
+    let mut ids: Vec<&str> = checks.iter().filter_map(|c| c["id"].as_str()).collect();
+    ids.dedup();
+    for id in ids {
+        let verdicts: Vec<&str> = checks
+            .iter()
+            .filter(|c| c["id"] == id)
+            .filter_map(|c| c["verdict"].as_str())
+            .collect();
+        let row = claims_md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("claims.md has no row for check {id}"));
+        if verdicts.iter().all(|v| *v == verdicts[0]) {
+            let word = verdicts[0].replace('_', " ");
+            assert!(
+                row.contains(&format!("**{word}**")),
+                "{id}: {word} not in {row}"
+            );
+        }
+    }
+
+    let lock: Value = serde_yaml::from_str(&read(&root.join("pipeline.lock"))).unwrap();
+    let locked = &lock["profiles"]["cpu"]["runs"];
+    let inputs = claims["inputs"]
+        .as_object()
+        .expect("claims.json has inputs");
+    assert!(!inputs.is_empty(), "the published report read no runs");
+    for (run, files) in inputs {
+        let id = run.trim_start_matches("run:");
+        let pinned = &locked[id]["outputs"];
+        assert!(
+            pinned.is_object(),
+            "{id} is not locked in pipeline.lock's cpu profile"
+        );
+        for (file, digest) in files.as_object().unwrap() {
+            assert_eq!(
+                &pinned[file], digest,
+                "{id} {file}: published ≠ pipeline.lock"
+            );
+        }
+    }
+}

@@ -107,6 +107,17 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
     for s in sources {
         assert!(p.object(s["sha256"].as_str().unwrap()).is_file(), "{s}");
     }
+    // And says what data the runs read: the profile generates CIFAR-10, so the verdict is a
+    // mechanism check, marked in the tables and the headline.
+    let data = check["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{check}");
+    assert_eq!(data[0]["name"], "cifar10");
+    assert_eq!(data[0]["origin"], "generated");
+    let archive = data[0]["sha256"]["cifar-10-binary.tar.gz"]
+        .as_str()
+        .unwrap();
+    assert_eq!(archive.len(), 64);
+    assert_eq!(v["claims"][0]["data"], serde_json::json!(["generated"]));
 
     let dir = p.path().join("report/smoke");
     for f in [
@@ -131,6 +142,19 @@ fn report_is_a_cached_stage_with_verdicts_and_provenance() {
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("margin 0.01, a default of ours"), "{md}");
+    assert!(
+        md.contains("**Mechanism checks on generated data: ")
+            && md.contains("(cifar10), not on the paper's datasets"),
+        "{md}"
+    );
+    assert!(md.contains("| C2 | **"), "{md}");
+    assert!(md.contains("| cifar10 (generated) |"), "{md}");
+    assert!(html.contains("<strong>Mechanism checks on generated data: "));
+    // claims.md is the verdicts alone, under level-3 headings, for a README to embed.
+    let claims_md = std::fs::read_to_string(dir.join("claims.md")).unwrap();
+    assert!(claims_md.starts_with("**Mechanism checks"), "{claims_md}");
+    assert!(claims_md.contains("### Verdicts by claim") && claims_md.contains("### Checks"));
+    assert!(md.contains(claims_md.replace("### ", "## ").trim()), "{md}");
     // The legend lists every verdict word, `diverged` included.
     assert!(
         md.contains("Verdicts: **reproduced**: ")

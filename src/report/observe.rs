@@ -1,7 +1,8 @@
 //! What the report reads: every finished run of a profile, as observations (one per run, or
 //! one per upstream run for stages that write a row per upstream run), each with its grid
 //! coordinates, its seed, its result rows and the digest of the file they came from, and
-//! whether the run diverged ([`diverged_run`], the one place that rule lives).
+//! whether the run diverged ([`diverged_run`], the one place that rule lives); and per
+//! experiment where its data came from ([`DataSource`]: generated, fetched or simulated).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::pipeline::claims::{MetricRef, Reduce};
 use crate::pipeline::executor::RunState;
 use crate::pipeline::plan::Plan;
-use crate::pipeline::spec::Pipeline;
+use crate::pipeline::plan::RunNode;
+use crate::pipeline::spec::{DatasetSource, Pipeline};
 use crate::pipeline::stage::{Rows, StageDecl};
 use crate::store::Store;
 
@@ -23,6 +25,95 @@ pub struct Source {
     pub run_key: String,
     pub file: String,
     pub sha256: String,
+}
+
+/// Where the data behind a run came from. A verdict on generated data tests the paper's
+/// mechanism on data built to be learnable, not the paper's numbers: the report says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Written offline by `data::generate` in the upstream format.
+    Generated,
+    /// The real dataset, fetched and checked against its pinned digest.
+    Upstream,
+    /// No dataset: the runs simulate their environment (MinAtar's games are code).
+    Simulated,
+}
+
+/// One dataset (or simulated environment) the runs of an experiment read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DataSource {
+    /// The dataset's name, or the environment a dataset-free run simulates.
+    pub name: String,
+    pub origin: Origin,
+    /// Archive file → sha256, as the runs' keys hold them (none when simulated).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sha256: BTreeMap<String, String>,
+}
+
+impl Origin {
+    pub fn text(self) -> &'static str {
+        match self {
+            Origin::Generated => "generated",
+            Origin::Upstream => "upstream",
+            Origin::Simulated => "simulated",
+        }
+    }
+}
+
+impl DataSource {
+    /// `cifar10 (generated)`, `cifar10 89f433c24d82`, `minatar (simulated)`.
+    pub fn label(&self) -> String {
+        match self.origin {
+            Origin::Generated => format!("{} (generated)", self.name),
+            Origin::Simulated => format!("{} (simulated)", self.name),
+            Origin::Upstream => {
+                let digest = self
+                    .sha256
+                    .values()
+                    .next()
+                    .map_or("", |d| &d[..d.len().min(12)]);
+                format!("{} {digest}", self.name).trim_end().to_string()
+            }
+        }
+    }
+}
+
+/// The data a finished run read: every `dataset:NAME` input of its key, with the profile's
+/// source of that dataset; a run that reads none simulates its `env` (or its experiment).
+fn data_sources(
+    plan: &Plan,
+    run: &RunNode,
+    inputs: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<DataSource> {
+    let mut out: Vec<DataSource> = inputs
+        .iter()
+        .filter_map(|(input, files)| {
+            let name = input.strip_prefix("dataset:")?;
+            let generated = plan
+                .datasets
+                .iter()
+                .any(|d| d.name == name && d.source == DatasetSource::Generate);
+            Some(DataSource {
+                name: name.to_string(),
+                origin: if generated {
+                    Origin::Generated
+                } else {
+                    Origin::Upstream
+                },
+                sha256: files.clone(),
+            })
+        })
+        .collect();
+    if out.is_empty() {
+        let env = run.params.get("env").and_then(Value::as_str);
+        out.push(DataSource {
+            name: env.unwrap_or(&run.experiment).to_string(),
+            origin: Origin::Simulated,
+            sha256: BTreeMap::new(),
+        });
+    }
+    out
 }
 
 /// One trained network's results.
@@ -79,6 +170,8 @@ pub struct ExperimentData {
     pub planned: usize,
     /// Coordinates that vary across the observations (the arms), seed excluded, in order.
     pub arm_axes: Vec<String>,
+    /// What the finished runs read, sorted.
+    pub data: Vec<DataSource>,
 }
 
 /// Everything the report reads for one profile.
@@ -120,6 +213,7 @@ pub fn gather(
                     missing: Vec::new(),
                     planned: 0,
                     arm_axes: Vec::new(),
+                    data: Vec::new(),
                 });
                 experiments.len() - 1
             }
@@ -134,6 +228,11 @@ pub fn gather(
             .read_record(key)?
             .with_context(|| format!("run {} ({key}) has no record", run.id))?;
         digests.insert(format!("run:{}", run.id), record.output_digests());
+        for d in data_sources(plan, run, &record.manifest.inputs) {
+            if let Err(at) = exp.data.binary_search(&d) {
+                exp.data.insert(at, d);
+            }
+        }
         let file = run.kind.results.file;
         let Some(obj) = record.outputs.get(file) else {
             anyhow::bail!("run {} has no output {file}", run.id);

@@ -11,7 +11,7 @@ use tabled::settings::{Modify, Style, Width};
 use super::observe::{ExperimentData, Inputs, arm_label, by_arm};
 use super::returns;
 use super::sweep::{Sweep, grid_text};
-use super::verdict::{CheckResult, Verdict, combine, num};
+use super::verdict::{CheckResult, Verdict, combine, counted, num};
 use crate::metrics::bootstrap::Interval;
 use crate::metrics::stats::{self, Summary};
 use crate::pipeline::claims::MetricRef;
@@ -80,6 +80,7 @@ pub fn checks_table(checks: &[CheckResult]) -> Table {
                 Cell::Text(c.test.clone()),
                 Cell::Text(measured_text(c)),
                 Cell::Verdict(c.verdict),
+                Cell::Text(c.data_label()),
                 Cell::Text(c.seeds.clone()),
             ]
         })
@@ -95,6 +96,7 @@ pub fn checks_table(checks: &[CheckResult]) -> Table {
             "test",
             "measured",
             "verdict",
+            "data",
             "seeds",
         ]
         .map(String::from)
@@ -149,13 +151,20 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
             let mut seeds: Vec<&str> = of.iter().map(|c| c.seeds.as_str()).collect();
             seeds.retain(|s| !s.is_empty());
             seeds.dedup();
-            let verdicts: Vec<Verdict> = of.iter().map(|c| c.verdict).collect();
+            let verdicts: Vec<Verdict> = counted(of.iter().copied())
+                .into_iter()
+                .map(|c| c.verdict)
+                .collect();
+            let mut data: Vec<String> = of.iter().map(|c| c.data_label()).collect();
+            data.retain(|d| !d.is_empty());
+            data.dedup();
             vec![
                 Cell::Text(id.to_string()),
                 Cell::Text(of[0].role.label(&of[0].claim)),
                 Cell::Text(of[0].test.clone()),
                 Cell::Text(lines.join("\n")),
                 Cell::Verdict(combine(&verdicts)),
+                Cell::Text(data.join("\n")),
                 Cell::Text(seeds.join(", ")),
             ]
         })
@@ -163,9 +172,11 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
     Table {
         id: "claims".into(),
         title: "Claims".into(),
-        headers: ["check", "claim", "test", "measured", "verdict", "seeds"]
-            .map(String::from)
-            .to_vec(),
+        headers: [
+            "check", "claim", "test", "measured", "verdict", "data", "seeds",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
         note: None,
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::observe::{ExperimentData, Inputs, Source, arm_label};
+use super::observe::{DataSource, ExperimentData, Inputs, Origin, Source, arm_label};
 use super::select::{Point, Unselectable, select, tune_words};
 use crate::metrics::stats::{self, Summary};
 use crate::pipeline::claims::{Arm, ClaimSpec, MetricRef, Role, TestSpec, TuneSpec, WhereValue};
@@ -124,8 +124,39 @@ pub struct CheckResult {
     /// Why the verdict is what it is, when that is not obvious from the numbers.
     pub note: Option<String>,
     pub defaults: Option<String>,
+    /// The data the runs it read were trained on: generated, upstream (with digests) or
+    /// simulated. A verdict on generated data is a mechanism check, and says so.
+    pub data: Vec<DataSource>,
     /// The artifacts every number above came from.
     pub sources: Vec<Source>,
+    /// The experiment is not part of the profile: the line says so and its verdict ("not run")
+    /// does not enter the check's or the claim's while another experiment of it is in the
+    /// profile (a `cpu` profile that runs CIFAR-10 alone decides E1's checks on it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside_profile: bool,
+}
+
+/// The lines a verdict combines: those whose experiment is in the profile, or all of them when
+/// none is (so a check none of whose experiments runs stays "not run" / "not checkable").
+pub fn counted<'a>(lines: impl IntoIterator<Item = &'a CheckResult>) -> Vec<&'a CheckResult> {
+    let all: Vec<&CheckResult> = lines.into_iter().collect();
+    if all.iter().all(|c| c.outside_profile) {
+        return all;
+    }
+    all.into_iter().filter(|c| !c.outside_profile).collect()
+}
+
+impl CheckResult {
+    /// Whether the runs gave it a verdict of their own (not "not run" / "not checkable").
+    pub fn is_decided(&self) -> bool {
+        !matches!(self.verdict, Verdict::NotRun | Verdict::NotCheckable)
+    }
+
+    /// `cifar10 (generated)`, joined; empty when it read no runs.
+    pub fn data_label(&self) -> String {
+        let labels: Vec<String> = self.data.iter().map(DataSource::label).collect();
+        labels.join(", ")
+    }
 }
 
 /// One paper claim, over its checks.
@@ -139,6 +170,9 @@ pub struct ClaimSummary {
     pub diverged: usize,
     /// Extension and finding checks of the claim: reported, not counted above.
     pub beside: usize,
+    /// Where the data of its decided, counted checks came from; `generated` marks the verdict
+    /// as a mechanism check on generated data.
+    pub data: Vec<Origin>,
 }
 
 /// Evaluate every check of the pipeline on one profile's inputs.
@@ -163,7 +197,9 @@ pub fn evaluate(p: &Pipeline, inputs: &Inputs) -> Vec<CheckResult> {
             seeds_needed: None,
             note: c.pending.as_ref().map(|s| s.trim().to_string()),
             defaults: c.defaults.as_ref().map(|s| s.trim().to_string()),
+            data: Vec::new(),
             sources: Vec::new(),
+            outside_profile: false,
         };
         let Some(test) = c.test.as_ref().filter(|_| c.pending.is_none()) else {
             out.push(base);
@@ -180,6 +216,7 @@ pub fn evaluate(p: &Pipeline, inputs: &Inputs) -> Vec<CheckResult> {
                         "experiment `{e}` is not part of profile `{}`",
                         inputs.profile
                     ));
+                    r.outside_profile = true;
                     out.push(decided(c, &inputs.profile, r));
                     continue;
                 };
@@ -369,6 +406,7 @@ fn check(
     m: &MetricRef,
     r: &mut CheckResult,
 ) {
+    r.data = data.data.clone();
     let missing = (!data.missing.is_empty()).then(|| {
         format!(
             "{} of {} runs of `{}` have not finished (first: {})",
@@ -503,15 +541,25 @@ pub fn summarize_claims(checks: &[CheckResult]) -> Vec<ClaimSummary> {
     order
         .into_iter()
         .map(|claim| {
-            let of: Vec<Verdict> = checks
-                .iter()
-                .filter(|c| c.claim == claim && c.role.is_claim())
-                .map(|c| c.verdict)
-                .collect();
+            let of: Vec<Verdict> = counted(
+                checks
+                    .iter()
+                    .filter(|c| c.claim == claim && c.role.is_claim()),
+            )
+            .into_iter()
+            .map(|c| c.verdict)
+            .collect();
             let beside = checks
                 .iter()
                 .filter(|c| c.claim == claim && !c.role.is_claim())
                 .count();
+            let mut data: Vec<Origin> = checks
+                .iter()
+                .filter(|c| c.claim == claim && c.role.is_claim() && c.is_decided())
+                .flat_map(|c| c.data.iter().map(|d| d.origin))
+                .collect();
+            data.sort();
+            data.dedup();
             ClaimSummary {
                 claim: claim.to_string(),
                 verdict: combine(&of),
@@ -519,6 +567,7 @@ pub fn summarize_claims(checks: &[CheckResult]) -> Vec<ClaimSummary> {
                 reproduced: of.iter().filter(|v| **v == Verdict::Reproduced).count(),
                 diverged: of.iter().filter(|v| **v == Verdict::Diverged).count(),
                 beside,
+                data,
             }
         })
         .collect()

@@ -1,5 +1,5 @@
-//! The report's files: `report.md`, `claims.json` (verdicts with the digests every number came
-//! from), one CSV per table, each figure as PNG and SVG, and `report.html`, one self-contained
+//! The report's files: `report.md`, `claims.json` (verdicts with the data and the digests every
+//! number came from), `claims.md` (the verdicts alone, for a README), one CSV per table, each figure as PNG and SVG, and `report.html`, one self-contained
 //! page (figures inline as SVG, no network) that opens from disk. No timestamps or host names:
 //! the same inputs give the same bytes.
 
@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::exhibits::{self, Exhibit};
 use super::figures;
-use super::observe::Inputs;
+use super::observe::{Inputs, Origin};
 use super::tables::{self, Table, html_escape, html_text, verdict_class};
 use super::verdict::{CheckResult, ClaimSummary, Verdict};
 use crate::pipeline::spec::Pipeline;
@@ -52,6 +52,10 @@ pub fn files(doc: &Document) -> Result<Vec<(String, Vec<u8>)>> {
         out.push((format!("tables/{}.csv", t.id), tables::csv(t)?.into_bytes()));
     }
     out.push(("claims.json".into(), claims_json(doc)?));
+    out.push((
+        "claims.md".into(),
+        verdicts_markdown(doc, "###").into_bytes(),
+    ));
     out.push(("report.md".into(), markdown(doc, &exhibits).into_bytes()));
     out.push((
         "report.html".into(),
@@ -137,21 +141,56 @@ fn defaults(doc: &Document) -> Vec<(String, String)> {
     out
 }
 
-fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
+/// The headline a profile whose verdicts rest on generated data must carry, naming the data.
+fn mechanism_notice(doc: &Document) -> Option<String> {
+    let mut names: Vec<&str> = doc
+        .checks
+        .iter()
+        .filter(|c| c.is_decided())
+        .flat_map(|c| &c.data)
+        .filter(|d| d.origin == Origin::Generated)
+        .map(|d| d.name.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    (!names.is_empty()).then(|| {
+        format!(
+            "Mechanism checks on generated data: the verdicts whose data say \"generated\" were \
+             decided on data generated offline in the upstream formats ({}), not on the paper's \
+             datasets. They say whether the paper's mechanisms show on data built to be \
+             learnable, not whether its numbers hold.",
+            names.join(", ")
+        )
+    })
+}
+
+/// `generated, simulated`: where a claim's decided, counted checks got their data.
+fn claim_data(c: &ClaimSummary) -> String {
+    let words: Vec<&str> = c.data.iter().map(|o| o.text()).collect();
+    words.join(", ")
+}
+
+/// The verdicts: the notice, the verdict of each claim, the legend and the table of checks,
+/// under headings of level `h` (`##`). `claims.md` holds them under `###`, for a README to embed
+/// in a section of its own.
+fn verdicts_markdown(doc: &Document, h: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Replication report: profile `{}`\n", doc.profile);
-    let _ = writeln!(s, "{PAPER}.\n");
-    let _ = writeln!(s, "{}\n", profile_description(doc));
-    let _ = writeln!(s, "{}\n", runs_line(doc));
-    let _ = writeln!(s, "## Verdicts by claim\n");
-    let _ = writeln!(s, "| claim | verdict | checks reproduced |\n|---|---|---|");
+    if let Some(n) = mechanism_notice(doc) {
+        let _ = writeln!(s, "**{n}**\n");
+    }
+    let _ = writeln!(s, "{h} Verdicts by claim\n");
+    let _ = writeln!(
+        s,
+        "| claim | verdict | checks reproduced | data |\n|---|---|---|---|"
+    );
     for c in doc.claims {
         let _ = writeln!(
             s,
-            "| {} | **{}** | {} |",
+            "| {} | **{}** | {} | {} |",
             c.claim,
             c.verdict.text(),
-            counts(c)
+            counts(c),
+            claim_data(c)
         );
     }
     let legend: Vec<String> = Verdict::ALL
@@ -159,8 +198,18 @@ fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
         .map(|v| format!("**{}**: {}", v.text(), v.meaning()))
         .collect();
     let _ = writeln!(s, "\nVerdicts: {}.", legend.join("; "));
-    let _ = writeln!(s, "\n## Checks\n");
+    let _ = writeln!(s, "\n{h} Checks\n");
     s += &tables::markdown(doc.claims_table);
+    s
+}
+
+fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Replication report: profile `{}`\n", doc.profile);
+    let _ = writeln!(s, "{PAPER}.\n");
+    let _ = writeln!(s, "{}\n", profile_description(doc));
+    let _ = writeln!(s, "{}\n", runs_line(doc));
+    s += &verdicts_markdown(doc, "##");
     let _ = writeln!(s, "\n### By experiment and metric\n");
     s += &tables::markdown(doc.checks_table);
     let _ = writeln!(s, "\n### What each check says\n");
@@ -248,19 +297,23 @@ fn html(doc: &Document, exhibits: &[Exhibit], svgs: &[String]) -> String {
     let _ = writeln!(s, "<p>{}.</p>", html_escape(PAPER));
     let _ = writeln!(s, "<p>{}</p>", html_escape(&profile_description(doc)));
     let _ = writeln!(s, "<p>{}</p>", html_text(&runs_line(doc)));
+    if let Some(n) = mechanism_notice(doc) {
+        let _ = writeln!(s, "<p><strong>{}</strong></p>", html_escape(&n));
+    }
     let _ = writeln!(
         s,
         "<h2>Verdicts by claim</h2>\n<table><thead><tr><th>claim</th><th>verdict</th>\
-         <th>checks reproduced</th></tr></thead><tbody>"
+         <th>checks reproduced</th><th>data</th></tr></thead><tbody>"
     );
     for c in doc.claims {
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td class=\"verdict {}\">{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"verdict {}\">{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(&c.claim),
             verdict_class(c.verdict),
             c.verdict.text(),
-            counts(c)
+            counts(c),
+            claim_data(c)
         );
     }
     s += "</tbody></table>\n";

@@ -105,6 +105,7 @@ fn sweep_experiment() -> ExperimentData {
         missing: Vec::new(),
         planned: 60,
         arm_axes: ["weight_decay", "variant", "lr"].map(String::from).to_vec(),
+        data: Vec::new(),
     }
 }
 
@@ -131,6 +132,7 @@ fn vision_experiment() -> ExperimentData {
         missing: Vec::new(),
         planned: 4,
         arm_axes: vec!["schedule".into()],
+        data: Vec::new(),
     }
 }
 
@@ -601,6 +603,7 @@ fn a_paper_scale_sweep_renders_readably() {
         missing: Vec::new(),
         planned: 600,
         arm_axes: ["variant", "lr", "weight_decay"].map(String::from).to_vec(),
+        data: Vec::new(),
     };
     let dir =
         std::env::var_os("REPRO_FIGURE_DIR").map(|d| std::path::PathBuf::from(d).join("paper"));

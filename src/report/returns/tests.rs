@@ -57,6 +57,7 @@ fn dqn_experiment(games: &[&str]) -> ExperimentData {
         missing: Vec::new(),
         planned: games.len() * 20,
         arm_axes,
+        data: Vec::new(),
     }
 }
 
