@@ -130,6 +130,20 @@ fn bitwise_reproducible_across_stores_and_locked() {
     )
     .unwrap();
     ok(b.run(&["verify", "--profile", "smoke"]));
+    // A store that reran one run verifies that run alone against the lock; the whole profile
+    // it cannot.
+    let c = Project::new(PIPELINE);
+    std::fs::copy(
+        a.path().join("pipeline.lock"),
+        c.path().join("pipeline.lock"),
+    )
+    .unwrap();
+    ok(c.smoke(&["--quiet", "small/schedule=none,seed=1"]));
+    let o = c.run(&["verify", "--profile", "smoke"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("seed=0: locked for profile smoke but not in this store"));
+    let t = ok(c.run(&["verify", "--profile", "smoke", "small/schedule=none,seed=1"]));
+    assert!(t.contains("1 locked runs"), "{t}");
     // A tampered lock entry is a mismatch, exit 1.
     let lock = std::fs::read_to_string(a.path().join("pipeline.lock")).unwrap();
     let digest = da["small/schedule=none,seed=0"]["metrics.jsonl"]["sha256"]
@@ -143,6 +157,10 @@ fn bitwise_reproducible_across_stores_and_locked() {
     let o = a.run(&["verify", "--profile", "smoke"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("not bitwise reproduced"), "{}", text(&o));
+    // Named, the tampered run fails and an untouched one passes.
+    let o = a.run(&["verify", "--profile", "smoke", "small/schedule=none,seed=0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    ok(a.run(&["verify", "--profile", "smoke", "small/schedule=none,seed=1"]));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use tabled::{Table, Tabled};
 use crate::pipeline::executor::{Executor, RunOptions, RunState};
 use crate::pipeline::lockfile::LockFile;
 use crate::pipeline::plan::Plan;
-use crate::pipeline::spec::Pipeline;
+use crate::pipeline::spec::{Determinism, Pipeline};
 use crate::pipeline::{datasets, verify};
 use crate::runtime::{Device, DeviceChoice};
 use crate::store::Store;
@@ -129,6 +129,10 @@ enum Cmd {
         /// Also compare this profile's locked run outputs (default: only re-hash).
         #[arg(long)]
         profile: Option<String>,
+        /// With --profile: compare only the locked runs these targets (experiments or run ids)
+        /// name, e.g. a few runs rerun on a fresh store.
+        #[arg(requires = "profile")]
+        targets: Vec<String>,
     },
     /// Download datasets (all declared ones by default) and check their digests.
     Fetch {
@@ -364,7 +368,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             index,
         } => slurm::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
-        Cmd::Verify { profile } => verify_cmd(&ctx, profile),
+        Cmd::Verify { profile, targets } => verify_cmd(&ctx, profile, &targets),
         Cmd::Fetch {
             mirror,
             repin,
@@ -525,12 +529,12 @@ fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
     Ok(())
 }
 
-fn verify_cmd(ctx: &Ctx, profile: Option<String>) -> Result<()> {
+fn verify_cmd(ctx: &Ctx, profile: Option<String>, targets: &[String]) -> Result<()> {
     let lock = LockFile::load(&ctx.lock_path)?;
     let mut profiles = Vec::new();
     if let Some(p) = profile {
-        let plan = ctx.plan(&p, &[])?;
-        let keys = plan
+        let plan = ctx.plan(&p, targets)?;
+        let generation_keys = plan
             .datasets
             .iter()
             .filter_map(|d| {
@@ -538,7 +542,20 @@ fn verify_cmd(ctx: &Ctx, profile: Option<String>) -> Result<()> {
                     .map(|m| (d.name.clone(), m.key()))
             })
             .collect();
-        profiles.push((p, keys));
+        // A target's upstream runs are checked with it: they are in the plan, and ran. Only
+        // bitwise runs are locked.
+        let runs = (!targets.is_empty()).then(|| {
+            plan.runs
+                .iter()
+                .filter(|r| r.determinism == Determinism::Bitwise)
+                .map(|r| r.id.clone())
+                .collect()
+        });
+        profiles.push(verify::ProfileCheck {
+            profile: p,
+            generation_keys,
+            runs,
+        });
     }
     let v = verify::verify(&ctx.store, &lock, &ctx.datasets_dir, &profiles)?;
     if !v.problems.is_empty() {

@@ -26,15 +26,23 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
+/// A profile whose locked outputs `verify` compares with the store.
+pub struct ProfileCheck {
+    pub profile: String,
+    /// The store key of every dataset the checked runs generate.
+    pub generation_keys: BTreeMap<String, String>,
+    /// Only these locked runs (a store that reran a few of them); `None`: every locked run.
+    pub runs: Option<BTreeSet<String>>,
+}
+
 /// Re-hash every object of every run record, every fetched dataset file the lock pins and every
 /// file of every extracted dataset tree (against the manifest written when it was extracted);
 /// for `profiles`, compare the locked digests with what the store holds.
-/// `profiles`: each profile to check with the store key of every dataset it generates.
 pub fn verify(
     store: &Store,
     lock: &LockFile,
     datasets_dir: &Path,
-    profiles: &[(String, BTreeMap<String, String>)],
+    profiles: &[ProfileCheck],
 ) -> Result<Verification> {
     let mut v = Verification::default();
     let mut seen = BTreeSet::new();
@@ -74,7 +82,8 @@ pub fn verify(
         }
     }
     verify_trees(store, datasets_dir, &mut v)?;
-    for (p, generation_keys) in profiles {
+    for check in profiles {
+        let (p, generation_keys) = (&check.profile, &check.generation_keys);
         let Some(locked) = lock.profiles.get(p) else {
             v.problems.push(format!(
                 "pipeline.lock has no entry for profile {p}; run `repro lock --profile {p}`"
@@ -82,6 +91,9 @@ pub fn verify(
             continue;
         };
         for (ds, want) in &locked.generated {
+            if check.runs.is_some() && !generation_keys.contains_key(ds) {
+                continue; // not read by the runs checked
+            }
             let rec = generation_keys
                 .get(ds)
                 .and_then(|k| store.read_record(k).ok().flatten());
@@ -96,7 +108,15 @@ pub fn verify(
                 Some(_) => {}
             }
         }
-        for (id, l) in &locked.runs {
+        if let Some(runs) = &check.runs {
+            for id in runs.iter().filter(|id| !locked.runs.contains_key(*id)) {
+                v.problems.push(format!(
+                    "{id}: not locked for profile {p} (only bitwise runs are); nothing to compare"
+                ));
+            }
+        }
+        let checked = |id: &String| check.runs.as_ref().is_none_or(|r| r.contains(id));
+        for (id, l) in locked.runs.iter().filter(|(id, _)| checked(id)) {
             v.locked_runs += 1;
             let rec = store
                 .get_ref(p, id)
