@@ -1,7 +1,8 @@
 //! The report's files: `report.md`, `claims.json` (verdicts with the data and the digests every
-//! number came from), `claims.md` (the verdicts alone, for a README), one CSV per table, each figure as PNG and SVG, and `report.html`, one self-contained
-//! page (figures inline as SVG, no network) that opens from disk. No timestamps or host names:
-//! the same inputs give the same bytes.
+//! number came from), `claims.md` (the verdicts alone, for a README), one CSV per table, each
+//! figure as PNG and SVG, and `report.html`, one self-contained page (figures inline as SVG, no
+//! network) that opens from disk. No timestamps or host names: the same inputs give the same
+//! bytes.
 
 use std::fmt::Write as _;
 
