@@ -88,7 +88,33 @@ fn corrupt_and_truncated_objects_are_rebuilt_and_equal_the_lock() {
     // damaged copies to quarantine, naming each with its owners.
     let t = ok(p.smoke(&[]));
     let trained: BTreeSet<&String> = owners.iter().filter(|r| r.starts_with("small/")).collect();
-    assert_eq!(ran(&t), trained.len(), "{t}");
+    // The runs rebuilt, from their "[i/n] RUN running (key): why" lines.
+    let rebuilt: BTreeSet<String> = t
+        .lines()
+        .filter_map(|l| {
+            let (run, rest) = l.split_once("] ")?.1.split_once(' ')?;
+            rest.starts_with("running").then(|| run.to_string())
+        })
+        .collect();
+    assert_eq!(ran(&t), rebuilt.len(), "{t}");
+    assert!(
+        rebuilt.iter().all(|r| trained.contains(r)),
+        "{rebuilt:?} ⊄ {trained:?}\n{t}"
+    );
+    // Every damaged run output is rebuilt once: by its run, or, for an object several runs
+    // share (one seed's init weights under two schedules), by whichever of them runs first;
+    // the others then find it intact and stay cached.
+    for sha in &chosen {
+        let runs: Vec<&String> = before[sha]
+            .0
+            .iter()
+            .filter(|r| r.starts_with("small/"))
+            .collect();
+        assert!(
+            runs.is_empty() || runs.iter().any(|r| rebuilt.contains(*r)),
+            "{sha} (owned by {runs:?}) was not rebuilt:\n{t}"
+        );
+    }
     assert!(t.contains("moved to") && t.contains("(owned by "), "{t}");
     // `run` moves aside every damaged object a run or dataset owns; one only the report owns
     // waits for `report`. How many of the six are report-only is not fixed: the report's bytes,
