@@ -135,7 +135,7 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
                     measured_text(c)
                 };
                 match (&c.experiment, &c.metric) {
-                    (Some(e), _) if c.sources.is_empty() && c.groups.is_empty() => {
+                    (Some(e), _) if c.outside_profile => {
                         if !absent.contains(e) {
                             absent.push(e.clone());
                         }
