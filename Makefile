@@ -16,11 +16,13 @@ all: build
 setup:
 	@scripts/setup.sh >/dev/null
 
+# The workspace's binaries: `repro` (no libtorch) and `repro-worker` (its own package).
 build: setup
-	$(ENV) cargo build --release
+	$(ENV) cargo build --release --workspace --bins
 
+# Every crate's tests; the end-to-end ones start the worker `build` put beside `repro`.
 test: build
-	$(ENV) cargo test --release
+	$(ENV) cargo test --release --workspace
 
 # Runs the profile, then the report: the claims table and the path of report/$(PROFILE)/ last.
 replicate: build
@@ -29,10 +31,10 @@ replicate: build
 
 # Every benchmark row against its baseline in one run; rewrites BENCHMARKS.md's generated block.
 bench: build
-	$(ENV) cargo build --release --examples && $$REPRO_PYTHON scripts/bench.py --update BENCHMARKS.md
+	$(ENV) cargo build --release --workspace --examples && $$REPRO_PYTHON scripts/bench.py --update BENCHMARKS.md
 
 lint: setup
-	$(ENV) cargo fmt --check && cargo clippy --release --all-targets -- -D warnings
+	$(ENV) cargo fmt --check && cargo clippy --release --workspace --all-targets -- -D warnings
 
 fmt:
 	cargo fmt

@@ -19,7 +19,7 @@ next to it; `--update BENCHMARKS.md` also replaces the block between its `<!-- b
 and `<!-- bench:end -->` markers, leaving the hand-written notes around it alone.
 
 Needs REPRO_PYTHON (the venv's python; `eval "$(scripts/setup.sh)"`) and the release examples
-(`cargo build --release --examples`, which `make bench` does). REPRO_BENCH_BIN overrides where
+(`cargo build --release --workspace --examples`, which `make bench` does). REPRO_BENCH_BIN overrides where
 the examples and the repro binary are found (the GPU check carries them in a folder).
 """
 import argparse

@@ -1,5 +1,5 @@
 """Optimizer step time alone of torch.optim's Adam, AdamW and SGD (weight_decay=1e-2, lr=1e-3) over a fixed parameter
-set with fixed random gradients: the baseline that examples/bench_adam_step.rs (repro's V1–V5) is
+set with fixed random gradients: the baseline that crates/repro-torch/examples/bench_adam_step.rs (repro's V1–V5) is
 compared with in scripts/bench.py. REPRO_BENCH_DEVICE picks the device (bench_common.py).
 
     bench_adam_step.py <shapes> <threads> <warmup> <steps> <repeats> [<expected params>]

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share with their Rust twins (examples/common/mod.rs): the device
+"""What the benchmark scripts share with their Rust twins (crates/repro-torch/examples/common/mod.rs): the device
 named by REPRO_BENCH_DEVICE (cpu, the default, or cuda / cuda:N) and a synchronised timer."""
 import os
 import time

@@ -1,4 +1,4 @@
-"""DQN updates/s in PyTorch eager: the baseline examples/bench_dqn_update.rs is compared with in
+"""DQN updates/s in PyTorch eager: the baseline crates/repro-torch/examples/bench_dqn_update.rs is compared with in
 scripts/bench.py. The nets are the test suite's twins (tests/python/dqn_reference.py); the
 update is the same: Q(s, a), the target net's max for r + γ(1 − terminal)·max Q', Huber loss
 (mean, δ 1), zero_grad, backward, the gradient norm, torch.optim.AdamW(lr 2.5e-4, eps 1.5e-4,

@@ -1,5 +1,5 @@
 """One training step's throughput (tokens/s) of the causal Transformer LM in PyTorch eager: the
-baseline that examples/bench_lm_step.rs is compared with in scripts/bench.py. The model is the
+baseline that crates/repro-torch/examples/bench_lm_step.rs is compared with in scripts/bench.py. The model is the
 test suite's reference (tests/python/lm_reference.py); the step is pytorch/examples
 word_language_model's: zero_grad, forward, cross-entropy, backward, clip_grad_norm_(0.25), then
 torch.optim.AdamW(lr=1e-3, weight_decay=1e-2) (our defaults, torch's AdamW ones).
@@ -15,7 +15,7 @@ The last argument picks torch's code path for the clipping and the optimizer:
 
 Prints `params <trainable count>` first, then one line per repeat: `tokens/s <x> cpu_tokens/s <y>`
 (per wall-clock second and per second of the process's CPU time). With an expected
-count (repro's, from examples/bench_lm_step), a different count is an error before any timing.
+count (repro's, from the bench_lm_step example), a different count is an error before any timing.
 """
 import os
 import sys

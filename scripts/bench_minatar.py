@@ -1,4 +1,4 @@
-"""The reference side of scripts/bench.py: examples/bench_minatar.rs's loop on the
+"""The reference side of scripts/bench.py: crates/repro-torch/examples/bench_minatar.rs's loop on the
 `minatar` package (1.0.15) itself. A uniform random policy (numpy RandomState(1); the
 environment seeded 0) steps each game with the package's defaults (sticky actions 0.1,
 ramping), reading env.state() after every step and resetting at each terminal.

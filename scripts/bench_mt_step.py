@@ -1,5 +1,5 @@
 """One training step's throughput (target tokens/s) of fairseq's Transformer encoder-decoder in
-PyTorch eager: the baseline that examples/bench_mt_step.rs is compared with in scripts/bench.py.
+PyTorch eager: the baseline that crates/repro-torch/examples/bench_mt_step.rs is compared with in scripts/bench.py.
 The model is the test suite's reference (tests/python/mt_reference.py, fairseq 0.12's
 TransformerModel written out; fairseq itself cannot be installed here); the step is fairseq's:
 zero_grad, forward, label_smoothed_nll_loss (ε 0.1) summed and divided by the target tokens,

@@ -1,5 +1,5 @@
 """One training step's throughput (images/s) of a pipeline model in PyTorch eager: the baseline
-that examples/bench_train_step.rs is compared with in scripts/bench.py. Same model definitions as
+that crates/repro-torch/examples/bench_train_step.rs is compared with in scripts/bench.py. Same model definitions as
 the test suite's reference (tests/python/models.py), same loss, same SGD settings.
 
     bench_train_step.py <arch> <classes> <width> <image size> <batch> <threads> <warmup> <steps> <repeats>

@@ -8,7 +8,7 @@
 #   scripts/gpu-check.sh [--device cuda|cpu] [--bin DIR] [--out DIR] [--repeats N]
 #
 # --bin: the binaries (default target/release); --out: default $OUT, else bench/gpu-check.
-# --device cpu is the dry path at tiny sizes, for machines without a GPU (tests/gpu_check.rs).
+# --device cpu is the dry path at tiny sizes, for machines without a GPU (tests/it/gpu_check.rs).
 # libtorch is the one of the python that has torch (REPRO_PYTHON, else python3), put first on
 # LD_LIBRARY_PATH so it wins over the build machine's path baked into the binaries.
 set -euo pipefail
@@ -28,7 +28,7 @@ case "$device" in cuda|cpu) ;; *) echo "gpu-check: --device: expected cuda or cp
 
 if [ -n "$pack" ]; then
   eval "$(scripts/setup.sh)"
-  cargo build --release --bins --examples
+  cargo build --release --workspace --bins --examples
   mkdir -p "$pack/examples"
   strip -o "$pack/repro" target/release/repro
   strip -o "$pack/repro-worker" target/release/repro-worker

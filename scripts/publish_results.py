@@ -9,7 +9,7 @@ there, and puts claims.md between the README's markers for that profile:
     ...
     <!-- results:<profile> end -->
 
-`tests/cli.rs` fails when the README's block and docs/results/<profile>/ disagree, or when the
+`tests/it/cli.rs` fails when the README's block and docs/results/<profile>/ disagree, or when the
 published numbers are not those of the runs pinned in pipeline.lock.
 
 Usage: scripts/publish_results.py [--profile cpu] [--root .]

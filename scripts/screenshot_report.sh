@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Screenshot an HTML report with headless Chromium, to check that a page (and the figures inlined
-# in it) actually renders in a browser; tests/report_screenshot.rs uses it.
+# in it) actually renders in a browser; crates/repro-report/tests/it/report_screenshot.rs uses it.
 #
 #   scripts/screenshot_report.sh REPORT.html OUT.png [WIDTH HEIGHT]     (default 1280 960)
 #

@@ -1,4 +1,8 @@
+//! `repro`: the command line over repro-core (the engine) and repro-report; no libtorch here.
+
+mod cli;
+
 fn main() {
-    repro::runtime::init_process_env();
-    std::process::exit(repro::cli::main());
+    repro_core::runtime::init_process_env();
+    std::process::exit(cli::main());
 }

@@ -11,13 +11,13 @@ use clap::{Parser, Subcommand};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use crate::pipeline::executor::{Executor, RunOptions, RunState};
-use crate::pipeline::lockfile::LockFile;
-use crate::pipeline::plan::Plan;
-use crate::pipeline::spec::{Determinism, Pipeline};
-use crate::pipeline::{datasets, verify};
-use crate::runtime::{Device, DeviceChoice};
-use crate::store::Store;
+use repro_core::pipeline::executor::{Executor, RunOptions, RunState};
+use repro_core::pipeline::lockfile::LockFile;
+use repro_core::pipeline::plan::Plan;
+use repro_core::pipeline::spec::{Determinism, Pipeline};
+use repro_core::pipeline::{datasets, verify};
+use repro_core::runtime::{Device, DeviceChoice};
+use repro_core::store::Store;
 
 mod plan;
 mod report;
@@ -193,7 +193,7 @@ struct Parallel {
 struct GpuList(Vec<usize>);
 
 fn parse_gpu_list(s: &str) -> Result<GpuList, String> {
-    crate::pipeline::placement::parse_gpus(s).map(GpuList)
+    repro_core::pipeline::placement::parse_gpus(s).map(GpuList)
 }
 
 impl Parallel {
@@ -239,7 +239,7 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {
-            if let Some(spec) = e.downcast_ref::<crate::pipeline::spec::SpecErrors>() {
+            if let Some(spec) = e.downcast_ref::<repro_core::pipeline::spec::SpecErrors>() {
                 eprint!("error: {spec}");
                 return 2;
             }
@@ -277,7 +277,7 @@ impl Ctx {
         }
     }
     fn device(&self, choice: DeviceChoice) -> Result<Device> {
-        crate::runtime::probe::resolve(choice, &self.store.root().join("cache"))
+        repro_core::runtime::probe::resolve(choice, &self.store.root().join("cache"))
     }
     fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
         Plan::resolve(&self.pipeline, profile, targets)
@@ -459,7 +459,7 @@ fn report_summary(
     ctx: &Ctx,
     profile: &str,
     executor: &str,
-    summary: &crate::pipeline::executor::Summary,
+    summary: &repro_core::pipeline::executor::Summary,
 ) -> Result<()> {
     let via = if executor.is_empty() {
         String::new()
@@ -609,7 +609,7 @@ fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, repin: &[String], names: &[Strin
                 datasets::effective_pins(f, locked)
             };
             let was = locked.map(|l| l.sha256.clone());
-            match crate::data::fetch::fetch_file(&pins, &ctx.datasets_dir.join(name), &opts) {
+            match repro_core::data::fetch::fetch_file(&pins, &ctx.datasets_dir.join(name), &opts) {
                 Ok(got) => {
                     let changed = was.as_ref().filter(|w| **w != got.sha256);
                     println!(

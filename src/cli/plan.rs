@@ -9,8 +9,8 @@ use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
 use super::{Ctx, threads_for};
-use crate::pipeline::executor::RunState;
-use crate::runtime::DeviceChoice;
+use repro_core::pipeline::executor::RunState;
+use repro_core::runtime::DeviceChoice;
 
 #[derive(Tabled)]
 struct PlanRow {

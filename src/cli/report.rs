@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::{Ctx, threads_for};
-use crate::report::{self, tables};
-use crate::runtime::DeviceChoice;
+use repro_core::runtime::DeviceChoice;
+use repro_report::tables;
 
 pub fn report_cmd(
     ctx: &Ctx,
@@ -23,7 +23,7 @@ pub fn report_cmd(
         Some(p) => p.to_path_buf(),
         None => ctx.base.join("report"),
     };
-    let r = report::build(&ctx.pipeline, &ctx.store, &plan, &states, &out_root)?;
+    let r = repro_report::build(&ctx.pipeline, &ctx.store, &plan, &states, &out_root)?;
     // Colour only for a person at a terminal, and never when NO_COLOR is set (no-color.org).
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if !ctx.quiet {

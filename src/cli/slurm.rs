@@ -1,13 +1,13 @@
 //! `repro run --executor slurm` and the `repro exec-run` its jobs run: the command-line side of
-//! [`crate::pipeline::slurm`].
+//! [`repro_core::pipeline::slurm`].
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::{Ctx, Failure, Parallel, RunFlags, report_summary, run_cmd, threads_for};
-use crate::pipeline::executor::RunState;
-use crate::runtime::DeviceChoice;
+use repro_core::pipeline::executor::RunState;
+use repro_core::runtime::DeviceChoice;
 
 /// `repro run --executor slurm` options (ignored by the local executor).
 #[derive(clap::Args, Debug, Clone)]
@@ -51,7 +51,7 @@ pub(super) fn slurm_cmd(
     args: &SlurmArgs,
     targets: &[String],
 ) -> Result<()> {
-    use crate::pipeline::slurm::{Invocation, Slurm, SlurmOptions};
+    use repro_core::pipeline::slurm::{Invocation, Slurm, SlurmOptions};
     let plan = ctx.plan(profile, targets)?;
     // Keys are computed for the nodes' device; `auto` there resolves like here only if the
     // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
@@ -62,14 +62,14 @@ pub(super) fn slurm_cmd(
     // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
     let text = std::fs::read(pipeline_path)
         .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
-    let digest = crate::store::hash::sha256_bytes(&text);
+    let digest = repro_core::store::hash::sha256_bytes(&text);
     let snapshot = ctx
         .store
         .root()
         .join("slurm")
         .join(profile)
         .join(format!("pipeline-{}.yaml", &digest[..12]));
-    crate::store::atomic::write_atomic(&snapshot, &text)?;
+    repro_core::store::atomic::write_atomic(&snapshot, &text)?;
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let invocation = Invocation {
         repro: std::env::current_exe().context("cannot locate the repro binary")?,

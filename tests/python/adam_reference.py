@@ -1,4 +1,4 @@
-"""Reference for tests/optim.rs: the Adam family of docs/paper.md#e7 over a schedule of
+"""Reference for crates/repro-torch/tests/it/optim.rs: the Adam family of docs/paper.md#e7 over a schedule of
 (lr, weight_decay).
 
 usage: adam_reference.py IN.npz OUT.npz

@@ -1,6 +1,6 @@
-"""Digests of OpenCV's INTER_AREA 210x160 -> 84x84 on the synthetic frames of tests/atari.rs.
+"""Digests of OpenCV's INTER_AREA 210x160 -> 84x84 on the synthetic frames of crates/repro-torch/tests/it/atari.rs.
 
-tests/atari.rs pins what this prints (`resize_matches_opencv_inter_area`); rerun it to re-derive:
+crates/repro-torch/tests/it/atari.rs pins what this prints (`resize_matches_opencv_inter_area`); rerun it to re-derive:
 
     pip download opencv-python-headless --no-deps --only-binary=:all: -d /tmp/cv2 && unzip it,
     PYTHONPATH=<unzipped> python tests/python/atari_resize_reference.py

@@ -1,4 +1,4 @@
-"""Reference BLEU from sacreBLEU 2.5.1 for tests/bleu.rs. argv[1] is a JSON object:
+"""Reference BLEU from sacreBLEU 2.5.1 for crates/repro-core/tests/it/bleu.rs. argv[1] is a JSON object:
 {"cases": [{"hyp": path, "refs": [path, ...], "tokenize": "13a"|"none",
             "smooth": "exp"|"floor"|"add-k"|"none", "smooth_value": float|null,
             "lowercase": bool}, ...],

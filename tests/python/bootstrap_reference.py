@@ -1,4 +1,4 @@
-"""Reference for the rliable-style aggregates in tests/stats.rs (numpy and scipy only).
+"""Reference for the rliable-style aggregates in crates/repro-core/tests/it/stats.rs (numpy and scipy only).
 
 usage: bootstrap_reference.py CASES.json
 

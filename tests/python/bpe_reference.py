@@ -1,4 +1,4 @@
-"""subword-nmt 0.3.8 as fairseq's prepare-iwslt14.sh runs it, for tests/bpe.rs.
+"""subword-nmt 0.3.8 as fairseq's prepare-iwslt14.sh runs it, for crates/repro-core/tests/it/bpe.rs.
 
   bpe_reference.py learn CORPUS N CODES_OUT   learn_bpe -s N (min frequency 2) on CORPUS's lines
   bpe_reference.py apply CODES CORPUS OUT     apply_bpe -c CODES on every line of CORPUS

@@ -1,4 +1,4 @@
-"""PyTorch twins of the DQN stage's Q-networks and update, for tests/rl.rs.
+"""PyTorch twins of the DQN stage's Q-networks and update, for crates/repro-torch/tests/it/rl.rs.
 
   count ARCH C H W A                       trainable parameters of the net
   forward ARCH C H W A WEIGHTS X OUT        Q-values of X (uint8 .npy) → OUT (.npy)

@@ -1,4 +1,4 @@
-"""Reference, in plain PyTorch, of src/nn/transformer_lm.rs: pytorch/examples word_language_model
+"""Reference, in plain PyTorch, of crates/repro-torch/src/nn/transformer_lm.rs: pytorch/examples word_language_model
 `TransformerModel` made causal, returning logits, with nn.TransformerEncoder(norm=LayerNorm) when
 norm_first (pre-LN), and the positional-encoding buffer non-persistent (not in the state_dict).
 

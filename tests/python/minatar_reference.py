@@ -1,4 +1,4 @@
-"""Reference for tests/minatar.rs: the `minatar` package (1.0.15) itself, instrumented.
+"""Reference for crates/repro-torch/tests/it/minatar.rs: the `minatar` package (1.0.15) itself, instrumented.
 
 usage:
   minatar_reference.py trace GAME SEED EPISODES   one JSON object on stdout (below)

@@ -1,4 +1,4 @@
-"""Reference definitions, in plain PyTorch, of the nets in src/nn (kuangliu/pytorch-cifar style,
+"""Reference definitions, in plain PyTorch, of the nets in crates/repro-torch/src/nn (kuangliu/pytorch-cifar style,
 same module names so a state_dict saved by the Rust VarStore loads strictly).
 
 Commands:

@@ -1,4 +1,4 @@
-"""Reference for tests/moses.rs: sacremoses 0.2.0, the Python port of Moses' tokenizer.perl.
+"""Reference for crates/repro-core/tests/it/moses.rs: sacremoses 0.2.0, the Python port of Moses' tokenizer.perl.
 
 Usage: moses_reference.py INPUT.json
 INPUT.json holds {"tokenize": {"de": [lines], "en": [lines]}, "lower": [lines]}; prints the same

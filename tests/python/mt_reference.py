@@ -1,4 +1,4 @@
-"""Eager PyTorch reference of src/nn/transformer_mt.rs and src/nn/beam_search.rs: fairseq 0.12's
+"""Eager PyTorch reference of crates/repro-torch/src/nn/transformer_mt.rs and crates/repro-torch/src/nn/beam_search.rs: fairseq 0.12's
 TransformerModel (transformer_iwslt_de_en: post-LN, sinusoidal positions, shared decoder
 input/output embedding), written from fairseq's semantics with torch.nn.functional and fairseq's
 state-dict names (fairseq itself is not installable here), and SequenceGenerator's beam search

@@ -1,4 +1,4 @@
-"""Reference for tests/optim.rs: torch.optim.SGD over a schedule of (lr, weight_decay) steps.
+"""Reference for crates/repro-torch/tests/it/optim.rs: torch.optim.SGD over a schedule of (lr, weight_decay) steps.
 
 usage: sgd_reference.py IN.npz OUT.npz
 

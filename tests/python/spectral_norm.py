@@ -1,4 +1,4 @@
-"""Spectral norms by PyTorch, for tests/sharpness.rs.
+"""Spectral norms by PyTorch, for crates/repro-torch/tests/it/sharpness.rs.
 
 usage: spectral_norm.py DIR N
 Reads DIR/w0.npy … DIR/w{N-1}.npy (written by the Rust test with Tensor::write_npy), writes a

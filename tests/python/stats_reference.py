@@ -1,4 +1,4 @@
-"""Reference statistics from scipy for tests/stats.rs: reads a JSON list of cases (argv[1]),
+"""Reference statistics from scipy for crates/repro-core/tests/it/stats.rs: reads a JSON list of cases (argv[1]),
 prints a JSON list of results (mean, 95% t interval, Welch one-sided p, TOST p, one-sample
 p of mean(a) > thr, Kendall τ-b of x and y where given)."""
 import json

@@ -1,4 +1,4 @@
-"""Reference WikiText reading for tests/wikitext.rs: pytorch/examples word_language_model/data.py
+"""Reference WikiText reading for crates/repro-torch/tests/it/wikitext.rs: pytorch/examples word_language_model/data.py
 (Dictionary, Corpus) and main.py (batchify, get_batch), literally, on `wiki.*.tokens`.
 
 argv: folder holding the split files, JSON list of words to look up, batch size, bptt.

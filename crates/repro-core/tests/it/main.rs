@@ -1,0 +1,6 @@
+mod bleu;
+mod bpe;
+mod fetch;
+mod iwslt;
+mod moses;
+mod stats;

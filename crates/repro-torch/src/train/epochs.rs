@@ -1,0 +1,165 @@
+//! What the epoch-based Adam trainers (`lm`, `translate`) share around their own batches and
+//! losses: the `metrics.jsonl` and `drown_out.jsonl` logs, the counters a checkpoint carries
+//! (update step, current lr, epoch timings and throughput, the last summary row), sampling the
+//! E8 diagnostic every `drown_out_every` updates, and the end-of-epoch checkpoint.
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tch::nn::VarStore;
+
+use super::StageContext;
+use super::checkpoint::State;
+use crate::optim::adam::Adam;
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
+use repro_core::metrics::JsonLines;
+
+/// Layer groups of the drown-out diagnostic; each trainer maps its variable names onto them.
+pub const GROUPS: [&str; 4] = ["embeddings", "attention", "feedforward", "layernorm"];
+
+#[derive(Serialize)]
+struct DrownOutSample<'a> {
+    step: u64,
+    epoch: usize,
+    group: &'a str,
+    #[serde(flatten)]
+    values: DrownOut,
+}
+
+/// A run's logs and the state that survives its checkpoints.
+pub struct EpochLog {
+    pub metrics: JsonLines,
+    samples: Option<JsonLines>,
+    every: u64,
+    /// The epoch to start at (0, or the one after the checkpoint resumed from).
+    pub first_epoch: usize,
+    /// Updates taken so far, and the lr of the last one.
+    pub step: u64,
+    pub lr: f64,
+    pub seconds: Vec<f64>,
+    pub tokens_per_s: Vec<f64>,
+    pub last: Value,
+    pub diverged_epoch: Option<usize>,
+}
+
+impl EpochLog {
+    /// Opens the logs (appending after a resume) and, when `resumed`, restores the model, the
+    /// optimizer and the counters from it. `every` = 0 turns the drown-out samples off.
+    pub fn open(
+        ctx: &StageContext,
+        every: u64,
+        first_lr: f64,
+        resumed: Option<&mut State>,
+        vs: &VarStore,
+        opt: &mut Adam,
+    ) -> Result<EpochLog> {
+        let resuming = resumed.is_some();
+        let samples = if every > 0 {
+            Some(JsonLines::open(
+                &ctx.out_dir.join("drown_out.jsonl"),
+                resuming,
+            )?)
+        } else {
+            None
+        };
+        let mut log = EpochLog {
+            metrics: JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?,
+            samples,
+            every,
+            first_epoch: 0,
+            step: 0,
+            lr: first_lr,
+            seconds: Vec::new(),
+            tokens_per_s: Vec::new(),
+            last: json!({}),
+            diverged_epoch: None,
+        };
+        if let Some(st) = resumed {
+            st.load_vars("model", vs)?;
+            opt.load_state(st, "opt")?;
+            log.first_epoch = st.get("epochs_done")?;
+            (log.step, log.lr, log.last) = (st.get("step")?, st.get("lr")?, st.get("last")?);
+            (log.seconds, log.tokens_per_s) = (st.get("epoch_seconds")?, st.get("tokens_per_s")?);
+        }
+        Ok(log)
+    }
+
+    /// After an update: when the diagnostic is on and the step is a multiple of `every`, one
+    /// sample over all parameters (also added to the epoch's `mean`) and one per layer group
+    /// (`group[i]`: the [`GROUPS`] index of parameter i).
+    pub fn sample_drown_out(
+        &mut self,
+        opt: &Adam,
+        epoch: usize,
+        group: &[usize],
+        mean: &mut DrownOutMean,
+    ) -> Result<()> {
+        let step = self.step;
+        let Some(out) = self
+            .samples
+            .as_mut()
+            .filter(|_| step.is_multiple_of(self.every))
+        else {
+            return Ok(());
+        };
+        if let Some(all) = opt.drown_out() {
+            mean.add(all);
+            out.write(&DrownOutSample {
+                step,
+                epoch,
+                group: "all",
+                values: all,
+            })?;
+        }
+        for (g, d) in opt
+            .drown_out_by_group(group, GROUPS.len())
+            .iter()
+            .enumerate()
+        {
+            if let Some(d) = d {
+                out.write(&DrownOutSample {
+                    step,
+                    epoch,
+                    group: GROUPS[g],
+                    values: *d,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoint after `epoch` (not after a divergence: a resumed run then replays the
+    /// diverged epoch and stops).
+    pub fn checkpoint(
+        &self,
+        ctx: &StageContext,
+        epoch: usize,
+        vs: &VarStore,
+        opt: &Adam,
+    ) -> Result<()> {
+        let mut st = State::default();
+        st.put_vars("model", vs);
+        opt.save_state(&mut st, "opt")?;
+        st.put("epochs_done", &(epoch + 1))?;
+        st.put("step", &self.step)?;
+        st.put("lr", &self.lr)?;
+        st.put("last", &self.last)?;
+        st.put("epoch_seconds", &self.seconds)?;
+        st.put("tokens_per_s", &self.tokens_per_s)?;
+        ctx.checkpoint(epoch as u64 + 1, st)
+    }
+
+    /// Closes the logs; returns the outcome metrics every such stage reports.
+    pub fn finish(self) -> Result<[(&'static str, Value); 4]> {
+        self.metrics.finish()?;
+        if let Some(s) = self.samples {
+            s.finish()?;
+        }
+        Ok([
+            ("final", self.last),
+            ("epoch_seconds", json!(self.seconds)),
+            ("tokens_per_s", json!(self.tokens_per_s)),
+            ("diverged_epoch", json!(self.diverged_epoch)),
+        ])
+    }
+}

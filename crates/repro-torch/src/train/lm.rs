@@ -1,0 +1,278 @@
+//! The `lm` stage kind (docs/paper.md#e5, E7, E8): a causal Transformer language model on WikiText,
+//! trained with one variant of the Adam family at one (lr, λ), under pytorch/examples'
+//! word_language_model protocol: the splits batchified into contiguous streams, windows of
+//! `bptt` tokens taken in order (no shuffling), cross-entropy over the vocabulary, the total
+//! gradient norm clipped (`clip`), then the optimizer step; validation and test loss as its
+//! `evaluate` computes them (Σ window length · mean loss / (rows − 1)).
+//!
+//! Outputs: `metrics.jsonl` (one row per epoch: train/valid/test loss and perplexity, weight and
+//! gradient norms, the lr, and with `drown_out_every` > 0 the E8 means over the epoch's sampled
+//! steps), `drown_out.jsonl` (with the diagnostic on: each sampled step, all parameters and each
+//! layer group: embeddings, attention, feed-forward, LayerNorm), and the weights as safetensors at
+//! initialisation and at the end.
+//! Tokens/s and epoch times go to the run record, so outputs stay bitwise stable.
+//!
+//! A run whose training loss stops being finite is diverged: its epoch row is written (the
+//! losses as null) and training stops there, recorded as `diverged_epoch`; such a run is a bad
+//! hyper-parameter cell, not a missing one.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::json;
+use tch::{Kind, Tensor};
+
+use super::epochs::EpochLog;
+use super::vision::single_dataset;
+use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
+use crate::data::bptt::{batchify, get_batch};
+use crate::libtorch::autocast_guard;
+use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
+use crate::optim::drown_out::{DrownOut, DrownOutMean};
+use repro_core::data::wikitext::Corpus;
+use repro_core::pipeline::params::Params;
+use repro_core::pipeline::stage::Outcome;
+use repro_core::runtime::Autocast;
+
+/// The drown-out group (index into [`super::epochs::GROUPS`]) of a `TransformerLm` variable
+/// (`transformer_encoder.layers.0.self_attn.…`).
+fn group_of(name: &str) -> usize {
+    if name.contains("self_attn") {
+        1
+    } else if name.contains(".linear") {
+        2
+    } else if name.contains("norm") {
+        3
+    } else {
+        0 // encoder.weight, decoder.weight, decoder.bias
+    }
+}
+
+#[derive(Serialize)]
+struct EpochRow {
+    epoch: usize,
+    lr: f64,
+    train_loss: f64,
+    train_ppl: f64,
+    valid_loss: f64,
+    valid_ppl: f64,
+    test_loss: f64,
+    test_ppl: f64,
+    weight_norm: f64,
+    grad_norm: f64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    drown_out: Option<DrownOut>,
+}
+
+/// The first `n` ids (`n` = 0: all).
+fn prefix(ids: &[i64], n: usize) -> &[i64] {
+    if n == 0 {
+        ids
+    } else {
+        &ids[..n.min(ids.len())]
+    }
+}
+
+/// Train one run.
+pub fn run(ctx: &StageContext) -> Result<Outcome> {
+    let p = Params(ctx.params);
+    let seed = p.int("seed")?;
+    tch::manual_seed(seed);
+    let dev = ctx.device;
+    let autocast = ctx.precision.autocast;
+    let ds = single_dataset(ctx)?;
+    let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
+    let vocab = corpus.dictionary.len() as i64;
+    let bptt = p.int("bptt")?;
+    let (batch, eval_batch) = (p.int("batch_size")?, p.int("eval_batch_size")?);
+    let split = |name: &str, ids: &[i64], b: i64| -> Result<Tensor> {
+        let t = batchify(ids, b).with_context(|| format!("the {name} split of `{}`", ds.name))?;
+        anyhow::ensure!(
+            t.size()[0] >= 2,
+            "the {name} split of `{}` has {} tokens: too few for {b} streams (need 2 per stream)",
+            ds.name,
+            ids.len()
+        );
+        Ok(t.to_device(dev))
+    };
+    let train = split(
+        "train",
+        prefix(&corpus.train, p.usize("train_tokens")?),
+        batch,
+    )?;
+    let valid = split("validation", &corpus.valid, eval_batch)?;
+    let test = split("test", &corpus.test, eval_batch)?;
+
+    let vs = tch::nn::VarStore::new(dev);
+    let model = TransformerLm::new(
+        &vs.root(),
+        &TransformerLmConfig {
+            vocab,
+            d_model: p.int("d_model")?,
+            heads: p.int("heads")?,
+            layers: p.int("layers")?,
+            ffn: p.int("ffn")?,
+            dropout: p.float("dropout")?,
+            norm_first: p.bool("norm_first")?,
+            tie_embeddings: p.bool("tie_embeddings")?,
+        },
+    )
+    .context("the lm stage's model parameters")?;
+    let mut resumed = ctx.resume()?;
+    if resumed.is_none() {
+        vs.save(ctx.out_dir.join("init.safetensors"))?;
+    }
+    let named = trainable_by_name(&vs);
+    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
+    let mut opt = adam_from_params(&p, params.iter().map(Tensor::shallow_clone).collect())?;
+    let every = p.int("drown_out_every")? as u64;
+
+    let (epochs, clip, wd) = (
+        p.usize("epochs")?,
+        p.float("clip")?,
+        p.float("weight_decay")?,
+    );
+    let rows = train.size()[0];
+    let steps_per_epoch = ((rows - 1) + bptt - 1) / bptt;
+    let schedule = StepSchedule::parse(
+        p.str("lr_schedule")?,
+        p.float("lr")?,
+        p.int("warmup_steps")? as u64,
+        steps_per_epoch as u64 * epochs as u64,
+    )?;
+    let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
+
+    for epoch in log.first_epoch..epochs {
+        let start = Instant::now();
+        let acc = || Tensor::zeros([], (Kind::Double, dev));
+        let (mut loss_sum, mut grad_norm_sum) = (acc(), acc());
+        let mut epoch_drown = DrownOutMean::default();
+        let mut i = 0;
+        while i < rows - 1 {
+            let (x, y) = get_batch(&train, i, bptt)?;
+            let seq_len = x.size()[0];
+            let loss = lm_loss(&model, &x, &y, vocab, true, autocast);
+            opt.zero_grad();
+            loss.backward();
+            let grad_norm = clip_grad_norm(&params, clip);
+            log.lr = schedule.lr(log.step);
+            opt.step(log.lr, wd);
+            log.step += 1;
+            tch::no_grad(|| {
+                loss_sum += loss.to_kind(Kind::Double) * seq_len as f64;
+                grad_norm_sum += grad_norm.to_kind(Kind::Double);
+            });
+            log.sample_drown_out(&opt, epoch, &group, &mut epoch_drown)?;
+            i += bptt;
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        let train_loss = loss_sum.double_value(&[]) / (rows - 1) as f64;
+        let valid_loss = evaluate(&model, &valid, bptt, vocab, autocast);
+        let test_loss = evaluate(&model, &test, bptt, vocab, autocast);
+        let row = EpochRow {
+            epoch,
+            lr: log.lr,
+            train_loss,
+            train_ppl: train_loss.exp(),
+            valid_loss,
+            valid_ppl: valid_loss.exp(),
+            test_loss,
+            test_ppl: test_loss.exp(),
+            weight_norm: total_norm(&params),
+            grad_norm: grad_norm_sum.double_value(&[]) / steps_per_epoch as f64,
+            drown_out: epoch_drown.take(),
+        };
+        log.metrics.write(&row)?;
+        log.last = json!({
+            "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
+            "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
+        });
+        log.seconds.push(start.elapsed().as_secs_f64());
+        log.tokens_per_s
+            .push(((rows - 1) * batch) as f64 / train_secs);
+        (ctx.progress)(
+            epoch as u64 + 1,
+            epochs as u64,
+            &format!("valid ppl {:.2}", row.valid_ppl),
+        );
+        if !train_loss.is_finite() {
+            log.diverged_epoch = Some(epoch);
+            break;
+        }
+        log.checkpoint(ctx, epoch, &vs, &opt)?;
+    }
+    let outcome = log.finish()?;
+    vs.save(ctx.out_dir.join("final.safetensors"))?;
+
+    Ok(Outcome::with_metrics(outcome))
+}
+
+/// torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max / (‖g‖ + 1e-6)), ‖g‖ the
+/// 2-norm of all gradients together, on the device (no host sync). Returns ‖g‖ before clipping.
+/// `max` = 0 turns clipping off (the norm is still returned).
+pub fn clip_grad_norm(params: &[Tensor], max: f64) -> Tensor {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
+        let Some(first) = grads.first() else {
+            return Tensor::zeros([], (Kind::Float, tch::Device::Cpu));
+        };
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+        let total = Tensor::stack(&norms, 0).norm();
+        if max > 0.0 {
+            let coef = ((&total + 1e-6).reciprocal() * max)
+                .clamp_max(1.0)
+                .to_kind(first.kind());
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_(&coef);
+            }
+        }
+        total
+    })
+}
+
+/// Mean cross-entropy of one window, the forward pass and the loss under the run's autocast
+/// (the guard ends here: the caller's `backward()` runs outside it, as in PyTorch).
+pub fn lm_loss(
+    model: &TransformerLm,
+    x: &Tensor,
+    y: &Tensor,
+    vocab: i64,
+    train: bool,
+    autocast: Autocast,
+) -> Tensor {
+    let _autocast = autocast_guard(x.device(), autocast);
+    model
+        .forward_t(x, train)
+        .view([-1, vocab])
+        .cross_entropy_for_logits(y)
+}
+
+/// pytorch/examples' `evaluate`: Σ over windows of (window length · mean cross-entropy),
+/// divided by (rows − 1); eval mode (no dropout).
+pub fn evaluate(
+    model: &TransformerLm,
+    source: &Tensor,
+    bptt: i64,
+    vocab: i64,
+    autocast: Autocast,
+) -> f64 {
+    tch::no_grad(|| {
+        let rows = source.size()[0];
+        let mut total = Tensor::zeros([], (Kind::Double, source.device()));
+        let mut i = 0;
+        while i < rows - 1 {
+            let (x, y) = get_batch(source, i, bptt).expect("window start in range");
+            let len = x.size()[0] as f64;
+            let loss = lm_loss(model, &x, &y, vocab, false, autocast);
+            total += loss.to_kind(Kind::Double) * len;
+            i += bptt;
+        }
+        total.double_value(&[]) / (rows - 1) as f64
+    })
+}

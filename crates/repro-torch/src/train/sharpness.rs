@@ -1,0 +1,176 @@
+//! The `sharpness` stage kind (docs/paper.md#e3, claims C4/C5): the generalization metrics of
+//! [`crate::sharpness`] on the final checkpoint of every upstream `vision` run, measured on
+//! a fixed training subset chosen by the seed, with BatchNorm in eval mode. Output:
+//! `sharpness.jsonl`, one row per upstream run, with that run's generalization gap beside it.
+//! Upstream runs are every run of the `needs` experiments with the same seed (E1's four
+//! schedules and, where a profile runs it, the Tₛ sweep: ≥ 12 nets per seed to rank).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+use tch::Tensor;
+
+use super::StageContext;
+use super::vision::{evaluate, single_dataset, training_set};
+use crate::data::images;
+use crate::data::loader::{ImageSet, Normalize};
+use crate::nn::{Arch, build};
+use crate::sharpness as sh;
+use repro_core::metrics::JsonLines;
+use repro_core::pipeline::params::Params;
+use repro_core::pipeline::stage::{Outcome, UpstreamRun};
+use repro_core::runtime::Precision;
+
+/// Measure every upstream run.
+pub fn run(ctx: &StageContext) -> Result<Outcome> {
+    let p = Params(ctx.params);
+    let (train_all, test) = images::load(single_dataset(ctx)?)?;
+    let mut out = JsonLines::create(&ctx.out_dir.join("sharpness.jsonl"))?;
+    let mut upstream: Vec<&UpstreamRun> = ctx.upstream.iter().collect();
+    upstream.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    for (i, up) in upstream.iter().enumerate() {
+        let row = measure(ctx, &p, up, &train_all, &test)
+            .with_context(|| format!("measuring upstream run {}", up.run_id))?;
+        out.write(&row)?;
+        (ctx.progress)(i as u64 + 1, upstream.len() as u64, &up.run_id);
+    }
+    out.finish()?;
+    Ok(Outcome::default())
+}
+
+fn output<'a>(up: &'a UpstreamRun, name: &str) -> Result<&'a std::path::Path> {
+    up.outputs.get(name).map(|p| p.as_path()).with_context(|| {
+        format!(
+            "upstream run {} has no output `{name}` (is it a vision run?)",
+            up.run_id
+        )
+    })
+}
+
+fn measure(
+    ctx: &StageContext,
+    p: &Params,
+    up: &UpstreamRun,
+    train_all: &ImageSet,
+    test: &ImageSet,
+) -> Result<Value> {
+    let up_p = Params(&up.params);
+    let dev = ctx.device;
+    let seed = p.int("seed")? as u64;
+    let train = training_set(train_all.shallow_clone(), &up_p)?;
+    let normalize = Normalize::fit(&train);
+
+    let vs = tch::nn::VarStore::new(dev);
+    let model = build(
+        Arch::parse(up_p.str("model")?)?,
+        &vs.root(),
+        train.classes,
+        up_p.float("width")?,
+    );
+    super::load_safetensors(&vs, output(up, "final.safetensors")?)
+        .context("loading the final weights")?;
+    let init: BTreeMap<String, Tensor> = Tensor::read_safetensors(output(up, "init.safetensors")?)?
+        .into_iter()
+        .collect();
+
+    // The fixed subset: a seeded choice of `subset` training images.
+    let n = train.labels.size()[0] as usize;
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order.truncate(p.usize("subset")?.min(n));
+    order.sort_unstable();
+    let subset = train.select(&Tensor::from_slice(&order));
+    let chunk = p.usize("chunk")?;
+    let batches: Vec<(Tensor, Tensor)> =
+        crate::data::loader::Loader::eval(&subset, chunk, &normalize, dev).collect();
+    let total = order.len() as f64;
+    let net = &*model.net;
+    let loss = |i: usize| {
+        let (x, y) = &batches[i];
+        net.forward_t(x, false).cross_entropy_for_logits(y) * (y.size()[0] as f64 / total)
+    };
+    let obj = sh::Objective {
+        chunks: batches.len(),
+        loss: &loss,
+    };
+
+    let named = super::trainable_by_name(&vs);
+    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let by_name = |name: &String| {
+        named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+            .with_context(|| format!("no parameter `{name}`"))
+    };
+    let si: Vec<Tensor> = model
+        .scale_invariant
+        .iter()
+        .map(by_name)
+        .collect::<Result<_>>()?;
+    let init_params: Vec<Tensor> = named
+        .iter()
+        .map(|(n, t)| {
+            init.get(n)
+                .map(|t0| t0.to_device(t.device()))
+                .with_context(|| format!("init.safetensors lacks `{n}`"))
+        })
+        .collect::<Result<_>>()?;
+    let weights: Vec<Tensor> = named
+        .iter()
+        .filter(|(_, t)| t.dim() >= 2)
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+
+    let iters = p.usize("hessian_iters")?;
+    let (trace, trace_se) = sh::hutchinson_trace(&obj, &params, p.usize("trace_probes")?, seed)?;
+    let mut layers = Map::new();
+    let mut layer_sum = None;
+    if p.bool("per_layer")? {
+        let mut sum = 0.0;
+        for (name, w) in model.scale_invariant.iter().zip(&si) {
+            let v = sh::scale_invariant_sharpness(&obj, std::slice::from_ref(w), iters, seed)?;
+            layers.insert(name.clone(), json!(v));
+            sum += v;
+        }
+        layer_sum = Some(sum);
+    }
+    let (train_loss, train_acc) =
+        evaluate(net, &subset, &normalize, dev, chunk, Precision::default());
+    let (test_loss, test_acc) = evaluate(net, test, &normalize, dev, chunk, Precision::default());
+    let mut row = Map::new();
+    row.insert("run_id".into(), json!(up.run_id));
+    for axis in ["schedule", "switch_epoch", "seed", "label_noise"] {
+        if let Some(v) = up.params.get(axis) {
+            row.insert(axis.into(), v.clone());
+        }
+    }
+    let metrics = json!({
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "gen_gap_acc": train_acc - test_acc,
+        "gen_gap_loss": test_loss - train_loss,
+        "lambda_max": sh::lambda_max(&obj, &params, iters, seed)?,
+        "trace": trace,
+        "trace_stderr": trace_se,
+        "eps_sharpness": sh::eps_sharpness(
+            &obj, &params, p.float("epsilon")?, p.usize("ascent_steps")?)?,
+        "frobenius_sum": sh::frobenius_sum(&weights),
+        "log_spectral_product": sh::log_spectral_product(&weights, iters, seed),
+        "dist_init": sh::distance(&params, &init_params)?,
+        "s_inv": sh::scale_invariant_sharpness(&obj, &si, iters, seed)?,
+        "s_inv_trace": sh::scale_invariant_trace(&obj, &si, p.usize("trace_probes")?, seed)?,
+        "s_inv_layer_sum": layer_sum,
+        "s_inv_layers": layers,
+    });
+    if let Value::Object(m) = metrics {
+        row.extend(m);
+    }
+    Ok(Value::Object(row))
+}

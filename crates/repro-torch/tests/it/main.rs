@@ -1,0 +1,11 @@
+mod atari;
+mod drown_out;
+mod lm_model;
+mod loader;
+mod minatar;
+mod models;
+mod mt_model;
+mod optim;
+mod rl;
+mod sharpness;
+mod wikitext;

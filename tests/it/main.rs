@@ -1,0 +1,15 @@
+//! The end-to-end tests: each runs the `repro` binary (and through it `repro-worker`) on a small
+//! project in a temporary folder. One test binary, torch-free itself; see `common` for the helpers.
+
+mod adam_stages;
+mod cli;
+mod common;
+mod engine;
+mod gpu_check;
+mod lm_stage;
+mod report;
+mod resume;
+mod slurm;
+mod spec_errors;
+mod store_trust;
+mod vision;
