@@ -26,8 +26,10 @@ fi
 # Python packages the test suite compares against (reference implementations and statistics).
 TEST_PACKAGES=(numpy scipy)
 # Installed without their dependencies: the reference MinAtar needs only numpy at run time (its
-# plotting imports are optional), and its pinned matplotlib/seaborn/pandas would add minutes.
-TEST_PACKAGES_NO_DEPS=(minatar==1.0.15)
+# plotting imports are optional), and its pinned matplotlib/seaborn/pandas would add minutes;
+# ale-py's wheel (the pinned `atari-roms` dataset's) is here for the Atari ROMs it carries, which
+# the ROM tests read through REPRO_ATARI_ROMS (nothing imports it).
+TEST_PACKAGES_NO_DEPS=(minatar==1.0.15 ale-py==0.11.2)
 # Pinned with their dependencies, and added to venvs made before they joined: the translation
 # references (sacreBLEU for BLEU, sacremoses for Moses' tokenizer, subword-nmt for BPE).
 TEST_PACKAGES_PINNED=(sacrebleu==2.5.1 sacremoses==0.2.0 subword-nmt==0.3.8)
@@ -73,6 +75,9 @@ emit() { # print the exports the build and tests need
   echo "export VIRTUAL_ENV='$(dirname "$(dirname "$py")")'"
   echo "export PATH='$(dirname "$py")':\"\$PATH\""
   echo "export REPRO_CPU_ONLY='$CPU_ONLY'"
+  local roms; roms=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ale_py/roms
+  [ -d "$roms" ] && echo "export REPRO_ATARI_ROMS='$roms'"
+  return 0
 }
 
 if [ -n "${LIBTORCH:-}" ]; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Slurm executor against a real one-node Slurm on this machine: installs slurm-wlm and
 # munge when missing (root, Debian), starts the cluster (scripts/slurm_local.sh), and runs
-# tests/slurm.rs (the smoke profile through Slurm against pipeline.lock, and a job killed at
-# its time limit resuming from its checkpoint).
+# tests/it/slurm.rs, which a plain `cargo test` ignores (smoke targets through Slurm against
+# pipeline.lock, and a job killed at its time limit resuming from its checkpoint).
 # On every exit (pass, failure, Ctrl-C, `timeout`'s SIGTERM) it cancels the jobs its tests
 # submitted, removes their temporary stores, and stops the cluster (munged too if
 # slurm_local.sh started it), unless a cluster was already running when it started: that one
@@ -51,4 +51,5 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 REPRO_SLURM_CRED_EXPIRE=10 scripts/slurm_local.sh start >/dev/null
-REPRO_SLURM_TEST=1 cargo test --release --test slurm -- --test-threads=1 --nocapture
+cargo build --release --workspace --bins
+cargo test --release --test it -- --ignored slurm:: --test-threads=1 --nocapture
