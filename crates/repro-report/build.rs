@@ -42,6 +42,15 @@ fn main() {
     }
     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     println!("cargo:rustc-env=REPRO_REPORT_CODE={digest}");
+    let mut names: Vec<String> = crates
+        .iter()
+        .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    println!(
+        "cargo:rustc-env=REPRO_REPORT_CODE_CRATES={}",
+        names.join(",")
+    );
 }
 
 /// `dir` and, transitively, the crates its manifest depends on by `path` (directly, or through

@@ -38,8 +38,11 @@ use tables::Table;
 use verdict::{CheckResult, ClaimSummary};
 
 /// Part of the report's key; the digest of its code (`build.rs`) is too, so a change to the
-/// report module renders every report again.
+/// report, or to a crate it depends on, renders every report again.
 pub const VERSION: u32 = 1;
+
+/// The workspace crates whose sources `build.rs` digested into the report's code version.
+pub const CODE_CRATES: &str = env!("REPRO_REPORT_CODE_CRATES");
 
 /// A rendered (or cached) report.
 pub struct Report {

@@ -1,3 +1,7 @@
+//! repro-core's tests, without libtorch: downloads and extraction, the IWSLT preparation and
+//! its text tools (Moses, BPE) against their Python originals, BLEU against sacreBLEU, and the seed
+//! statistics against scipy.
+
 mod bleu;
 mod bpe;
 mod fetch;

@@ -1,2 +1,6 @@
+//! repro-report's tests, without libtorch: verdicts on contrived observations, the figures in a
+//! real browser, and what the report's code version covers.
+
 mod claims;
+mod code_version;
 mod report_screenshot;

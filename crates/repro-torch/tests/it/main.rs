@@ -1,3 +1,7 @@
+//! repro-torch's tests, the one integration binary that links libtorch: models, optimizers,
+//! the loader, the sharpness measures and the RL environments against PyTorch and the reference
+//! packages (tests/python/), and the Atari preprocessing and ROM checks.
+
 mod atari;
 mod drown_out;
 mod lm_model;
