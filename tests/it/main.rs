@@ -2,6 +2,7 @@
 //! project in a temporary folder. One test binary, torch-free itself; see `common` for the helpers.
 
 mod adam_stages;
+mod binaries;
 mod cli;
 mod common;
 mod engine;
