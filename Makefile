@@ -34,10 +34,10 @@ bench: build
 	$(ENV) cargo build --release --workspace --examples && $$REPRO_PYTHON scripts/bench.py --update BENCHMARKS.md
 
 lint: setup
-	$(ENV) cargo fmt --check && cargo clippy --release --workspace --all-targets -- -D warnings
+	$(ENV) cargo fmt --all --check && cargo clippy --release --workspace --all-targets -- -D warnings
 
 fmt:
-	cargo fmt
+	cargo fmt --all
 
 # Re-pin the smoke profile's outputs in pipeline.lock after an intended change.
 lock: build

@@ -62,9 +62,9 @@ PY
 }
 
 emit() { # print the exports the build and tests need
-  local py="$1"
+  local py="$1" site
+  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   if [ "$CPU_ONLY" = 1 ]; then
-    local site; site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "export LIBTORCH='$site/torch'"
     echo "export LIBTORCH_CXX11_ABI=1"
     echo "export REPRO_CPU_ONLY=1"
@@ -75,8 +75,7 @@ emit() { # print the exports the build and tests need
   echo "export VIRTUAL_ENV='$(dirname "$(dirname "$py")")'"
   echo "export PATH='$(dirname "$py")':\"\$PATH\""
   echo "export REPRO_CPU_ONLY='$CPU_ONLY'"
-  local roms; roms=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ale_py/roms
-  [ -d "$roms" ] && echo "export REPRO_ATARI_ROMS='$roms'"
+  [ -d "$site/ale_py/roms" ] && echo "export REPRO_ATARI_ROMS='$site/ale_py/roms'"
   return 0
 }
 

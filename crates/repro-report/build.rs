@@ -7,8 +7,18 @@ use sha2::{Digest, Sha256};
 
 fn main() {
     let here = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = here
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists");
+    let workspace = manifest(&root);
     let mut crates = Vec::new();
-    workspace_crates(&here, &mut crates);
+    workspace_crates(
+        &here,
+        &root,
+        &workspace["workspace"]["dependencies"],
+        &mut crates,
+    );
     let mut files = Vec::new();
     for dir in &crates {
         println!(
@@ -18,10 +28,6 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         collect(&dir.join("src"), &mut files);
     }
-    let root = here
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root exists");
     let mut named: Vec<(String, &PathBuf)> = files
         .iter()
         .map(|f| {
@@ -55,15 +61,12 @@ fn main() {
 
 /// `dir` and, transitively, the crates its manifest depends on by `path` (directly, or through
 /// the workspace's `[workspace.dependencies]`).
-fn workspace_crates(dir: &Path, out: &mut Vec<PathBuf>) {
+fn workspace_crates(dir: &Path, root: &Path, ws_deps: &toml::Value, out: &mut Vec<PathBuf>) {
     let dir = dir.canonicalize().expect("a crate folder exists");
     if out.contains(&dir) {
         return;
     }
     out.push(dir.clone());
-    let root = dir.join("../..");
-    let workspace = manifest(&root);
-    let ws_deps = &workspace["workspace"]["dependencies"];
     let Some(deps) = manifest(&dir)
         .get("dependencies")
         .and_then(|d| d.as_table())
@@ -73,14 +76,14 @@ fn workspace_crates(dir: &Path, out: &mut Vec<PathBuf>) {
     };
     for (name, dep) in deps {
         if let Some(path) = dep.get("path").and_then(|p| p.as_str()) {
-            workspace_crates(&dir.join(path), out);
+            workspace_crates(&dir.join(path), root, ws_deps, out);
         } else if dep.get("workspace").is_some()
             && let Some(path) = ws_deps
                 .get(&name)
                 .and_then(|d| d.get("path"))
                 .and_then(|p| p.as_str())
         {
-            workspace_crates(&root.join(path), out);
+            workspace_crates(&root.join(path), root, ws_deps, out);
         }
     }
 }

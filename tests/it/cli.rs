@@ -311,15 +311,9 @@ mod citations {
     fn cited_repository_paths_exist() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let Some(files) = tracked(root) else {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "`git ls-files` failed in {}: CI needs git here",
-                    root.display()
-                );
-            }
-            eprintln!(
-                "skipped: no git checkout at {} (`git ls-files` failed)",
-                root.display()
+            repro_testkit::missing(
+                &format!("a git checkout at {}", root.display()),
+                "`git ls-files` failed; run the tests in a clone",
             );
             return;
         };
