@@ -622,14 +622,7 @@ fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, repin: &[String], names: &[Strin
                             None => String::new(),
                         }
                     );
-                    verify::lock_dataset_file(
-                        &mut lock,
-                        name,
-                        &f.name,
-                        &got.sha256,
-                        &got.md5,
-                        got.size,
-                    );
+                    lock.record_dataset_file(name, &f.name, &got.sha256, &got.md5, got.size);
                 }
                 Err(e) => {
                     eprintln!("{name}/{}: {e:#}", f.name);

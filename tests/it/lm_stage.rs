@@ -78,7 +78,7 @@ fn lm_stage_matches_pytorch_and_tracks_drown_out() {
     let run = |v: &str, wd: &str| p.rows(&id(v, wd), "metrics.jsonl");
 
     // Every declared metric is in every row (the diagnostic is on).
-    let results = &repro_core::pipeline::stage::kind("lm").unwrap().results;
+    let results = &repro_core::pipeline::kinds::kind("lm").unwrap().results;
     for (v, wd) in [("adam_l2", "0.1"), ("adamw", "0.1"), ("adam_l2", "0.0")] {
         let r = run(v, wd);
         assert_eq!(r.len(), 3, "{v} {wd}: one row per epoch");

@@ -46,7 +46,7 @@ profiles:
 /// Every number a kind declares for claims and the report is in each row its runs write (a
 /// declaration that drifts from the writer would leave claims reading nothing).
 fn has_declared_metrics(kind: &str, rows: &[Value]) {
-    let results = &repro_core::pipeline::stage::kind(kind).unwrap().results;
+    let results = &repro_core::pipeline::kinds::kind(kind).unwrap().results;
     for row in rows {
         for m in results.metrics {
             let v = results.value(row.as_object().unwrap(), m.name);

@@ -28,11 +28,11 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 
 use repro_core::pipeline::executor::RunState;
-use repro_core::pipeline::key::Manifest;
 use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::spec::Pipeline;
 use repro_core::store::Store;
 use repro_core::store::atomic::{rename_durable, sync_dir, write_atomic};
+use repro_core::store::key::Manifest;
 use repro_core::store::record::RunRecord;
 use tables::Table;
 use verdict::{CheckResult, ClaimSummary};

@@ -14,7 +14,58 @@ pub mod text;
 pub mod tinyimagenet;
 pub mod wikitext;
 
+use std::fmt;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
+
+/// The on-disk layouts the readers understand, as `format:` names them in pipeline.yaml. Adding
+/// one: a variant here, its reader, and the kinds that read it list it in `dataset_formats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// CIFAR-10's binary version (`cifar`).
+    Cifar10Binary,
+    /// CIFAR-100's binary version (`cifar`).
+    Cifar100Binary,
+    /// Tiny-ImageNet's folders (`tinyimagenet`).
+    TinyimagenetFolder,
+    /// WikiText's tokenized splits (`wikitext`).
+    WikitextTokens,
+    /// IWSLT'14 de-en as fairseq's prepare-iwslt14.sh leaves it (`iwslt`).
+    Iwslt14DeEn,
+    /// Atari ROMs in an extracted ale-py wheel (`atari_roms`).
+    AtariRoms,
+}
+
+impl Format {
+    /// The name pipeline.yaml uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Cifar10Binary => "cifar10-binary",
+            Format::Cifar100Binary => "cifar100-binary",
+            Format::TinyimagenetFolder => "tinyimagenet-folder",
+            Format::WikitextTokens => "wikitext-tokens",
+            Format::Iwslt14DeEn => "iwslt14-de-en",
+            Format::AtariRoms => "atari-roms",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An extracted dataset as a run reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetView {
+    pub name: String,
+    pub format: Format,
+    /// Folder holding the extracted upstream layout.
+    pub root: PathBuf,
+}
 
 /// One file of a dataset as published upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,4 +99,26 @@ pub enum ArchiveKind {
     /// Not an archive: used as is.
     #[serde(rename = "none")]
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn format_names_are_their_serde_names() {
+        use Format::*;
+        for f in [
+            Cifar10Binary,
+            Cifar100Binary,
+            TinyimagenetFolder,
+            WikitextTokens,
+            Iwslt14DeEn,
+            AtariRoms,
+        ] {
+            let json = serde_json::to_value(f).unwrap();
+            assert_eq!(json, f.name(), "{f:?}");
+            assert_eq!(serde_json::from_value::<Format>(json).unwrap(), f);
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! and the profiles that can decide it, and optionally which runs it reads (`where:`) and how a
 //! tuned hyper-parameter grid is collapsed first (`tune:`, for the Adam claims C7–C10); everything
 //! it names is checked against the stage kinds' declared parameters and results before any work
-//! starts (`validate`). Evaluation lives in `report`.
+//! starts (`super::validate`). Evaluation lives in `report`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,13 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::spec::Pipeline;
-use super::stage::{self, Rows, StageDecl};
-
 mod useful;
-mod validate;
 pub use useful::{UsefulSpec, WhereValue, Within, arm_words};
-pub use validate::check;
 
 /// One check of one paper claim.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -236,7 +231,8 @@ pub struct MetricRef {
     pub reduce: Option<Reduce>,
 }
 
-const REDUCERS: &str = "final, max, min, mean, tail:FRACTION, epoch:N";
+/// The reducers a per-epoch metric reference may name after `@`, as error messages list them.
+pub const REDUCERS: &str = "final, max, min, mean, tail:FRACTION, epoch:N";
 
 impl MetricRef {
     pub fn parse(s: &str) -> Result<MetricRef, String> {
@@ -283,20 +279,6 @@ impl fmt::Display for MetricRef {
             Some(Reduce::Mean) => write!(f, "@mean"),
             Some(Reduce::Tail(x)) => write!(f, "@tail:{x}"),
             Some(Reduce::Epoch(n)) => write!(f, "@epoch:{n}"),
-        }
-    }
-}
-
-/// The kind whose parameters are an experiment's grid coordinates as its results carry them:
-/// its own for per-epoch results, its upstream experiment's for per-upstream-run results.
-pub fn coordinate_kind(p: &Pipeline, experiment: &str) -> Option<&'static StageDecl> {
-    let e = p.experiment(experiment)?;
-    let kind = stage::kind(&e.kind)?;
-    match kind.results.rows {
-        Rows::PerEpoch => Some(kind),
-        Rows::PerUpstreamRun { .. } => {
-            let up = p.experiment(e.needs.first()?)?;
-            stage::kind(&up.kind)
         }
     }
 }

@@ -15,17 +15,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Map;
 
-use super::key::Manifest;
 use super::lockfile::LockedFile;
 use super::plan::DatasetNode;
 use super::spec::DatasetSource;
-use super::stage::DatasetView;
-use crate::data::DatasetFile;
 use crate::data::extract::{ExtractLimits, check_tree, extract, kind_from_name};
 use crate::data::fetch::{FetchOptions, Mirror, fetch_file};
 use crate::data::generate;
+use crate::data::{DatasetFile, DatasetView};
 use crate::store::Store;
 use crate::store::hash::FileDigests;
+use crate::store::key::Manifest;
 use crate::store::record::{ObjectRef, RunRecord};
 use crate::store::statcache::StatCache;
 
@@ -207,7 +206,7 @@ pub fn prepare(
     Ok(Prepared {
         view: DatasetView {
             name: node.name.clone(),
-            format: node.spec.format.clone(),
+            format: node.spec.format,
             root,
         },
         digests,

@@ -13,16 +13,17 @@ use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::datasets::{self, Prepared};
-use super::key::{Manifest, diff};
 use super::lockfile::LockFile;
 use super::placement::{self, Placement};
 use super::plan::{Plan, RunNode};
 use super::spec::{Determinism, Pipeline};
-use super::stage::{DatasetView, Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
+use super::stage::{Outcome, PROGRESS_PREFIX, Task, UpstreamRun};
+use crate::data::DatasetView;
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
 use crate::store::atomic::write_atomic;
 use crate::store::hash::FileDigests;
+use crate::store::key::{Manifest, diff};
 use crate::store::record::RunRecord;
 
 /// How a run stands, for `plan` and `status`.
@@ -317,7 +318,7 @@ impl Executor<'_> {
         for (ds, file, d) in seen {
             let known = lock.datasets.get(ds).is_some_and(|m| m.contains_key(file));
             if !known {
-                super::verify::lock_dataset_file(&mut lock, ds, file, &d.sha256, &d.md5, d.size);
+                lock.record_dataset_file(ds, file, &d.sha256, &d.md5, d.size);
             }
         }
         lock.save(&self.lock_path)

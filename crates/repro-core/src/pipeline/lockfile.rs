@@ -21,6 +21,31 @@ pub struct LockFile {
     pub profiles: BTreeMap<String, LockedProfile>,
 }
 
+impl LockFile {
+    /// Record a verified upstream file's digests (the first verified download of an md5-only
+    /// dataset is where its sha256 comes from).
+    pub fn record_dataset_file(
+        &mut self,
+        dataset: &str,
+        name: &str,
+        sha256: &str,
+        md5: &str,
+        size: u64,
+    ) {
+        self.datasets
+            .entry(dataset.to_string())
+            .or_default()
+            .insert(
+                name.to_string(),
+                LockedFile {
+                    sha256: sha256.into(),
+                    md5: Some(md5.into()),
+                    size,
+                },
+            );
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockedFile {

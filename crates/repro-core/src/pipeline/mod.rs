@@ -1,20 +1,21 @@
 //! The pipeline engine: `pipeline.yaml` ([`spec`]) → concrete runs ([`plan`]) → content
-//! addresses ([`key`]) → execution against the store ([`executor`]), with datasets prepared by
+//! addresses ([`crate::store::key`]) → execution against the store ([`executor`]), with datasets prepared by
 //! [`datasets`], stage kinds registered in [`stage`], the paper's claims as checks in
 //! [`claims`], and the lock and verification in [`lockfile`] and [`verify`].
 
 pub mod claims;
 pub mod datasets;
 pub mod executor;
-pub mod key;
 pub mod kinds;
 pub mod lockfile;
 pub mod params;
 pub mod placement;
 pub mod plan;
+pub mod problem;
 pub mod slurm;
 pub mod spec;
 pub mod stage;
+pub mod validate;
 pub mod verify;
 pub mod yaml_guard;
 pub mod yaml_pos;

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
+use super::kinds;
 use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
-use super::stage::{self, StageDecl};
+use super::stage::StageDecl;
 use crate::runtime::Precision;
 
 /// A dataset as a profile uses it.
@@ -67,7 +68,7 @@ impl Plan {
             if ov.skip {
                 continue;
             }
-            let kind = stage::kind(&exp.kind)
+            let kind = kinds::kind(&exp.kind)
                 .with_context(|| format!("unknown stage kind {}", exp.kind))?;
             let mut base = Map::new();
             for s in kind.params {

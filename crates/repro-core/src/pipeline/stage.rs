@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::params::ParamSpec;
+use crate::data::{DatasetView, Format};
 use crate::runtime::{PrecisionSupport, RunSettings};
 
 /// The declaration of a kind of stage.
@@ -19,7 +20,7 @@ pub struct StageDecl {
     pub version: u32,
     pub params: &'static [ParamSpec],
     /// Dataset formats this kind can read.
-    pub dataset_formats: &'static [&'static str],
+    pub dataset_formats: &'static [Format],
     /// The results table its runs write, as claims and the report read it.
     pub results: Results,
     /// Which of a profile's `precision` options its implementation applies; the rest are
@@ -87,38 +88,6 @@ impl Results {
         }
         .filter(|v| v.is_finite())
     }
-}
-
-/// All stage kinds this build knows.
-pub fn registry() -> &'static [&'static StageDecl] {
-    super::kinds::ALL
-}
-
-/// Look a kind up by name.
-pub fn kind(name: &str) -> Option<&'static StageDecl> {
-    registry().iter().copied().find(|k| k.name == name)
-}
-
-/// Dataset formats the readers understand.
-pub const DATASET_FORMATS: &[&str] = &[
-    "cifar10-binary",
-    "cifar100-binary",
-    "tinyimagenet-folder",
-    "wikitext-tokens",
-    // IWSLT'14 de-en as fairseq's prepare-iwslt14.sh reads it (`data::iwslt`).
-    "iwslt14-de-en",
-    // Atari ROMs in an extracted ale-py wheel (`data::atari_roms`); read by `env::atari`.
-    "atari-roms",
-];
-
-/// An extracted dataset a run reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DatasetView {
-    pub name: String,
-    /// The dataset's format, as declared in pipeline.yaml (e.g. `cifar10-binary`).
-    pub format: String,
-    /// Folder holding the extracted upstream layout.
-    pub root: PathBuf,
 }
 
 /// Outputs of an upstream run, as verified object paths.

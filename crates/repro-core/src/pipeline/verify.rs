@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use super::datasets::{generation_manifest, tree_stat};
 use super::executor::{Executor, RunState};
-use super::lockfile::{LockFile, LockedFile, LockedRun};
+use super::lockfile::{LockFile, LockedRun};
 use super::plan::Plan;
 use super::spec::{DatasetSource, Determinism};
 use crate::data::extract::{MANIFEST, MARKER, check_tree};
@@ -241,27 +241,4 @@ pub fn lock_profile(
     let n = entry.runs.len();
     lock.profiles.insert(plan.profile.clone(), entry);
     Ok(n)
-}
-
-/// Record a verified upstream file's digests in the lock (the first verified download of an
-/// md5-only dataset is where its sha256 comes from).
-pub fn lock_dataset_file(
-    lock: &mut LockFile,
-    dataset: &str,
-    name: &str,
-    sha256: &str,
-    md5: &str,
-    size: u64,
-) {
-    lock.datasets
-        .entry(dataset.to_string())
-        .or_default()
-        .insert(
-            name.to_string(),
-            LockedFile {
-                sha256: sha256.into(),
-                md5: Some(md5.into()),
-                size,
-            },
-        );
 }

@@ -13,7 +13,7 @@
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, ScanError};
 
-use super::spec::Problem;
+use super::problem::Problem;
 use super::yaml_pos::{Indexer, PosIndex};
 
 /// What a pipeline file may use.

@@ -15,6 +15,7 @@
 
 pub mod atomic;
 pub mod hash;
+pub mod key;
 pub mod record;
 pub mod statcache;
 pub mod work;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::pipeline::key::Manifest;
+use super::key::Manifest;
 
 /// An output file of a run, by content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

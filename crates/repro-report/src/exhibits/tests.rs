@@ -67,7 +67,7 @@ fn lm_rows(best: Option<f64>, lambda: f64, coupled: bool) -> Vec<Map<String, Val
 
 /// The sweep, observations in a shuffled order (λ descending, variants reversed).
 fn sweep_experiment() -> ExperimentData {
-    let kind = repro_core::pipeline::stage::kind("lm").expect("the lm kind");
+    let kind = repro_core::pipeline::kinds::kind("lm").expect("the lm kind");
     let mut observations = Vec::new();
     for lambda in LAMBDAS.iter().rev() {
         for variant in VARIANTS.iter().rev() {
@@ -110,7 +110,7 @@ fn sweep_experiment() -> ExperimentData {
 }
 
 fn vision_experiment() -> ExperimentData {
-    let kind = repro_core::pipeline::stage::kind("vision").expect("the vision kind");
+    let kind = repro_core::pipeline::kinds::kind("vision").expect("the vision kind");
     let mut observations = Vec::new();
     for schedule in ["none", "early"] {
         for seed in 0..2 {
@@ -552,7 +552,7 @@ fn texts(svg: &str) -> Vec<String> {
 /// `REPRO_FIGURE_DIR`/paper when set, to look at).
 #[test]
 fn a_paper_scale_sweep_renders_readably() {
-    let kind = repro_core::pipeline::stage::kind("lm").unwrap();
+    let kind = repro_core::pipeline::kinds::kind("lm").unwrap();
     let lambdas = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1];
     let lrs = [3e-4, 1e-3, 3e-3];
     let mut observations = Vec::new();

@@ -32,7 +32,7 @@ fn scores(game: &str, variant: &str, lambda: f64) -> [f64; 5] {
 }
 
 fn dqn_experiment(games: &[&str]) -> ExperimentData {
-    let kind = repro_core::pipeline::stage::kind("dqn").expect("the dqn kind");
+    let kind = repro_core::pipeline::kinds::kind("dqn").expect("the dqn kind");
     let mut observations = Vec::new();
     for game in games {
         for variant in ["adam_l2", "adamw"] {

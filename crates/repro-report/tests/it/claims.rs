@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use repro_core::pipeline::claims::Role;
+use repro_core::pipeline::kinds;
 use repro_core::pipeline::spec::Pipeline;
-use repro_core::pipeline::stage;
 use repro_report::observe::{ExperimentData, Inputs, Observation, Source, diverged_run};
 use repro_report::verdict::{CheckResult, Verdict, evaluate, summarize_claims};
 use serde_json::{Map, Value, json};
@@ -87,7 +87,7 @@ fn experiment(name: &str, axes: &[&str], observations: Vec<Observation>) -> Expe
     ExperimentData {
         name: name.into(),
         description: None,
-        kind: stage::kind("vision").unwrap(),
+        kind: kinds::kind("vision").unwrap(),
         planned: observations.len(),
         observations,
         missing: Vec::new(),
@@ -876,7 +876,7 @@ fn adam_claims_written_for_the_lm_kind_decide_on_contrived_runs() {
             }
         }
         let data = ExperimentData {
-            kind: stage::kind("lm").unwrap(),
+            kind: kinds::kind("lm").unwrap(),
             ..experiment("wt2", &["variant", "lr", "weight_decay"], o)
         };
         let p = Pipeline::parse(Path::new("lm.yaml"), LM).unwrap_or_else(|e| panic!("{e}"));
@@ -995,7 +995,7 @@ fn twelve_nets_per_seed_rank_with_the_known_tau() {
     let data = ExperimentData {
         name: "sharp".into(),
         description: None,
-        kind: stage::kind("sharpness").unwrap(),
+        kind: kinds::kind("sharpness").unwrap(),
         planned: 3,
         observations: o,
         missing: Vec::new(),
@@ -1113,7 +1113,7 @@ fn wt2(f: impl Fn(&str, f64, f64, i64) -> Run) -> ExperimentData {
         }
     }
     ExperimentData {
-        kind: stage::kind("lm").unwrap(),
+        kind: kinds::kind("lm").unwrap(),
         ..experiment("wt2", &["variant", "lr", "weight_decay"], o)
     }
 }

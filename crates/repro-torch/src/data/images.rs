@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 use super::loader::ImageSet;
 use repro_core::data::cifar::{CifarVariant, read_cifar};
 use repro_core::data::tinyimagenet;
-use repro_core::pipeline::stage::DatasetView;
+use repro_core::data::{DatasetView, Format};
 
 /// The training and test splits of `ds` (for Tiny-ImageNet the validation split is the test set,
 /// a default of ours, docs/paper.md#e1).
@@ -20,10 +20,10 @@ pub fn load(ds: &DatasetView) -> Result<(ImageSet, ImageSet)> {
         };
         Ok((split(true)?, split(false)?))
     };
-    match ds.format.as_str() {
-        "cifar10-binary" => cifar(CifarVariant::Cifar10),
-        "cifar100-binary" => cifar(CifarVariant::Cifar100),
-        "tinyimagenet-folder" => {
+    match ds.format {
+        Format::Cifar10Binary => cifar(CifarVariant::Cifar10),
+        Format::Cifar100Binary => cifar(CifarVariant::Cifar100),
+        Format::TinyimagenetFolder => {
             let (train, val) = tinyimagenet::load(&ds.root)
                 .with_context(|| format!("reading dataset `{}`", ds.name))?;
             let set = |s: &tinyimagenet::TinySplit| {
@@ -31,7 +31,7 @@ pub fn load(ds: &DatasetView) -> Result<(ImageSet, ImageSet)> {
             };
             Ok((set(&train), set(&val)))
         }
-        f => bail!(
+        f @ (Format::WikitextTokens | Format::Iwslt14DeEn | Format::AtariRoms) => bail!(
             "dataset `{}` has format `{f}`, which no image reader handles \
              (cifar10-binary, cifar100-binary, tinyimagenet-folder)",
             ds.name

@@ -20,8 +20,9 @@ use serde_json::{Map, Value};
 use tch::{Kind, Tensor};
 
 use crate::optim::adam::{Adam, AdamConfig, Variant};
+use repro_core::data::DatasetView;
 use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::{DatasetView, Outcome, UpstreamRun};
+use repro_core::pipeline::stage::{Outcome, UpstreamRun};
 
 /// Everything a stage may read while it runs.
 pub struct StageContext<'a> {

@@ -19,9 +19,10 @@ use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise
 use crate::libtorch::{autocast_guard, channels_last, vars_to_channels_last};
 use crate::nn::{Arch, build};
 use crate::optim::sgd::Sgd;
+use repro_core::data::DatasetView;
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::{DatasetView, Outcome};
+use repro_core::pipeline::stage::Outcome;
 use repro_core::runtime::Precision;
 
 #[derive(Serialize)]

@@ -181,7 +181,7 @@ fn pipeline_yaml_pins_the_same_wheel() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let d = &p.datasets["atari-roms"];
-    assert_eq!(d.format, "atari-roms");
+    assert_eq!(d.format, repro_core::data::Format::AtariRoms);
     let [f] = d.files.as_slice() else {
         panic!("one file")
     };

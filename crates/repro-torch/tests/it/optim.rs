@@ -540,7 +540,7 @@ fn adam_variant_names_parse_and_round_trip() {
     );
     // Every kind that takes a `variant` offers exactly the named variants.
     for kind in ["lm", "translate", "dqn"] {
-        let decl = repro_core::pipeline::stage::kind(kind).unwrap();
+        let decl = repro_core::pipeline::kinds::kind(kind).unwrap();
         let spec = decl.params.iter().find(|p| p.name == "variant").unwrap();
         let repro_core::pipeline::params::ParamType::Choice(choices) = spec.ty else {
             panic!("{kind}: `variant` is not a choice");

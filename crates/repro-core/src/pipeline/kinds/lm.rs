@@ -4,7 +4,8 @@
 //! bptt, batches, clipping, epochs) and torch.optim.Adam's for the optimizer; the rest are defaults
 //! of ours, named as such in each parameter's doc.
 
-use super::metric;
+use super::common::{VARIANTS, metric};
+use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
 use crate::runtime::PrecisionSupport;
@@ -14,7 +15,7 @@ pub static LM: StageDecl = StageDecl {
     name: "lm",
     version: 2,
     params: LM_PARAMS,
-    dataset_formats: &["wikitext-tokens"],
+    dataset_formats: &[Format::WikitextTokens],
     results: Results {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,
@@ -79,18 +80,6 @@ static LM_METRICS: &[MetricDecl] = &[
         Some("past_stability_bound@mean"),
     ),
     metric("lr", "learning rate α at the epoch's last step", None),
-];
-
-/// The Adam family's variant names (`optim::adam::Variant::names`, which a test holds this list
-/// equal to), shared with the translate and dqn kinds.
-pub(super) const VARIANTS: &[&str] = &[
-    "adam_l2",
-    "adamw",
-    "l2_in_m",
-    "l2_in_v",
-    "adaptive_decoupled",
-    "l2_out_of_m",
-    "adaptive_decoupled_stable",
 ];
 
 static LM_PARAMS: &[ParamSpec] = &[

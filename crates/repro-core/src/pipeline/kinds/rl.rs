@@ -4,8 +4,8 @@
 //! own defaults are set in pipeline.yaml, each named there. The rest are defaults of ours, named in
 //! each doc.
 
-use super::lm::VARIANTS;
-use super::metric;
+use super::common::{VARIANTS, metric};
+use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
 use crate::runtime::PrecisionSupport;
@@ -16,7 +16,7 @@ pub static DQN: StageDecl = StageDecl {
     version: 2,
     params: DQN_PARAMS,
     // MinAtar needs no data; Atari reads its ROMs from the one dataset it names.
-    dataset_formats: &["atari-roms"],
+    dataset_formats: &[Format::AtariRoms],
     results: Results {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,

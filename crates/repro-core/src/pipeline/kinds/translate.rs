@@ -5,8 +5,8 @@
 //! smoothing 0.1, max 4,096 tokens per batch, no clipping; generation with beam 5, length penalty
 //! 1); the rest are defaults of ours, named as such in each parameter's doc.
 
-use super::lm::VARIANTS;
-use super::metric;
+use super::common::{VARIANTS, metric};
+use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
 use crate::runtime::PrecisionSupport;
@@ -16,7 +16,7 @@ pub static TRANSLATE: StageDecl = StageDecl {
     name: "translate",
     version: 2,
     params: TRANSLATE_PARAMS,
-    dataset_formats: &["iwslt14-de-en"],
+    dataset_formats: &[Format::Iwslt14DeEn],
     results: Results {
         file: "metrics.jsonl",
         rows: Rows::PerEpoch,

@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{
+use crate::pipeline::claims::{
     Arm, ClaimSpec, MetricRef, REDUCERS, TestSpec, TuneSpec, UsefulSpec, WhereValue,
-    coordinate_kind,
 };
+use crate::pipeline::kinds;
 use crate::pipeline::params::{self, ParamSpec, ParamType};
 use crate::pipeline::spec::{ExperimentSpec, Pipeline, valid_name};
-use crate::pipeline::stage::{self, Rows, StageDecl};
+use crate::pipeline::stage::{Rows, StageDecl};
 
 /// A claim's verdict combines its `role: claim` checks: a claim with none would have no verdict.
 fn counted_check_per_claim(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
@@ -105,7 +105,7 @@ pub fn check(p: &Pipeline, at: &mut dyn FnMut(&str, String)) {
                 );
                 continue;
             };
-            let Some(kind) = stage::kind(&exp.kind) else {
+            let Some(kind) = kinds::kind(&exp.kind) else {
                 continue;
             };
             for (k, m) in c.metric.iter().enumerate() {
@@ -166,7 +166,7 @@ fn check_axis(
     if axis == "seed" {
         return Err("`seed` is the replicate axis; arms are compared across seeds".into());
     }
-    let coord = coordinate_kind(p, experiment).ok_or_else(|| {
+    let coord = p.coordinate_kind(experiment).ok_or_else(|| {
         format!("experiment `{experiment}` has no upstream experiment to take coordinates from")
     })?;
     if let Rows::PerUpstreamRun { coordinates } = kind.results.rows
@@ -198,7 +198,7 @@ fn check_axis(
 /// kind with a row per upstream run (sharpness) the experiment it needs.
 fn grid_source<'a>(p: &'a Pipeline, experiment: &'a str) -> Option<(&'a str, &'a ExperimentSpec)> {
     let e = p.experiment(experiment)?;
-    let name = match stage::kind(&e.kind).map(|k| k.results.rows) {
+    let name = match kinds::kind(&e.kind).map(|k| k.results.rows) {
         Some(Rows::PerUpstreamRun { .. }) => e.needs.first()?.as_str(),
         _ => experiment,
     };

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::store::hash::sha256_bytes;
+use super::hash::sha256_bytes;
 
 /// What a run key is made of. Things that do not change results (log level, progress bars,
 /// output paths, host name) are deliberately absent.
