@@ -7,12 +7,14 @@
 //!
 //! - [`observe`] reads the runs, [`select`] applies a check's `where`/`tune` to them,
 //!   [`verdict`] evaluates the checks, [`sweep`] recognises and reduces an optimizer sweep,
-//!   [`returns`] reduces RL returns to IQMs with bootstrap intervals, [`tables`] and
-//!   [`exhibits`] shape tables and figures, [`figures`] draws them, [`write`] renders the documents.
+//!   [`returns`] reduces RL returns to IQMs with bootstrap intervals, [`per_experiment`],
+//!   [`tables`] and [`exhibits`] shape tables and figures ([`numbers`] writes their numbers), [`figures`] draws them, [`write`] renders the documents.
 
 pub mod exhibits;
 pub mod figures;
+pub mod numbers;
 pub mod observe;
+pub mod per_experiment;
 pub mod returns;
 pub mod select;
 pub mod sweep;
@@ -77,7 +79,7 @@ pub fn build(
     let claims = verdict::summarize_claims(&checks);
     let claims_table = tables::claims_table(&checks);
     let checks_table = tables::checks_table(&checks);
-    let experiment_tables = tables::experiment_tables(&inputs);
+    let experiment_tables = per_experiment::tables(&inputs);
     let manifest = manifest(pipeline, plan, &inputs);
     let key = manifest.key();
     let doc = write::Document {

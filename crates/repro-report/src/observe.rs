@@ -174,6 +174,21 @@ pub struct ExperimentData {
     pub data: Vec<DataSource>,
 }
 
+impl ExperimentData {
+    /// The title of its table: its name, and how many of its runs are still to run.
+    pub fn title(&self) -> String {
+        let mut title = self.name.clone();
+        if !self.missing.is_empty() {
+            title += &format!(
+                " ({} of {} runs still to run)",
+                self.missing.len(),
+                self.planned
+            );
+        }
+        title
+    }
+}
+
 /// Everything the report reads for one profile.
 #[derive(Debug, Clone)]
 pub struct Inputs {

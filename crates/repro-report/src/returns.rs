@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::observe::{ExperimentData, Observation, arm_label, by_arm};
-use super::tables::{Cell, Table, table_title};
+use super::tables::{Cell, Table};
 use repro_core::metrics::bootstrap::{self, Aggregate, DEFAULT_CONFIDENCE, DEFAULT_REPS, Interval};
 use repro_core::pipeline::claims::MetricRef;
 
@@ -125,7 +125,7 @@ pub(crate) fn table_with(e: &ExperimentData, reps: usize) -> Option<Table> {
     }
     Some(Table {
         id: e.name.clone(),
-        title: table_title(e),
+        title: e.title(),
         headers,
         rows,
         note: Some(note),

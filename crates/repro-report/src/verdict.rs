@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::numbers::num;
 use super::observe::{DataSource, ExperimentData, Inputs, Origin, Source, arm_label};
 use super::select::{Point, Unselectable, select, tune_words};
 use repro_core::metrics::stats::{self, Summary};
@@ -353,24 +354,6 @@ pub fn describe_test(t: &TestSpec) -> String {
                 _ => format!("ranks {across} like {with}"),
             }
         }
-    }
-}
-
-/// Numbers with four significant digits, in scientific notation when very large or small.
-pub fn num(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    let a = x.abs();
-    if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        format!("{x:.3e}")
-    } else {
-        let digits = if a == 0.0 {
-            3
-        } else {
-            (3 - a.log10().floor() as i32).clamp(0, 6) as usize
-        };
-        format!("{x:.digits$}")
     }
 }
 

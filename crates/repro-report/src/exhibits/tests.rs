@@ -405,7 +405,7 @@ fn grid_values_print_in_exponent_form() {
 
 #[test]
 fn the_sweep_table_has_a_row_per_variant() {
-    let t = tables::experiment_tables(&inputs(vec![sweep_experiment()]));
+    let t = crate::per_experiment::tables(&inputs(vec![sweep_experiment()]));
     let t = &t[0];
     assert_eq!(
         t.headers,
@@ -461,7 +461,7 @@ fn the_sweep_table_has_a_row_per_variant() {
 
 #[test]
 fn other_experiments_keep_their_per_arm_table() {
-    let t = tables::experiment_tables(&inputs(vec![vision_experiment()]));
+    let t = crate::per_experiment::tables(&inputs(vec![vision_experiment()]));
     assert_eq!(t[0].headers[0], "schedule");
     assert_eq!(t[0].rows.len(), 2);
 }
@@ -496,7 +496,7 @@ fn a_sweep_with_one_lr_and_a_fully_diverged_variant_still_draws() {
     for x in &xs {
         figures::render_svg(&x.figure).unwrap();
     }
-    let t = tables::experiment_tables(&inputs(vec![e]));
+    let t = crate::per_experiment::tables(&inputs(vec![e]));
     let row: Vec<String> = t[0].rows[3].iter().map(Cell::text).collect();
     assert_eq!(row[..6], ["l2_in_v", "6", "6", "—", "—", "—"]);
 }
@@ -630,7 +630,7 @@ fn a_paper_scale_sweep_renders_readably() {
             std::fs::write(d.join(format!("{}.png", x.id)), &png).unwrap();
         }
     }
-    let t = tables::experiment_tables(&inputs(vec![e]));
+    let t = crate::per_experiment::tables(&inputs(vec![e]));
     assert_eq!(t[0].rows.len(), 5);
     if let Some(d) = &dir {
         std::fs::write(d.join("table.md"), tables::markdown(&t[0])).unwrap();

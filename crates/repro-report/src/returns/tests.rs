@@ -184,7 +184,7 @@ fn experiments_without_games_are_not_rl_tables() {
         experiments: vec![dqn_experiment(&["breakout", "asterix"])],
         digests: Default::default(),
     };
-    let t = tables::experiment_tables(&inputs);
+    let t = crate::per_experiment::tables(&inputs);
     assert!(t[0].headers[4].starts_with("all games"));
 }
 

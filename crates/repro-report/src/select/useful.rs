@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::better;
+use crate::numbers::num;
 use crate::observe::{ExperimentData, Observation, arm_label, same_value};
 use crate::sweep::grid_text;
-use crate::verdict::num;
 use repro_core::pipeline::claims::{Arm, MetricRef, Pick, UsefulSpec, arm_words};
 
 /// The value of the axis each kept seed reads, and the selector in words.
