@@ -55,9 +55,10 @@
 
 use tch::{Kind, Tensor};
 
+pub use super::drown_out::StabilityBound;
 use super::drown_out::{self, DrownOut, Shadow, StepView};
+use crate::checkpoint::State;
 use crate::libtorch::ops;
-use crate::train::checkpoint::State;
 
 /// How the decoupled weight decay enters the update.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,18 +72,6 @@ pub enum DecayMode {
     /// w ← w/(1 + α·λ/(√v̂+ε)): the adaptive decay taken implicitly (backward Euler on
     /// ẇ = −λw/d), which shrinks w for every λ.
     AdaptiveImplicit,
-}
-
-/// Where a variant's update stops being a contraction of the decay term, with k = α·λ/d per
-/// coordinate (d = √v̂ + ε).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum StabilityBound {
-    /// No bound: the decay factor stays in [0, 1] (or λw is bounded by √v̂).
-    Unbounded,
-    /// α·λ must stay below this (the plain decay multiplies every coordinate by 1 − αλ).
-    DecayRate(f64),
-    /// k must stay below this, per coordinate.
-    CoordinateRate(f64),
 }
 
 /// Where the l2 gradient r = λ·w enters: the first moment (a), the second moment (b), and the

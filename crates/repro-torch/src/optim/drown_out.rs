@@ -18,15 +18,27 @@
 //!   the loss gradient's own step against a denominator made of g alone (1 = not at all; below
 //!   1 where λw in v inflates d, the "drowning out" of the step);
 //! - `past_stability_bound`: the fraction of coordinates past the variant's stability bound
-//!   ([`super::adam::StabilityBound`]) at this step's (α, λ), with k = α·λ/d per coordinate.
+//!   ([`StabilityBound`], which `super::adam::Variant::stability_bound` gives per variant) at
+//!   this step's (α, λ), with k = α·λ/d per coordinate.
 //!
 //! All ratios are IEEE divisions of the f64 sums (0/0 is NaN, e.g. the attenuation of a step
 //! whose m̂ᵍ is zero). The shadows describe m exactly only when tracking runs from the first step.
 
 use tch::{Kind, Tensor};
 
-use super::adam::StabilityBound;
 use crate::libtorch::ops;
+
+/// Where a variant's update stops being a contraction of the decay term, with k = α·λ/d per
+/// coordinate (d = √v̂ + ε).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StabilityBound {
+    /// No bound: the decay factor stays in [0, 1] (or λw is bounded by √v̂).
+    Unbounded,
+    /// α·λ must stay below this (the plain decay multiplies every coordinate by 1 − αλ).
+    DecayRate(f64),
+    /// k must stay below this, per coordinate.
+    CoordinateRate(f64),
+}
 
 /// The E8 drown-out diagnostic at one step, over a set of parameters that stepped.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -18,7 +18,7 @@
 
 use tch::Tensor;
 
-use crate::train::checkpoint::State;
+use crate::checkpoint::State;
 
 /// Stochastic gradient descent with momentum over a fixed list of parameters.
 pub struct Sgd {

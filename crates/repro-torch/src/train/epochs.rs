@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tch::nn::VarStore;
 
 use super::StageContext;
-use super::checkpoint::State;
+use crate::checkpoint::State;
 use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use super::checkpoint::State;
+use crate::checkpoint::State;
 
 /// Statistics of one scale-invariant weight over one epoch.
 #[derive(Debug, Clone, Serialize)]

@@ -11,9 +11,9 @@ use serde_json::json;
 use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
-use super::checkpoint::State;
 use super::norms::{EpochNorms, NormTracker};
 use super::{StageContext, WdSchedule, lr_at};
+use crate::checkpoint::State;
 use crate::data::images;
 use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise};
 use crate::libtorch::{autocast_guard, channels_last, vars_to_channels_last};

@@ -195,7 +195,7 @@ fn attenuation_shadow_survives_a_checkpoint() {
     for s in &steps[..3] {
         step(&w, &mut first, s);
     }
-    let mut st = repro_torch::train::checkpoint::State::default();
+    let mut st = repro_torch::checkpoint::State::default();
     first.save_state(&mut st, "opt").unwrap();
     let w2 = w.detach().copy().set_requires_grad(true);
     let mut resumed = make(&w2);

@@ -42,8 +42,8 @@ use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
-use super::checkpoint::State;
 use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
+use crate::checkpoint::State;
 use crate::env::{self, Env, EnvSpec};
 use crate::nn::dqn::{QNetArch, build};
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
