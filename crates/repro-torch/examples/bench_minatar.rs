@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng};
-use repro_torch::env::minatar::{Environment, GameName, NUM_ACTIONS, Seeded};
+use repro_torch::games::minatar::{Environment, GameName, NUM_ACTIONS, Seeded};
 
 const USAGE: &str = "usage: bench_minatar <steps> [game ...]";
 

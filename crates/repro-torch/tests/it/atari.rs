@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use repro_core::data::atari_roms::{self, ROMS};
-use repro_torch::env::screen::{AreaResize, max_pool_into};
+use repro_torch::games::screen::{AreaResize, max_pool_into};
 use sha2::{Digest, Sha256};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -245,8 +245,8 @@ fn fetch_through_pip_and_through_the_dataset_machinery() {
 #[cfg(feature = "atari")]
 mod ale {
     use super::*;
-    use repro_torch::env::Env;
-    use repro_torch::env::atari::{AtariConfig, AtariEnv};
+    use repro_torch::games::Env;
+    use repro_torch::games::atari::{AtariConfig, AtariEnv};
 
     /// A small deterministic action stream (xorshift), independent of the environment's RNG.
     struct Actions(u32);

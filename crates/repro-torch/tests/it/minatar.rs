@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use repro_torch::env::minatar::{Draw, Environment, GameName, Replay, Seeded};
+use repro_torch::games::minatar::{Draw, Environment, GameName, Replay, Seeded};
 use serde_json::Value;
 
 use repro_testkit::run_script;

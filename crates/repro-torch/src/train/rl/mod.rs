@@ -44,7 +44,7 @@ use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
 use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
 use crate::checkpoint::State;
-use crate::env::{self, Env, EnvSpec};
+use crate::games::{self, Env, EnvSpec};
 use crate::nn::dqn::{QNetArch, build};
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;
@@ -270,7 +270,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let history = p.usize("history")?;
     let max_steps = p.int("max_episode_steps")? as u64;
     let train_env_seed: u64 = streams.random();
-    let mut actor = Actor::new(env::make(&spec, train_env_seed)?, history, max_steps);
+    let mut actor = Actor::new(games::make(&spec, train_env_seed)?, history, max_steps);
     let eval_seed: u64 = streams.random();
     let mut explore = ChaCha8Rng::seed_from_u64(streams.random());
     let mut sampler = ChaCha8Rng::seed_from_u64(streams.random());
@@ -415,7 +415,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
             }
         } else {
             // Each evaluation plays a fresh environment of its own seed.
-            let eval_env = env::make(&spec, eval_seed.wrapping_add(2 * iteration as u64))?;
+            let eval_env = games::make(&spec, eval_seed.wrapping_add(2 * iteration as u64))?;
             evaluate(
                 &*online,
                 Actor::new(eval_env, history, max_steps),

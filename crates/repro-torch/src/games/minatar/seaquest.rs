@@ -523,7 +523,7 @@ impl Game for Seaquest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::minatar::{Draw, Replay};
+    use crate::games::minatar::{Draw, Replay};
 
     fn started() -> Seaquest {
         let mut game = Seaquest::new(true);

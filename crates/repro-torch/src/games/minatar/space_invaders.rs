@@ -251,7 +251,7 @@ impl Game for SpaceInvaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::minatar::Replay;
+    use crate::games::minatar::Replay;
 
     fn started(ramping: bool) -> SpaceInvaders {
         let mut game = SpaceInvaders::new(ramping);

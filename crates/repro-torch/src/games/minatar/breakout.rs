@@ -148,8 +148,8 @@ impl Game for Breakout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::minatar::Draw;
-    use crate::env::minatar::Replay;
+    use crate::games::minatar::Draw;
+    use crate::games::minatar::Replay;
 
     fn started(start: i64) -> Breakout {
         let mut game = Breakout::new();

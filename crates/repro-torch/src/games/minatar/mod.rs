@@ -268,7 +268,7 @@ impl<D: Draws> Environment<D> {
     }
 }
 
-impl<D: Draws> crate::env::Env for Environment<D> {
+impl<D: Draws> crate::games::Env for Environment<D> {
     fn frame_shape(&self) -> [usize; 3] {
         [self.game.channels().len(), SIZE, SIZE]
     }
@@ -278,9 +278,9 @@ impl<D: Draws> crate::env::Env for Environment<D> {
     fn reset(&mut self) {
         Environment::reset(self)
     }
-    fn step(&mut self, action: usize) -> crate::env::Step {
+    fn step(&mut self, action: usize) -> crate::games::Step {
         let (reward, terminal) = self.act(action);
-        crate::env::Step {
+        crate::games::Step {
             reward,
             terminal,
             truncated: false,

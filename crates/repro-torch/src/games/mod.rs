@@ -1,6 +1,6 @@
-//! Reinforcement-learning environments (docs/paper.md#e6): MinAtar's five games written in Rust
-//! (`minatar`) and, behind the `atari` cargo feature, Atari 2600 games through the Arcade
-//! Learning Environment. The DQN stage (`train::rl`) sees them only through [`Env`].
+//! Reinforcement-learning environments, the games (docs/paper.md#e6): MinAtar's five games
+//! written in Rust (`minatar`) and, behind the `atari` cargo feature, Atari 2600 games through the
+//! Arcade Learning Environment. The DQN stage (`train::rl`) sees them only through [`Env`].
 
 #[cfg(feature = "atari")]
 pub mod atari;

@@ -184,7 +184,7 @@ impl Game for Freeway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::minatar::{Draw, Replay};
+    use crate::games::minatar::{Draw, Replay};
 
     /// Eight speeds then eight headings; `speeds[i] < 0` heads left.
     fn draws(speeds: [i64; LANES]) -> Vec<Draw> {

@@ -184,7 +184,7 @@ impl Game for Asterix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::minatar::{Draw, Replay};
+    use crate::games::minatar::{Draw, Replay};
 
     fn int(high: i64, value: i64) -> Draw {
         Draw::Int {
