@@ -99,41 +99,6 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
-/// Typed access to a resolved parameter set (all values were checked against the schema).
-pub struct Params<'a>(pub &'a serde_json::Map<String, Value>);
-
-impl Params<'_> {
-    fn get(&self, name: &str) -> anyhow::Result<&Value> {
-        self.0
-            .get(name)
-            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is not set"))
-    }
-    pub fn int(&self, name: &str) -> anyhow::Result<i64> {
-        self.get(name)?
-            .as_i64()
-            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is not an integer"))
-    }
-    pub fn usize(&self, name: &str) -> anyhow::Result<usize> {
-        usize::try_from(self.int(name)?)
-            .map_err(|_| anyhow::anyhow!("parameter `{name}` is negative"))
-    }
-    pub fn float(&self, name: &str) -> anyhow::Result<f64> {
-        self.get(name)?
-            .as_f64()
-            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is not a number"))
-    }
-    pub fn bool(&self, name: &str) -> anyhow::Result<bool> {
-        self.get(name)?
-            .as_bool()
-            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is not a boolean"))
-    }
-    pub fn str(&self, name: &str) -> anyhow::Result<&str> {
-        self.get(name)?
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is not a string"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,10 @@ pub struct StageDecl {
     /// Bump when a change to the implementation changes results: it is part of every run key.
     pub version: u32,
     pub params: &'static [ParamSpec],
+    /// Whether a resolved parameter map (every declared parameter set) deserializes into the
+    /// kind's parameter struct, the type its implementation reads (`kinds::common::check_params`
+    /// of that struct); tests hold the schema and the struct together with it.
+    pub check_params: fn(&Map<String, Value>) -> Result<(), String>,
     /// Dataset formats this kind can read.
     pub dataset_formats: &'static [Format],
     /// The results table its runs write, as claims and the report read it.

@@ -7,6 +7,8 @@ pub mod atari;
 pub mod minatar;
 pub mod screen;
 
+pub use repro_core::pipeline::kinds::Suite;
+
 /// An episodic environment with a discrete action set and a fixed-shape uint8 observation.
 pub trait Env: Send {
     /// Observation shape as (channels, height, width) of one frame; the agent stacks frames
@@ -38,8 +40,7 @@ pub struct Step {
 /// Which environment a stage runs, as its parameters name it.
 #[derive(Debug, Clone)]
 pub struct EnvSpec {
-    /// "minatar" or "atari".
-    pub suite: String,
+    pub suite: Suite,
     /// The game: one of MinAtar's five (`breakout`, …) or an Atari ROM name (`pong`, …).
     pub game: String,
     pub sticky_action_prob: f64,
@@ -51,8 +52,8 @@ pub struct EnvSpec {
 
 /// Build the environment `spec` names, its randomness seeded by `seed`.
 pub fn make(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
-    match spec.suite.as_str() {
-        "minatar" => {
+    match spec.suite {
+        Suite::MinAtar => {
             let game: minatar::GameName = spec.game.parse().map_err(anyhow::Error::msg)?;
             Ok(Box::new(minatar::Environment::new(
                 game,
@@ -61,8 +62,7 @@ pub fn make(spec: &EnvSpec, seed: u64) -> anyhow::Result<Box<dyn Env>> {
                 minatar::Seeded::new(seed),
             )))
         }
-        "atari" => make_atari(spec, seed),
-        other => anyhow::bail!("unknown environment suite {other:?}; valid values: minatar, atari"),
+        Suite::Atari => make_atari(spec, seed),
     }
 }
 

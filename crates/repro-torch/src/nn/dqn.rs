@@ -13,23 +13,8 @@ use tch::{Kind, Tensor};
 
 use super::linear;
 
-/// Which Q-network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QNetArch {
-    MinAtar,
-    Nature,
-}
-
-impl QNetArch {
-    /// "minatar" | "nature"; the error names both.
-    pub fn parse(s: &str) -> anyhow::Result<QNetArch> {
-        match s {
-            "minatar" => Ok(QNetArch::MinAtar),
-            "nature" => Ok(QNetArch::Nature),
-            _ => anyhow::bail!("unknown Q-network {s:?}; valid values: minatar, nature"),
-        }
-    }
-}
+/// Which Q-network (`dqn`'s `model`), defined with the kind's declaration.
+pub use repro_core::pipeline::kinds::QNetArch;
 
 /// A Q-network over observations of shape `input` = [C, H, W] with `actions` outputs, its
 /// variables under `p` (names as the PyTorch twins in tests/python/models.py).

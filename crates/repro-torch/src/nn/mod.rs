@@ -19,46 +19,8 @@ pub mod transformer_mt;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-/// The architectures the paper trains (CIFAR variants) and the engine's small test net.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    SmallCnn,
-    ResNet18,
-    ResNet50,
-    DenseNet121,
-}
-
-impl Arch {
-    pub const ALL: [Arch; 4] = [
-        Arch::SmallCnn,
-        Arch::ResNet18,
-        Arch::ResNet50,
-        Arch::DenseNet121,
-    ];
-
-    /// "small_cnn" | "resnet18" | "resnet50" | "densenet121"; error names valid values.
-    pub fn parse(s: &str) -> anyhow::Result<Arch> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-                anyhow::anyhow!(
-                    "unknown architecture {s:?}; valid values: {}",
-                    valid.join(", ")
-                )
-            })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::SmallCnn => "small_cnn",
-            Arch::ResNet18 => "resnet18",
-            Arch::ResNet50 => "resnet50",
-            Arch::DenseNet121 => "densenet121",
-        }
-    }
-}
+/// Which network (`vision`'s `model`), defined with the kind's declaration.
+pub use repro_core::pipeline::kinds::Arch;
 
 /// A built network and what the optimiser needs to know about its weights.
 pub struct Model {

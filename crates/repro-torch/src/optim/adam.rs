@@ -59,6 +59,7 @@ pub use super::drown_out::StabilityBound;
 use super::drown_out::{self, DrownOut, Shadow, StepView};
 use crate::checkpoint::State;
 use crate::libtorch::ops;
+pub use repro_core::pipeline::kinds::AdamVariant;
 
 /// How the decoupled weight decay enters the update.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,42 +128,32 @@ impl Variant {
         decay: DecayMode::AdaptiveImplicit,
     };
 
-    /// Every named variant: (flags, long name, short name or "" where there is none).
-    const NAMED: [(Variant, &'static str, &'static str); 7] = [
-        (Variant::ADAM_L2, "adam_l2", "v1"),
-        (Variant::ADAMW, "adamw", "v2"),
-        (Variant::L2_IN_M, "l2_in_m", "v3"),
-        (Variant::L2_IN_V, "l2_in_v", "v4"),
-        (Variant::ADAPTIVE_DECOUPLED, "adaptive_decoupled", "v5"),
-        (Variant::L2_OUT_OF_M, "l2_out_of_m", ""),
-        (
-            Variant::ADAPTIVE_DECOUPLED_STABLE,
-            "adaptive_decoupled_stable",
-            "",
-        ),
-    ];
+    /// V1..V5's short names, in the order of [`AdamVariant::ALL`].
+    const SHORT: [&'static str; 5] = ["v1", "v2", "v3", "v4", "v5"];
 
-    /// The long names of the named variants, in the order of docs/paper.md#variants.
+    /// The long names of the named variants, in the order of docs/paper.md#variants (the `variant`
+    /// parameter's choices, [`AdamVariant::NAMES`]).
     pub fn names() -> impl Iterator<Item = &'static str> {
-        Variant::NAMED.iter().map(|(_, name, _)| *name)
+        AdamVariant::NAMES.iter().copied()
     }
 
     /// "v1".."v5" or a long name ("adam_l2", …, "adaptive_decoupled_stable"), ASCII case
     /// ignored.
     pub fn parse(s: &str) -> Option<Variant> {
         let s = s.trim().to_ascii_lowercase();
-        Variant::NAMED
-            .iter()
-            .find(|(_, name, short)| s == *name || (!short.is_empty() && s == *short))
-            .map(|(v, _, _)| *v)
+        let named = match Variant::SHORT.iter().position(|short| *short == s) {
+            Some(i) => AdamVariant::ALL[i],
+            None => AdamVariant::parse(&s).ok()?,
+        };
+        Some(named.into())
     }
 
     /// The long name of a named variant ("adam_l2", …); "custom" for any other flag set.
     pub fn name(&self) -> &'static str {
-        Variant::NAMED
-            .iter()
-            .find(|(v, _, _)| v == self)
-            .map_or("custom", |(_, name, _)| name)
+        AdamVariant::ALL
+            .into_iter()
+            .find(|v| Variant::from(*v) == *self)
+            .map_or("custom", AdamVariant::name)
     }
 
     /// The bound the E8 diagnostic counts coordinates past (the module doc's table): k > 2 for
@@ -178,6 +169,21 @@ impl Variant {
                 StabilityBound::CoordinateRate(2.0 * (1.0 + beta1) / (1.0 - beta1))
             }
             DecayMode::None => StabilityBound::Unbounded,
+        }
+    }
+}
+
+impl From<AdamVariant> for Variant {
+    /// The flags of a named variant.
+    fn from(v: AdamVariant) -> Variant {
+        match v {
+            AdamVariant::AdamL2 => Variant::ADAM_L2,
+            AdamVariant::AdamW => Variant::ADAMW,
+            AdamVariant::L2InM => Variant::L2_IN_M,
+            AdamVariant::L2InV => Variant::L2_IN_V,
+            AdamVariant::AdaptiveDecoupled => Variant::ADAPTIVE_DECOUPLED,
+            AdamVariant::L2OutOfM => Variant::L2_OUT_OF_M,
+            AdamVariant::AdaptiveDecoupledStable => Variant::ADAPTIVE_DECOUPLED_STABLE,
         }
     }
 }

@@ -25,14 +25,14 @@ use tch::{Kind, Tensor};
 
 use super::epochs::EpochLog;
 use super::vision::single_dataset;
-use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
+use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::bptt::{batchify, get_batch};
 use crate::libtorch::autocast_guard;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::wikitext::Corpus;
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::Outcome;
+use repro_core::pipeline::kinds::{LM, LmParams};
+use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Autocast;
 
 /// The drown-out group (index into [`super::epochs::GROUPS`]) of a `TransformerLm` variable
@@ -74,18 +74,28 @@ fn prefix(ids: &[i64], n: usize) -> &[i64] {
     }
 }
 
+/// The `lm` kind.
+pub struct Lm;
+
+impl Stage for Lm {
+    type Params = LmParams;
+    const DECL: &'static StageDecl = &LM;
+    fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
+        run(ctx, p)
+    }
+}
+
 /// Train one run.
-pub fn run(ctx: &StageContext) -> Result<Outcome> {
-    let p = Params(ctx.params);
-    let seed = p.int("seed")?;
+pub fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
+    let seed = p.seed;
     tch::manual_seed(seed);
     let dev = ctx.device;
     let autocast = ctx.precision.autocast;
     let ds = single_dataset(ctx)?;
     let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
     let vocab = corpus.dictionary.len() as i64;
-    let bptt = p.int("bptt")?;
-    let (batch, eval_batch) = (p.int("batch_size")?, p.int("eval_batch_size")?);
+    let bptt = p.bptt;
+    let (batch, eval_batch) = (p.batch_size, p.eval_batch_size);
     let split = |name: &str, ids: &[i64], b: i64| -> Result<Tensor> {
         let t = batchify(ids, b).with_context(|| format!("the {name} split of `{}`", ds.name))?;
         anyhow::ensure!(
@@ -96,11 +106,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         );
         Ok(t.to_device(dev))
     };
-    let train = split(
-        "train",
-        prefix(&corpus.train, p.usize("train_tokens")?),
-        batch,
-    )?;
+    let train = split("train", prefix(&corpus.train, p.train_tokens), batch)?;
     let valid = split("validation", &corpus.valid, eval_batch)?;
     let test = split("test", &corpus.test, eval_batch)?;
 
@@ -109,13 +115,13 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         &vs.root(),
         &TransformerLmConfig {
             vocab,
-            d_model: p.int("d_model")?,
-            heads: p.int("heads")?,
-            layers: p.int("layers")?,
-            ffn: p.int("ffn")?,
-            dropout: p.float("dropout")?,
-            norm_first: p.bool("norm_first")?,
-            tie_embeddings: p.bool("tie_embeddings")?,
+            d_model: p.d_model,
+            heads: p.heads,
+            layers: p.layers,
+            ffn: p.ffn,
+            dropout: p.dropout,
+            norm_first: p.norm_first,
+            tie_embeddings: p.tie_embeddings,
         },
     )
     .context("the lm stage's model parameters")?;
@@ -126,22 +132,21 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let mut opt = adam_from_params(&p, params.iter().map(Tensor::shallow_clone).collect())?;
-    let every = p.int("drown_out_every")? as u64;
-
-    let (epochs, clip, wd) = (
-        p.usize("epochs")?,
-        p.float("clip")?,
-        p.float("weight_decay")?,
+    let mut opt = adam_from_params(
+        &p.adam(),
+        params.iter().map(Tensor::shallow_clone).collect(),
     );
+    let every = p.drown_out_every;
+
+    let (epochs, clip, wd) = (p.epochs, p.clip, p.weight_decay);
     let rows = train.size()[0];
     let steps_per_epoch = ((rows - 1) + bptt - 1) / bptt;
-    let schedule = StepSchedule::parse(
-        p.str("lr_schedule")?,
-        p.float("lr")?,
-        p.int("warmup_steps")? as u64,
+    let schedule = StepSchedule::new(
+        p.lr_schedule,
+        p.lr,
+        p.warmup_steps,
         steps_per_epoch as u64 * epochs as u64,
-    )?;
+    );
     let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
 
     for epoch in log.first_epoch..epochs {

@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use tch::{Kind, Tensor};
 
-use crate::optim::adam::{Adam, AdamConfig, Variant};
+use crate::optim::adam::{Adam, AdamConfig};
 use repro_core::data::DatasetView;
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::{Outcome, UpstreamRun};
+use repro_core::pipeline::kinds::{AdamParams, KindName};
+use repro_core::pipeline::stage::{Outcome, StageDecl, UpstreamRun};
 
 /// Everything a stage may read while it runs.
 pub struct StageContext<'a> {
@@ -41,16 +41,55 @@ pub struct StageContext<'a> {
     pub checkpoints: Option<repro_core::store::work::Checkpoints>,
 }
 
+/// A stage kind's implementation, paired with its declaration by type: the declaration in
+/// repro-core's `kinds`, the parameter struct declared beside it, and `run`.
+pub trait Stage {
+    /// The kind's parameters (`kinds::X::XParams`), deserialized once from the resolved map.
+    type Params: serde::de::DeserializeOwned;
+    /// The kind's declaration.
+    const DECL: &'static StageDecl;
+    /// Run one stage.
+    fn run(ctx: &StageContext, p: &Self::Params) -> anyhow::Result<Outcome>;
+}
+
+/// What the worker runs for one kind: its declaration and its typed entry point.
+#[derive(Clone, Copy)]
+pub struct Implementation {
+    pub decl: &'static StageDecl,
+    pub run: fn(&StageContext) -> anyhow::Result<Outcome>,
+}
+
+/// The implementation of every kind: an exhaustive match, so a kind declared in
+/// `repro_core::pipeline::kinds::KindName` without one here does not compile.
+pub fn implementation(kind: KindName) -> Implementation {
+    fn of<S: Stage>() -> Implementation {
+        Implementation {
+            decl: S::DECL,
+            run: run_typed::<S>,
+        }
+    }
+    match kind {
+        KindName::Vision => of::<vision::Vision>(),
+        KindName::Sharpness => of::<sharpness::Sharpness>(),
+        KindName::Lm => of::<lm::Lm>(),
+        KindName::Dqn => of::<rl::Dqn>(),
+        KindName::Translate => of::<translate::Translate>(),
+    }
+}
+
+/// Deserialize the run's parameters into the kind's struct and run it.
+fn run_typed<S: Stage>(ctx: &StageContext) -> anyhow::Result<Outcome> {
+    use anyhow::Context;
+    let p: S::Params = serde_json::from_value(Value::Object(ctx.params.clone()))
+        .with_context(|| format!("the parameters of a `{}` run", S::DECL.name))?;
+    S::run(ctx, &p)
+}
+
 /// Run the implementation of stage kind `kind`.
 pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
-    match kind {
-        "vision" => vision::run(ctx),
-        "sharpness" => sharpness::run(ctx),
-        "lm" => lm::run(ctx),
-        "dqn" => rl::run(ctx),
-        "translate" => translate::run(ctx),
-        _ => anyhow::bail!("this build has no implementation of stage kind `{kind}`"),
-    }
+    let name = KindName::parse(kind)
+        .map_err(|e| anyhow::anyhow!("this build has no implementation of stage kind: {e}"))?;
+    (implementation(name).run)(ctx)
 }
 
 /// The trainable variables of `vs` by name, sorted: one fixed order for optimizer state, norm
@@ -67,21 +106,18 @@ pub fn trainable_by_name(vs: &tch::nn::VarStore) -> Vec<(String, tch::Tensor)> {
 
 /// The Adam-family optimizer a stage's parameters name (`variant`, `beta1`, `beta2`, `eps`,
 /// `drown_out_every`) over `params`.
-pub fn adam_from_params(p: &Params, params: Vec<Tensor>) -> anyhow::Result<Adam> {
-    use anyhow::Context;
-    let variant = Variant::parse(p.str("variant")?)
-        .with_context(|| format!("unknown Adam variant {:?}", p.str("variant")))?;
+pub fn adam_from_params(p: &AdamParams, params: Vec<Tensor>) -> Adam {
     let mut opt = Adam::new(
         params,
         AdamConfig {
-            beta1: p.float("beta1")?,
-            beta2: p.float("beta2")?,
-            eps: p.float("eps")?,
-            variant,
+            beta1: p.beta1,
+            beta2: p.beta2,
+            eps: p.eps,
+            variant: p.variant.into(),
         },
     );
-    opt.track_drown_out_every(p.int("drown_out_every")? as u64);
-    Ok(opt)
+    opt.track_drown_out_every(p.drown_out_every);
+    opt
 }
 
 /// Load every variable of `vs` from a safetensors file (store objects have no extension, so
@@ -123,37 +159,8 @@ pub fn total_norm(params: &[Tensor]) -> f64 {
     })
 }
 
-/// When weight decay is applied, by epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WdSchedule {
-    None,
-    Always,
-    /// On for epochs `< switch_epoch`.
-    Early,
-    /// On from `switch_epoch`.
-    Late,
-}
-
-impl WdSchedule {
-    pub fn parse(s: &str) -> anyhow::Result<WdSchedule> {
-        Ok(match s {
-            "none" => WdSchedule::None,
-            "always" => WdSchedule::Always,
-            "early" => WdSchedule::Early,
-            "late" => WdSchedule::Late,
-            _ => anyhow::bail!("unknown schedule {s:?}: expected none, always, early or late"),
-        })
-    }
-
-    pub fn active(self, epoch: usize, switch_epoch: usize) -> bool {
-        match self {
-            WdSchedule::None => false,
-            WdSchedule::Always => true,
-            WdSchedule::Early => epoch < switch_epoch,
-            WdSchedule::Late => epoch >= switch_epoch,
-        }
-    }
-}
+/// When weight decay is applied, by epoch (defined with the kind's declaration).
+pub use repro_core::pipeline::kinds::WdSchedule;
 
 /// Exponential learning-rate decay per epoch: lr₀ · rate^epoch.
 pub fn lr_at(lr0: f64, rate: f64, epoch: usize) -> f64 {
@@ -171,30 +178,18 @@ pub struct StepSchedule {
     pub shape: ScheduleShape,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleShape {
-    Constant,
-    Cosine,
-    InverseSqrt,
-}
+/// The shape after warm-up (the `lr_schedule` parameter, defined with the kinds' declarations).
+pub use repro_core::pipeline::kinds::LrSchedule as ScheduleShape;
 
 impl StepSchedule {
-    /// `shape` is one of constant, cosine, inverse_sqrt; `total` is the number of steps.
-    pub fn parse(shape: &str, lr: f64, warmup: u64, total: u64) -> anyhow::Result<StepSchedule> {
-        let shape = match shape {
-            "constant" => ScheduleShape::Constant,
-            "cosine" => ScheduleShape::Cosine,
-            "inverse_sqrt" => ScheduleShape::InverseSqrt,
-            _ => anyhow::bail!(
-                "unknown lr_schedule {shape:?}: expected constant, cosine or inverse_sqrt"
-            ),
-        };
-        Ok(StepSchedule {
+    /// `total` is the number of steps.
+    pub fn new(shape: ScheduleShape, lr: f64, warmup: u64, total: u64) -> StepSchedule {
+        StepSchedule {
             lr,
             warmup,
             total,
             shape,
-        })
+        }
     }
 
     /// The learning rate of step `step` (0-based).
@@ -233,18 +228,26 @@ mod tests {
     #[test]
     fn step_schedules() {
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
-        let s = StepSchedule::parse("constant", 1.0, 4, 100).unwrap();
+        let s = StepSchedule::new(ScheduleShape::Constant, 1.0, 4, 100);
         let warm: Vec<f64> = (0..5).map(|t| s.lr(t)).collect();
         assert_eq!(warm, [0.25, 0.5, 0.75, 1.0, 1.0]);
-        let s = StepSchedule::parse("cosine", 2.0, 0, 10).unwrap();
+        let s = StepSchedule::new(ScheduleShape::Cosine, 2.0, 0, 10);
         close(s.lr(0), 2.0);
         close(s.lr(5), 1.0);
         close(s.lr(10), 0.0);
         // fairseq: continuous at the end of warm-up, then α·√W/√step.
-        let s = StepSchedule::parse("inverse_sqrt", 1.0, 4, 100).unwrap();
+        let s = StepSchedule::new(ScheduleShape::InverseSqrt, 1.0, 4, 100);
         close(s.lr(3), 1.0);
         close(s.lr(15), 0.5);
-        let err = StepSchedule::parse("linear", 1.0, 0, 1).unwrap_err();
-        assert!(err.to_string().contains("constant, cosine or inverse_sqrt"));
+        let err = ScheduleShape::parse("linear").unwrap_err();
+        assert!(err.to_string().contains("constant, cosine, inverse_sqrt"));
+    }
+
+    #[test]
+    fn every_kind_has_its_implementation() {
+        for kind in KindName::ALL {
+            let imp = implementation(kind);
+            assert!(std::ptr::eq(imp.decl, kind.decl()), "{}", kind.name());
+        }
     }
 }

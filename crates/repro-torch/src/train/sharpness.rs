@@ -14,26 +14,36 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 use tch::Tensor;
 
-use super::StageContext;
 use super::vision::{evaluate, single_dataset, training_set};
+use super::{Stage, StageContext};
 use crate::data::images;
 use crate::data::loader::{ImageSet, Normalize};
-use crate::nn::{Arch, build};
+use crate::nn::build;
 use crate::sharpness as sh;
 use repro_core::metrics::JsonLines;
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::{Outcome, UpstreamRun};
+use repro_core::pipeline::kinds::{SHARPNESS, SharpnessParams, VisionParams};
+use repro_core::pipeline::stage::{Outcome, StageDecl, UpstreamRun};
 use repro_core::runtime::Precision;
 
+/// The `sharpness` kind.
+pub struct Sharpness;
+
+impl Stage for Sharpness {
+    type Params = SharpnessParams;
+    const DECL: &'static StageDecl = &SHARPNESS;
+    fn run(ctx: &StageContext, p: &SharpnessParams) -> Result<Outcome> {
+        run(ctx, p)
+    }
+}
+
 /// Measure every upstream run.
-pub fn run(ctx: &StageContext) -> Result<Outcome> {
-    let p = Params(ctx.params);
+pub fn run(ctx: &StageContext, p: &SharpnessParams) -> Result<Outcome> {
     let (train_all, test) = images::load(single_dataset(ctx)?)?;
     let mut out = JsonLines::create(&ctx.out_dir.join("sharpness.jsonl"))?;
     let mut upstream: Vec<&UpstreamRun> = ctx.upstream.iter().collect();
     upstream.sort_by(|a, b| a.run_id.cmp(&b.run_id));
     for (i, up) in upstream.iter().enumerate() {
-        let row = measure(ctx, &p, up, &train_all, &test)
+        let row = measure(ctx, p, up, &train_all, &test)
             .with_context(|| format!("measuring upstream run {}", up.run_id))?;
         out.write(&row)?;
         (ctx.progress)(i as u64 + 1, upstream.len() as u64, &up.run_id);
@@ -53,24 +63,20 @@ fn output<'a>(up: &'a UpstreamRun, name: &str) -> Result<&'a std::path::Path> {
 
 fn measure(
     ctx: &StageContext,
-    p: &Params,
+    p: &SharpnessParams,
     up: &UpstreamRun,
     train_all: &ImageSet,
     test: &ImageSet,
 ) -> Result<Value> {
-    let up_p = Params(&up.params);
+    let up_p: VisionParams = serde_json::from_value(Value::Object(up.params.clone()))
+        .context("the upstream run's parameters (is it a vision run?)")?;
     let dev = ctx.device;
-    let seed = p.int("seed")? as u64;
+    let seed = p.seed;
     let train = training_set(train_all.shallow_clone(), &up_p)?;
     let normalize = Normalize::fit(&train);
 
     let vs = tch::nn::VarStore::new(dev);
-    let model = build(
-        Arch::parse(up_p.str("model")?)?,
-        &vs.root(),
-        train.classes,
-        up_p.float("width")?,
-    );
+    let model = build(up_p.model, &vs.root(), train.classes, up_p.width);
     super::load_safetensors(&vs, output(up, "final.safetensors")?)
         .context("loading the final weights")?;
     let init: BTreeMap<String, Tensor> = Tensor::read_safetensors(output(up, "init.safetensors")?)?
@@ -81,10 +87,10 @@ fn measure(
     let n = train.labels.size()[0] as usize;
     let mut order: Vec<i64> = (0..n as i64).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    order.truncate(p.usize("subset")?.min(n));
+    order.truncate(p.subset.min(n));
     order.sort_unstable();
     let subset = train.select(&Tensor::from_slice(&order));
-    let chunk = p.usize("chunk")?;
+    let chunk = p.chunk;
     let batches: Vec<(Tensor, Tensor)> =
         crate::data::loader::Loader::eval(&subset, chunk, &normalize, dev).collect();
     let total = order.len() as f64;
@@ -126,11 +132,11 @@ fn measure(
         .map(|(_, t)| t.shallow_clone())
         .collect();
 
-    let iters = p.usize("hessian_iters")?;
-    let (trace, trace_se) = sh::hutchinson_trace(&obj, &params, p.usize("trace_probes")?, seed)?;
+    let iters = p.hessian_iters;
+    let (trace, trace_se) = sh::hutchinson_trace(&obj, &params, p.trace_probes, seed)?;
     let mut layers = Map::new();
     let mut layer_sum = None;
-    if p.bool("per_layer")? {
+    if p.per_layer {
         let mut sum = 0.0;
         for (name, w) in model.scale_invariant.iter().zip(&si) {
             let v = sh::scale_invariant_sharpness(&obj, std::slice::from_ref(w), iters, seed)?;
@@ -160,12 +166,12 @@ fn measure(
         "trace": trace,
         "trace_stderr": trace_se,
         "eps_sharpness": sh::eps_sharpness(
-            &obj, &params, p.float("epsilon")?, p.usize("ascent_steps")?)?,
+            &obj, &params, p.epsilon, p.ascent_steps)?,
         "frobenius_sum": sh::frobenius_sum(&weights),
         "log_spectral_product": sh::log_spectral_product(&weights, iters, seed),
         "dist_init": sh::distance(&params, &init_params)?,
         "s_inv": sh::scale_invariant_sharpness(&obj, &si, iters, seed)?,
-        "s_inv_trace": sh::scale_invariant_trace(&obj, &si, p.usize("trace_probes")?, seed)?,
+        "s_inv_trace": sh::scale_invariant_trace(&obj, &si, p.trace_probes, seed)?,
         "s_inv_layer_sum": layer_sum,
         "s_inv_layers": layers,
     });

@@ -34,15 +34,15 @@ use tch::{Device, Kind, Tensor};
 use super::epochs::EpochLog;
 use super::lm::clip_grad_norm;
 use super::vision::single_dataset;
-use super::{StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
+use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::libtorch::autocast_guard;
 use crate::nn::beam_search::{BeamOptions, generate};
 use crate::nn::transformer_mt::{TransformerMt, TransformerMtConfig};
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::iwslt::{self, Bitext, Dictionary, Pair, batch_by_size, ordered_indices};
 use repro_core::metrics::bleu::{BleuOptions, corpus_bleu};
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::Outcome;
+use repro_core::pipeline::kinds::{TRANSLATE, TranslateParams};
+use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Autocast;
 
 /// fairseq's `required_batch_size_multiple` default.
@@ -214,19 +214,29 @@ pub fn translate(
     Ok(hyps)
 }
 
+/// The `translate` kind.
+pub struct Translate;
+
+impl Stage for Translate {
+    type Params = TranslateParams;
+    const DECL: &'static StageDecl = &TRANSLATE;
+    fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
+        run(ctx, p)
+    }
+}
+
 /// Train one run.
-pub fn run(ctx: &StageContext) -> Result<Outcome> {
-    let p = Params(ctx.params);
-    let seed = p.int("seed")?;
+pub fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
+    let seed = p.seed;
     tch::manual_seed(seed);
     let dev = ctx.device;
     let autocast = ctx.precision.autocast;
     let ds = single_dataset(ctx)?;
-    let prepared = iwslt::prepare(&ds.root, p.usize("bpe_merges")?)
+    let prepared = iwslt::prepare(&ds.root, p.bpe_merges)
         .with_context(|| format!("preparing dataset `{}`", ds.name))?;
     let data = Bitext::new(&prepared);
     let mut train = data.train.clone();
-    let limit = p.usize("train_pairs")?;
+    let limit = p.train_pairs;
     if limit > 0 {
         train.truncate(limit);
     }
@@ -243,7 +253,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         "dataset `{}` has no training pairs",
         ds.name
     );
-    let max_tokens = p.usize("max_tokens")?;
+    let max_tokens = p.max_tokens;
     let num_tokens = |q: &Pair| q.src.len().max(q.tgt.len());
     let mut shuffled: Vec<usize> = (0..train.len()).collect();
     shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(seed as u64));
@@ -259,20 +269,20 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
         max_tokens,
         BATCH_MULTIPLE,
     );
-    let test_n = match p.usize("test_sentences")? {
+    let test_n = match p.test_sentences {
         0 => data.test.len(),
         n => n.min(data.test.len()),
     };
 
     let vs = tch::nn::VarStore::new(dev);
     let cfg = TransformerMtConfig {
-        d_model: p.int("d_model")?,
-        ffn: p.int("ffn")?,
-        heads: p.int("heads")?,
-        encoder_layers: p.int("encoder_layers")?,
-        decoder_layers: p.int("decoder_layers")?,
-        dropout: p.float("dropout")?,
-        share_decoder_input_output_embed: p.bool("share_decoder_embeddings")?,
+        d_model: p.d_model,
+        ffn: p.ffn,
+        heads: p.heads,
+        encoder_layers: p.encoder_layers,
+        decoder_layers: p.decoder_layers,
+        dropout: p.dropout,
+        share_decoder_input_output_embed: p.share_decoder_embeddings,
         ..TransformerMtConfig::iwslt_de_en(data.src_dict.len() as i64, data.tgt_dict.len() as i64)
     };
     let model =
@@ -284,26 +294,24 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let mut opt = adam_from_params(&p, params.iter().map(Tensor::shallow_clone).collect())?;
-    let every = p.int("drown_out_every")? as u64;
-    let (epochs, clip, wd, eps) = (
-        p.usize("epochs")?,
-        p.float("clip")?,
-        p.float("weight_decay")?,
-        p.float("label_smoothing")?,
+    let mut opt = adam_from_params(
+        &p.adam(),
+        params.iter().map(Tensor::shallow_clone).collect(),
     );
+    let every = p.drown_out_every;
+    let (epochs, clip, wd, eps) = (p.epochs, p.clip, p.weight_decay, p.label_smoothing);
     let beam = BeamOptions {
-        beam: p.int("beam")?,
-        len_penalty: p.float("len_penalty")?,
-        max_len_b: p.int("max_len_b")?,
+        beam: p.beam,
+        len_penalty: p.len_penalty,
+        max_len_b: p.max_len_b,
         ..BeamOptions::default()
     };
-    let schedule = StepSchedule::parse(
-        p.str("lr_schedule")?,
-        p.float("lr")?,
-        p.int("warmup_steps")? as u64,
+    let schedule = StepSchedule::new(
+        p.lr_schedule,
+        p.lr,
+        p.warmup_steps,
         (batches.len() * epochs) as u64,
-    )?;
+    );
     let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
 
     for epoch in log.first_epoch..epochs {

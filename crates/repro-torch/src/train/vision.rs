@@ -12,17 +12,17 @@ use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
 use super::norms::{EpochNorms, NormTracker};
-use super::{StageContext, WdSchedule, lr_at};
+use super::{Stage, StageContext, lr_at};
 use crate::checkpoint::State;
 use crate::data::images;
 use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise};
 use crate::libtorch::{autocast_guard, channels_last, vars_to_channels_last};
-use crate::nn::{Arch, build};
+use crate::nn::build;
 use crate::optim::sgd::Sgd;
 use repro_core::data::DatasetView;
 use repro_core::metrics::JsonLines;
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::Outcome;
+use repro_core::pipeline::kinds::{VISION, VisionParams};
+use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Precision;
 
 #[derive(Serialize)]
@@ -52,38 +52,43 @@ pub fn single_dataset<'a>(ctx: &'a StageContext) -> Result<&'a DatasetView> {
 
 /// The training set a run with parameters `p` sees: the first `train_subset` images, with the
 /// run's label noise applied (fixed for the whole run by its seed).
-pub fn training_set(train: ImageSet, p: &Params) -> Result<ImageSet> {
-    let subset = p.usize("train_subset")? as i64;
+pub fn training_set(train: ImageSet, p: &VisionParams) -> Result<ImageSet> {
+    let subset = p.train_subset as i64;
     let n = train.labels.size()[0];
     let n = if subset == 0 { n } else { subset.min(n) };
     let labels = train.labels.narrow(0, 0, n);
-    let noise = p.float("label_noise")?;
+    let noise = p.label_noise;
     Ok(ImageSet {
         images: train.images.narrow(0, 0, n),
-        labels: with_label_noise(&labels, train.classes, noise, p.int("seed")? as u64)?,
+        labels: with_label_noise(&labels, train.classes, noise, p.seed)?,
         classes: train.classes,
     })
 }
 
+/// The `vision` kind.
+pub struct Vision;
+
+impl Stage for Vision {
+    type Params = VisionParams;
+    const DECL: &'static StageDecl = &VISION;
+    fn run(ctx: &StageContext, p: &VisionParams) -> Result<Outcome> {
+        run(ctx, p)
+    }
+}
+
 /// Train one run.
-pub fn run(ctx: &StageContext) -> Result<Outcome> {
-    let p = Params(ctx.params);
-    let seed = p.int("seed")?;
-    tch::manual_seed(seed);
+pub fn run(ctx: &StageContext, p: &VisionParams) -> Result<Outcome> {
+    let seed = p.seed;
+    tch::manual_seed(seed as i64);
     let dev = ctx.device;
     let (train, test) = images::load(single_dataset(ctx)?)?;
-    let train = training_set(train, &p)?;
+    let train = training_set(train, p)?;
     let classes = train.classes;
     let n_train = train.labels.size()[0] as usize;
     let normalize = Normalize::fit(&train);
 
     let vs = tch::nn::VarStore::new(dev);
-    let model = build(
-        Arch::parse(p.str("model")?)?,
-        &vs.root(),
-        classes,
-        p.float("width")?,
-    );
+    let model = build(p.model, &vs.root(), classes, p.width);
     let prec = ctx.precision;
     if prec.channels_last {
         vars_to_channels_last(&vs);
@@ -107,26 +112,15 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     )?;
     let mut opt = Sgd::new(
         named.iter().map(|(_, t)| t.shallow_clone()).collect(),
-        p.float("momentum")?,
+        p.momentum,
     );
 
-    let (lr0, decay, wd) = (
-        p.float("lr")?,
-        p.float("lr_decay")?,
-        p.float("weight_decay")?,
-    );
-    let schedule = WdSchedule::parse(p.str("schedule")?)?;
-    let (switch, epochs) = (p.usize("switch_epoch")?, p.usize("epochs")?);
-    let pad = p.int("crop_pad")?;
-    let augment = p.bool("augment")?.then_some(Augment { pad, flip: true });
-    let loader = Loader::new(
-        train,
-        p.usize("batch_size")?,
-        augment,
-        normalize.clone(),
-        dev,
-        seed as u64,
-    );
+    let (lr0, decay, wd) = (p.lr, p.lr_decay, p.weight_decay);
+    let schedule = p.schedule;
+    let (switch, epochs) = (p.switch_epoch, p.epochs);
+    let pad = p.crop_pad;
+    let augment = p.augment.then_some(Augment { pad, flip: true });
+    let loader = Loader::new(train, p.batch_size, augment, normalize.clone(), dev, seed);
     let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resumed.is_some())?;
     let (mut seconds, mut images_per_s) = (Vec::new(), Vec::new());
     let mut last = json!({});

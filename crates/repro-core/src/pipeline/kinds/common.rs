@@ -1,5 +1,7 @@
-//! What the kinds' declarations share: the constructor of a plain metric declaration and the
-//! Adam family's variant names.
+//! What the kinds' declarations share: the constructor of a plain metric declaration, the small
+//! enums of choice parameters (defined once with their wire names, which the schemas' `Choice`
+//! lists and the worker's types both come from) and the check of a parameter map against a
+//! kind's parameter struct.
 
 use serde_json::{Map, Value};
 
@@ -28,14 +30,172 @@ pub fn vision_gap(row: &Map<String, Value>) -> Option<f64> {
     Some(number(row, "train_acc")? - number(row, "test_acc")?)
 }
 
-/// The Adam family's variant names (`optim::adam::Variant::names`, which a test holds this list
-/// equal to), shared with the translate and dqn kinds.
-pub const VARIANTS: &[&str] = &[
-    "adam_l2",
-    "adamw",
-    "l2_in_m",
-    "l2_in_v",
-    "adaptive_decoupled",
-    "l2_out_of_m",
-    "adaptive_decoupled_stable",
-];
+/// Defines a parameter's closed set of values once: a serde enum whose wire names are the
+/// pipeline's strings, its `NAMES` (what `ParamType::Choice` lists, so the schema cannot drift
+/// from the type), `ALL`, `name()` and `parse()`.
+macro_rules! choice {
+    ($(#[$m:meta])* $vis:vis enum $name:ident ($what:literal) {
+        $($(#[$vm:meta])* $var:ident = $wire:literal),+ $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        $vis enum $name {
+            $($(#[$vm])* #[serde(rename = $wire)] $var),+
+        }
+
+        impl $name {
+            /// The wire names, in declaration order (a `ParamType::Choice` list).
+            pub const NAMES: &'static [&'static str] = &[$($wire),+];
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($wire),+].len()] = [$($name::$var),+];
+
+            /// The wire name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($name::$var => $wire),+
+                }
+            }
+
+            /// The value of a wire name; the error lists the valid ones.
+            pub fn parse(s: &str) -> Result<$name, UnknownChoice> {
+                $name::ALL
+                    .into_iter()
+                    .find(|v| v.name() == s)
+                    .ok_or_else(|| UnknownChoice {
+                        what: $what,
+                        given: s.to_string(),
+                        valid: $name::NAMES,
+                    })
+            }
+        }
+    };
+}
+pub(crate) use choice;
+
+/// A string that names none of a choice's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownChoice {
+    pub what: &'static str,
+    pub given: String,
+    pub valid: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown {} {:?}; valid values: {}",
+            self.what,
+            self.given,
+            self.valid.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownChoice {}
+
+choice! {
+    /// A `vision` network (`nn::build`): the CIFAR variants (3×3 stem, no max-pool).
+    pub enum Arch ("architecture") {
+        SmallCnn = "small_cnn",
+        ResNet18 = "resnet18",
+        ResNet50 = "resnet50",
+        DenseNet121 = "densenet121",
+    }
+}
+
+choice! {
+    /// Where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled, then
+    /// l2_out_of_m and adaptive_decoupled_stable); `optim::adam::Variant` holds each one's flags.
+    pub enum AdamVariant ("Adam variant") {
+        AdamL2 = "adam_l2",
+        AdamW = "adamw",
+        L2InM = "l2_in_m",
+        L2InV = "l2_in_v",
+        AdaptiveDecoupled = "adaptive_decoupled",
+        L2OutOfM = "l2_out_of_m",
+        AdaptiveDecoupledStable = "adaptive_decoupled_stable",
+    }
+}
+
+/// The Adam family's variant names, shared by the lm, translate and dqn kinds.
+pub const VARIANTS: &[&str] = AdamVariant::NAMES;
+
+choice! {
+    /// When weight decay is applied, by epoch (`vision`'s `schedule`).
+    pub enum WdSchedule ("schedule") {
+        None = "none",
+        Always = "always",
+        /// On for epochs `< switch_epoch`.
+        Early = "early",
+        /// On from `switch_epoch`.
+        Late = "late",
+    }
+}
+
+impl WdSchedule {
+    /// Whether weight decay is on in `epoch` (0-based) with Tₛ = `switch_epoch`.
+    pub fn active(self, epoch: usize, switch_epoch: usize) -> bool {
+        match self {
+            WdSchedule::None => false,
+            WdSchedule::Always => true,
+            WdSchedule::Early => epoch < switch_epoch,
+            WdSchedule::Late => epoch >= switch_epoch,
+        }
+    }
+}
+
+choice! {
+    /// The per-step learning rate after warm-up (`lr_schedule` of lm and translate).
+    pub enum LrSchedule ("lr_schedule") {
+        Constant = "constant",
+        Cosine = "cosine",
+        InverseSqrt = "inverse_sqrt",
+    }
+}
+
+choice! {
+    /// The sequence models of lm (pytorch/examples' TransformerModel) and translate (fairseq's
+    /// transformer_iwslt_de_en): one architecture each, named so pipelines say which.
+    pub enum SeqModel ("model") {
+        Transformer = "transformer",
+    }
+}
+
+choice! {
+    /// A DQN Q-network (`nn::dqn`): MinAtar's small one or dopamine's Nature CNN.
+    pub enum QNetArch ("Q-network") {
+        MinAtar = "minatar",
+        Nature = "nature",
+    }
+}
+
+choice! {
+    /// A suite of games for DQN (`games::make`).
+    pub enum Suite ("suite") {
+        MinAtar = "minatar",
+        Atari = "atari",
+    }
+}
+
+/// Whether a resolved parameter map deserializes into the kind's parameter struct `P`
+/// (`StageDecl::check_params`).
+pub fn check_params<P: serde::de::DeserializeOwned>(
+    params: &Map<String, Value>,
+) -> Result<(), String> {
+    serde_json::from_value::<P>(Value::Object(params.clone()))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What the Adam-family kinds (lm, translate, dqn) give their optimizer besides the per-step
+/// lr and λ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamParams {
+    pub variant: AdamVariant,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Sample the E8 drown-out diagnostic every this many steps (0: off).
+    pub drown_out_every: u64,
+}

@@ -4,7 +4,9 @@
 //! bptt, batches, clipping, epochs) and torch.optim.Adam's for the optimizer; the rest are defaults
 //! of ours, named as such in each parameter's doc.
 
-use super::common::{VARIANTS, metric};
+use serde::Deserialize;
+
+use super::common::{AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -15,6 +17,7 @@ pub static LM: StageDecl = StageDecl {
     name: "lm",
     version: 2,
     params: LM_PARAMS,
+    check_params: check_params::<LmParams>,
     dataset_formats: &[Format::WikitextTokens],
     results: Results {
         file: "metrics.jsonl",
@@ -27,6 +30,49 @@ pub static LM: StageDecl = StageDecl {
         channels_last: false,
     },
 };
+
+/// The parameters of an `lm` run, as `LM_PARAMS` declares them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmParams {
+    pub model: SeqModel,
+    pub d_model: i64,
+    pub heads: i64,
+    pub layers: i64,
+    pub ffn: i64,
+    pub dropout: f64,
+    pub norm_first: bool,
+    pub tie_embeddings: bool,
+    pub epochs: usize,
+    pub batch_size: i64,
+    pub eval_batch_size: i64,
+    pub bptt: i64,
+    pub clip: f64,
+    pub variant: AdamVariant,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub lr_schedule: LrSchedule,
+    pub warmup_steps: u64,
+    pub train_tokens: usize,
+    pub drown_out_every: u64,
+    pub seed: i64,
+}
+
+impl LmParams {
+    /// The optimizer's parameters.
+    pub fn adam(&self) -> AdamParams {
+        AdamParams {
+            variant: self.variant,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            drown_out_every: self.drown_out_every,
+        }
+    }
+}
 
 /// The per-epoch columns of `metrics.jsonl` (`train::lm`). The drown-out columns are written
 /// when `drown_out_every` > 0 (means over the epoch's sampled steps, all parameters together).
@@ -85,7 +131,7 @@ static LM_METRICS: &[MetricDecl] = &[
 static LM_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "model",
-        ty: ParamType::Choice(&["transformer"]),
+        ty: ParamType::Choice(SeqModel::NAMES),
         default: Lit::Str("transformer"),
         doc: "architecture: pytorch/examples' TransformerModel with a causal mask",
     },
@@ -163,7 +209,7 @@ static LM_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "variant",
-        ty: ParamType::Choice(VARIANTS),
+        ty: ParamType::Choice(AdamVariant::NAMES),
         default: Lit::Str("adam_l2"),
         doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled, \
               l2_out_of_m, adaptive_decoupled_stable)",
@@ -200,7 +246,7 @@ static LM_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "lr_schedule",
-        ty: ParamType::Choice(&["constant", "cosine", "inverse_sqrt"]),
+        ty: ParamType::Choice(LrSchedule::NAMES),
         default: Lit::Str("constant"),
         doc: "after warm-up: constant (default of ours), cosine to 0 at the last step, or \
               fairseq's inverse_sqrt (α·√warmup/√step)",

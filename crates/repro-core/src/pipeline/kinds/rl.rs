@@ -4,7 +4,9 @@
 //! own defaults are set in pipeline.yaml, each named there. The rest are defaults of ours, named in
 //! each doc.
 
-use super::common::{VARIANTS, metric};
+use serde::Deserialize;
+
+use super::common::{AdamParams, AdamVariant, QNetArch, Suite, check_params, metric};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -15,6 +17,7 @@ pub static DQN: StageDecl = StageDecl {
     name: "dqn",
     version: 2,
     params: DQN_PARAMS,
+    check_params: check_params::<DqnParams>,
     // MinAtar needs no data; Atari reads its ROMs from the one dataset it names.
     dataset_formats: &[Format::AtariRoms],
     results: Results {
@@ -28,6 +31,52 @@ pub static DQN: StageDecl = StageDecl {
         channels_last: false,
     },
 };
+
+/// The parameters of a `dqn` run, as `DQN_PARAMS` declares them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DqnParams {
+    pub env: Suite,
+    pub game: String,
+    pub sticky_action_prob: f64,
+    pub ramping: bool,
+    pub frames: u64,
+    pub iteration_steps: u64,
+    pub eval_steps: u64,
+    pub epsilon_eval: f64,
+    pub epsilon_end: f64,
+    pub epsilon_decay_steps: u64,
+    pub replay_capacity: usize,
+    pub min_replay: u64,
+    pub batch_size: usize,
+    pub update_every: u64,
+    pub target_update: u64,
+    pub gamma: f64,
+    pub history: usize,
+    pub model: QNetArch,
+    pub max_episode_steps: u64,
+    pub variant: AdamVariant,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub drown_out_every: u64,
+    pub seed: i64,
+}
+
+impl DqnParams {
+    /// The optimizer's parameters.
+    pub fn adam(&self) -> AdamParams {
+        AdamParams {
+            variant: self.variant,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            drown_out_every: self.drown_out_every,
+        }
+    }
+}
 
 /// The per-iteration columns of `metrics.jsonl` (`train::rl`; `epoch` is the iteration).
 static DQN_METRICS: &[MetricDecl] = &[
@@ -84,7 +133,7 @@ static DQN_METRICS: &[MetricDecl] = &[
 static DQN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "env",
-        ty: ParamType::Choice(&["minatar", "atari"]),
+        ty: ParamType::Choice(Suite::NAMES),
         default: Lit::Required,
         doc: "environment suite: minatar (built in) or atari (needs the `atari` cargo feature)",
     },
@@ -187,7 +236,7 @@ static DQN_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "model",
-        ty: ParamType::Choice(&["minatar", "nature"]),
+        ty: ParamType::Choice(QNetArch::NAMES),
         default: Lit::Str("nature"),
         doc: "Q-network: the Nature CNN (dopamine's) or MinAtar's conv 16 + FC 128",
     },
@@ -199,7 +248,7 @@ static DQN_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "variant",
-        ty: ParamType::Choice(VARIANTS),
+        ty: ParamType::Choice(AdamVariant::NAMES),
         default: Lit::Str("adam_l2"),
         doc: "where λ·w enters Adam (docs/paper.md#e7: V1 adam_l2 … V5 adaptive_decoupled, \
               l2_out_of_m, adaptive_decoupled_stable)",

@@ -1,6 +1,9 @@
 //! The `sharpness` kind (docs/paper.md#e3): generalization and sharpness measures of the final
 //! checkpoints of the `vision` runs an experiment `needs` (`train::sharpness`).
 
+use serde::Deserialize;
+
+use super::common::check_params;
 use super::common::metric;
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
@@ -13,6 +16,7 @@ pub static SHARPNESS: StageDecl = StageDecl {
     name: "sharpness",
     version: 2,
     params: SHARPNESS_PARAMS,
+    check_params: check_params::<SharpnessParams>,
     dataset_formats: &[
         Format::Cifar10Binary,
         Format::Cifar100Binary,
@@ -31,6 +35,20 @@ pub static SHARPNESS: StageDecl = StageDecl {
         channels_last: false,
     },
 };
+
+/// The parameters of a `sharpness` run, as `SHARPNESS_PARAMS` declares them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharpnessParams {
+    pub subset: usize,
+    pub seed: u64,
+    pub hessian_iters: usize,
+    pub trace_probes: usize,
+    pub epsilon: f64,
+    pub ascent_steps: usize,
+    pub per_layer: bool,
+    pub chunk: usize,
+}
 
 /// The columns of `sharpness.jsonl` (`train::sharpness`), one row per upstream run.
 static SHARPNESS_METRICS: &[MetricDecl] = &[

@@ -5,7 +5,9 @@
 //! smoothing 0.1, max 4,096 tokens per batch, no clipping; generation with beam 5, length penalty
 //! 1); the rest are defaults of ours, named as such in each parameter's doc.
 
-use super::common::{VARIANTS, metric};
+use serde::Deserialize;
+
+use super::common::{AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -16,6 +18,7 @@ pub static TRANSLATE: StageDecl = StageDecl {
     name: "translate",
     version: 2,
     params: TRANSLATE_PARAMS,
+    check_params: check_params::<TranslateParams>,
     dataset_formats: &[Format::Iwslt14DeEn],
     results: Results {
         file: "metrics.jsonl",
@@ -27,6 +30,53 @@ pub static TRANSLATE: StageDecl = StageDecl {
         channels_last: false,
     },
 };
+
+/// The parameters of a `translate` run, as `TRANSLATE_PARAMS` declares them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslateParams {
+    pub model: SeqModel,
+    pub d_model: i64,
+    pub ffn: i64,
+    pub heads: i64,
+    pub encoder_layers: i64,
+    pub decoder_layers: i64,
+    pub dropout: f64,
+    pub share_decoder_embeddings: bool,
+    pub bpe_merges: usize,
+    pub max_tokens: usize,
+    pub epochs: usize,
+    pub label_smoothing: f64,
+    pub clip: f64,
+    pub variant: AdamVariant,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub lr_schedule: LrSchedule,
+    pub warmup_steps: u64,
+    pub train_pairs: usize,
+    pub beam: i64,
+    pub len_penalty: f64,
+    pub max_len_b: i64,
+    pub test_sentences: usize,
+    pub drown_out_every: u64,
+    pub seed: i64,
+}
+
+impl TranslateParams {
+    /// The optimizer's parameters.
+    pub fn adam(&self) -> AdamParams {
+        AdamParams {
+            variant: self.variant,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            drown_out_every: self.drown_out_every,
+        }
+    }
+}
 
 /// The per-epoch columns of `metrics.jsonl`; the BLEU columns are in the last row only.
 static TRANSLATE_METRICS: &[MetricDecl] = &[
@@ -120,7 +170,7 @@ const fn float(name: &'static str, lo: f64, hi: f64, default: f64, doc: &'static
 static TRANSLATE_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "model",
-        ty: ParamType::Choice(&["transformer"]),
+        ty: ParamType::Choice(SeqModel::NAMES),
         default: Lit::Str("transformer"),
         doc: "architecture: fairseq's post-LN Transformer encoder-decoder",
     },
@@ -210,7 +260,7 @@ static TRANSLATE_PARAMS: &[ParamSpec] = &[
     ),
     ParamSpec {
         name: "variant",
-        ty: ParamType::Choice(VARIANTS),
+        ty: ParamType::Choice(AdamVariant::NAMES),
         default: Lit::Str("adamw"),
         doc: "where λ·w enters Adam (docs/paper.md#e7); fairseq's `adam` is the decoupled adamw",
     },
@@ -239,7 +289,7 @@ static TRANSLATE_PARAMS: &[ParamSpec] = &[
     float("eps", 0.0, 1.0, 1e-8, "Adam ε (fairseq's default 1e-8)"),
     ParamSpec {
         name: "lr_schedule",
-        ty: ParamType::Choice(&["constant", "cosine", "inverse_sqrt"]),
+        ty: ParamType::Choice(LrSchedule::NAMES),
         default: Lit::Str("inverse_sqrt"),
         doc: "after warm-up: fairseq's inverse_sqrt (the recipe's), constant, or cosine to 0",
     },

@@ -1,7 +1,9 @@
 //! The `vision` kind (docs/paper.md#e1, E2, E4): image classification with SGD and a
 //! weight-decay schedule (`train::vision`).
 
-use super::common::{metric, vision_gap};
+use serde::Deserialize;
+
+use super::common::{Arch, WdSchedule, check_params, metric, vision_gap};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -12,6 +14,7 @@ pub static VISION: StageDecl = StageDecl {
     name: "vision",
     version: 2,
     params: VISION_PARAMS,
+    check_params: check_params::<VisionParams>,
     dataset_formats: &[
         Format::Cifar10Binary,
         Format::Cifar100Binary,
@@ -27,6 +30,28 @@ pub static VISION: StageDecl = StageDecl {
         channels_last: true,
     },
 };
+
+/// The parameters of a `vision` run, as `VISION_PARAMS` declares them (`train::vision` reads
+/// these fields; a generic test holds the two together).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionParams {
+    pub model: Arch,
+    pub width: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_decay: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: WdSchedule,
+    pub switch_epoch: usize,
+    pub seed: u64,
+    pub train_subset: usize,
+    pub augment: bool,
+    pub crop_pad: i64,
+    pub label_noise: f64,
+}
 
 /// The per-epoch columns of `metrics.jsonl` (`train::vision`).
 static VISION_METRICS: &[MetricDecl] = &[
@@ -94,7 +119,7 @@ static VISION_METRICS: &[MetricDecl] = &[
 static VISION_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "model",
-        ty: ParamType::Choice(&["small_cnn", "resnet18", "resnet50", "densenet121"]),
+        ty: ParamType::Choice(Arch::NAMES),
         default: Lit::Str("resnet18"),
         doc: "network architecture (CIFAR variants: 3×3 stem, no max-pool)",
     },
@@ -142,7 +167,7 @@ static VISION_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "schedule",
-        ty: ParamType::Choice(&["none", "always", "early", "late"]),
+        ty: ParamType::Choice(WdSchedule::NAMES),
         default: Lit::Str("always"),
         doc: "when weight decay is on",
     },

@@ -42,14 +42,14 @@ use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
-use super::{StageContext, adam_from_params, total_norm, trainable_by_name};
+use super::{Stage, StageContext, adam_from_params, total_norm, trainable_by_name};
 use crate::checkpoint::State;
 use crate::games::{self, Env, EnvSpec};
-use crate::nn::dqn::{QNetArch, build};
+use crate::nn::dqn::build;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;
-use repro_core::pipeline::params::Params;
-use repro_core::pipeline::stage::Outcome;
+use repro_core::pipeline::kinds::{DQN, DqnParams};
+use repro_core::pipeline::stage::{Outcome, StageDecl};
 
 #[derive(Serialize)]
 struct IterationRow {
@@ -248,10 +248,20 @@ fn fmt_opt(x: Option<f64>) -> String {
     x.map_or("–".to_string(), |x| format!("{x:.2}"))
 }
 
+/// The `dqn` kind.
+pub struct Dqn;
+
+impl Stage for Dqn {
+    type Params = DqnParams;
+    const DECL: &'static StageDecl = &DQN;
+    fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
+        run(ctx, p)
+    }
+}
+
 /// Train one run.
-pub fn run(ctx: &StageContext) -> Result<Outcome> {
-    let p = Params(ctx.params);
-    let seed = p.int("seed")?;
+pub fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
+    let seed = p.seed;
     tch::manual_seed(seed);
     let dev = ctx.device;
     // One intra-op thread whatever the profile says: each op of these small nets is far too
@@ -261,14 +271,14 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     tch::set_num_threads(INTRA_OP_THREADS as i32);
     let mut streams = ChaCha8Rng::seed_from_u64(seed as u64);
     let spec = EnvSpec {
-        suite: p.str("env")?.to_string(),
-        game: p.str("game")?.to_string(),
-        sticky_action_prob: p.float("sticky_action_prob")?,
-        ramping: p.bool("ramping")?,
+        suite: p.env,
+        game: p.game.clone(),
+        sticky_action_prob: p.sticky_action_prob,
+        ramping: p.ramping,
         rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
     };
-    let history = p.usize("history")?;
-    let max_steps = p.int("max_episode_steps")? as u64;
+    let history = p.history;
+    let max_steps = p.max_episode_steps;
     let train_env_seed: u64 = streams.random();
     let mut actor = Actor::new(games::make(&spec, train_env_seed)?, history, max_steps);
     let eval_seed: u64 = streams.random();
@@ -278,7 +288,7 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     let [c, h, w] = actor.env.frame_shape().map(|d| d as i64);
     let shape = [history as i64 * c, h, w];
     let actions = actor.env.num_actions();
-    let arch = QNetArch::parse(p.str("model")?)?;
+    let arch = p.model;
     let vs = VarStore::new(dev);
     let online = build(arch, &vs.root(), shape, actions as i64);
     let mut target_vs = VarStore::new(dev);
@@ -290,25 +300,17 @@ pub fn run(ctx: &StageContext) -> Result<Outcome> {
     }
 
     let named = trainable_by_name(&vs);
-    let mut opt = adam_from_params(&p, named.into_iter().map(|(_, t)| t).collect())?;
-    let every = p.int("drown_out_every")? as u64;
-    let (lr, wd, gamma) = (p.float("lr")?, p.float("weight_decay")?, p.float("gamma")?);
+    let mut opt = adam_from_params(&p.adam(), named.into_iter().map(|(_, t)| t).collect());
+    let every = p.drown_out_every;
+    let (lr, wd, gamma) = (p.lr, p.weight_decay, p.gamma);
 
-    let frames = p.int("frames")? as u64;
-    let iteration_steps = p.int("iteration_steps")? as u64;
-    let eval_steps = p.int("eval_steps")? as u64;
-    let (min_replay, update_every, target_update) = (
-        p.int("min_replay")? as u64,
-        p.int("update_every")? as u64,
-        p.int("target_update")? as u64,
-    );
-    let batch = p.usize("batch_size")?;
-    let (eps_end, eps_decay, eps_eval) = (
-        p.float("epsilon_end")?,
-        p.int("epsilon_decay_steps")? as u64,
-        p.float("epsilon_eval")?,
-    );
-    let capacity = p.usize("replay_capacity")?;
+    let frames = p.frames;
+    let iteration_steps = p.iteration_steps;
+    let eval_steps = p.eval_steps;
+    let (min_replay, update_every, target_update) = (p.min_replay, p.update_every, p.target_update);
+    let batch = p.batch_size;
+    let (eps_end, eps_decay, eps_eval) = (p.epsilon_end, p.epsilon_decay_steps, p.epsilon_eval);
+    let capacity = p.replay_capacity;
     anyhow::ensure!(
         capacity > history && min_replay as usize <= capacity && min_replay as usize >= batch,
         "replay_capacity {capacity}, min_replay {min_replay}, batch_size {batch}, history \
