@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use repro_core::pipeline::executor::{Executor, RunOptions, RunState};
+use repro_core::pipeline::executor::{Executor, RunOptions, RunState, Worker};
 use repro_core::pipeline::lockfile::LockFile;
 use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::spec::{Determinism, Pipeline};
@@ -20,6 +20,7 @@ use repro_core::runtime::{Device, DeviceChoice};
 use repro_core::store::Store;
 
 mod plan;
+mod progress;
 mod report;
 mod slurm;
 
@@ -277,7 +278,7 @@ impl Ctx {
         }
     }
     fn device(&self, choice: DeviceChoice) -> Result<Device> {
-        repro_core::runtime::probe::resolve(choice, &self.store.root().join("cache"))
+        repro_core::runtime::probe::resolve(choice, &self.store.cache_dir())
     }
     fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
         Plan::resolve(&self.pipeline, profile, targets)
@@ -447,10 +448,10 @@ fn run_cmd(
         threads,
         force,
         no_repair: flags.no_repair,
-        quiet: ctx.quiet,
         mirror,
     };
-    let summary = ctx.exec().run(&plan, &opts)?;
+    let reporter = progress::Terminal::new(ctx.quiet);
+    let summary = ctx.exec().run(&plan, &opts, &reporter, &Worker)?;
     report_summary(ctx, profile, "", &summary)
 }
 
@@ -514,9 +515,7 @@ fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
         }
     }
     println!("{}", Table::new(&rows).with(Style::sharp()));
-    let records = std::fs::read_dir(ctx.store.root().join("runs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let records = ctx.store.record_count();
     println!(
         "profile {profile}: {} runs, {} cached; store {}: {records} run records",
         states.len(),
@@ -647,55 +646,24 @@ fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, repin: &[String], names: &[Strin
 }
 
 fn gc_cmd(ctx: &Ctx, apply: bool) -> Result<()> {
-    let _excl = ctx.store.lock_exclusive()?;
     let lock = LockFile::load(&ctx.lock_path)?;
     let keep: BTreeSet<String> = lock.digests().cloned().collect();
-    let garbage = ctx.store.unreferenced(&keep)?;
-    // Work folders of interrupted runs are kept: the next `repro run` resumes from them. One
-    // whose key has a record is left over from a run killed after recording.
-    for e in std::fs::read_dir(ctx.store.root().join("work"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let key = e.file_name().to_string_lossy().into_owned();
-        if ctx.store.read_record(&key).ok().flatten().is_some() {
-            if apply {
-                std::fs::remove_dir_all(e.path())
-                    .with_context(|| format!("cannot remove {}", e.path().display()))?;
-            }
-            println!(
-                "{} work folder of finished run {key}",
-                if apply { "removed" } else { "would remove" }
-            );
-        } else {
-            println!("kept work folder of interrupted run {key} (the next run resumes from it)");
-        }
+    let found = ctx.store.gc(&keep, apply)?;
+    let verb = if apply { "removed" } else { "would remove" };
+    for key in &found.finished_work {
+        println!("{verb} work folder of finished run {key}");
     }
-    let bytes: u64 = garbage.iter().map(|(_, _, s)| s).sum();
-    for (sha, _, size) in &garbage {
-        println!(
-            "{} {sha} ({size} bytes)",
-            if apply { "removed" } else { "would remove" }
-        );
+    for key in &found.interrupted_work {
+        println!("kept work folder of interrupted run {key} (the next run resumes from it)");
     }
+    for (sha, size) in &found.objects {
+        println!("{verb} {sha} ({size} bytes)");
+    }
+    let (n, bytes) = (found.objects.len(), found.bytes());
     if apply {
-        for (_, path, _) in &garbage {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-        // No run holds the shared lock now, so leftover scratch folders are from crashed runs.
-        if let Ok(rd) = std::fs::read_dir(ctx.store.root().join("tmp")) {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-        println!("removed {} objects, {bytes} bytes", garbage.len());
+        println!("removed {n} objects, {bytes} bytes");
     } else {
-        println!(
-            "{} unreferenced objects, {bytes} bytes; run `repro gc --apply` to remove them",
-            garbage.len()
-        );
+        println!("{n} unreferenced objects, {bytes} bytes; run `repro gc --apply` to remove them");
     }
     Ok(())
 }

@@ -57,8 +57,11 @@ pub(super) fn slurm_cmd(
     // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
     let dev = ctx.device(device)?;
     let threads = threads_for(&plan);
-    ctx.exec()
-        .prepare_datasets(&plan, mirror.as_deref(), ctx.quiet)?;
+    ctx.exec().prepare_datasets(
+        &plan,
+        mirror.as_deref(),
+        &super::progress::Terminal::new(ctx.quiet),
+    )?;
     // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
     let text = std::fs::read(pipeline_path)
         .with_context(|| format!("cannot read {}", pipeline_path.display()))?;

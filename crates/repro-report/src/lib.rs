@@ -24,7 +24,6 @@ pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
@@ -35,6 +34,7 @@ use repro_core::pipeline::spec::Pipeline;
 use repro_core::store::Store;
 use repro_core::store::atomic::{rename_durable, sync_dir, write_atomic};
 use repro_core::store::key::Manifest;
+use repro_core::store::memo::{Computed, Job};
 use repro_core::store::record::RunRecord;
 use tables::Table;
 use verdict::{CheckResult, ClaimSummary};
@@ -94,24 +94,19 @@ pub fn build(
         experiment_tables: &experiment_tables,
     };
 
-    let (record, cached) = {
-        let _lock = store.lock_key(&key)?;
-        match store.read_record(&key)? {
-            Some(r) => {
-                let damage = store.damaged_outputs(&r);
-                if damage.is_empty() {
-                    (r, true)
-                } else {
-                    // A damaged report is rendered again: its inputs are the runs' outputs.
-                    for line in store.quarantine_damaged("report", &damage)? {
-                        eprintln!("{line}");
-                    }
-                    (render(store, &doc, manifest)?, false)
-                }
-            }
-            None => (render(store, &doc, manifest)?, false),
-        }
+    let job = Job {
+        run_id: "report",
+        experiment: "report",
+        force: false,
+        resumable: false,
+        host: &repro_core::runtime::hostname(),
     };
+    let memo = store.memoize(manifest, job, |scratch| render(&doc, &scratch.out))?;
+    // A damaged report is rendered again: its inputs are the runs' outputs.
+    for line in &memo.quarantined {
+        eprintln!("{line}");
+    }
+    let (record, cached) = (memo.record, !memo.computed);
     let dir = out_root.join(&plan.profile);
     materialize(store, &record, &dir)?;
     store.set_ref(&plan.profile, "report", &key)?;
@@ -170,41 +165,24 @@ fn manifest(pipeline: &Pipeline, plan: &Plan, inputs: &observe::Inputs) -> Manif
     }
 }
 
-/// Render every file into scratch, move them into the store, write the record.
-fn render(store: &Store, doc: &write::Document, manifest: Manifest) -> Result<RunRecord> {
-    let started = SystemTime::now();
-    let t0 = Instant::now();
-    let scratch = store.scratch("report-")?;
-    let files = write::files(doc)?;
-    let mut outputs = BTreeMap::new();
-    for (name, bytes) in files {
-        let path = scratch.path().join(&name);
+/// Render every file into `out`.
+fn render(doc: &write::Document, out: &Path) -> Result<Computed> {
+    for (name, bytes) in write::files(doc)? {
+        let path = out.join(&name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, &bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        outputs.insert(name, store.put_file(&path)?);
     }
     let mut metrics = Map::new();
     for c in doc.claims {
         metrics.insert(c.claim.clone(), json!(c.verdict));
     }
-    let record = RunRecord {
-        key: doc.key.to_string(),
-        run_id: "report".into(),
-        experiment: "report".into(),
-        manifest,
-        outputs,
+    Ok(Computed {
         metrics,
         environment: repro_core::runtime::host_fingerprint(),
-        started: humantime::format_rfc3339_seconds(started).to_string(),
-        finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        seconds: t0.elapsed().as_secs_f64(),
-        host: repro_core::runtime::hostname(),
-    };
-    store.write_record(&record)?;
-    Ok(record)
+    })
 }
 
 /// Name of the file in a materialized report folder that says which report it holds.

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Map;
 
 use super::lockfile::LockedFile;
 use super::plan::DatasetNode;
@@ -25,7 +24,8 @@ use crate::data::{DatasetFile, DatasetView};
 use crate::store::Store;
 use crate::store::hash::FileDigests;
 use crate::store::key::Manifest;
-use crate::store::record::{ObjectRef, RunRecord};
+use crate::store::memo::{Computed, Job};
+use crate::store::record::RunRecord;
 use crate::store::statcache::StatCache;
 
 /// pipeline.lock's `datasets:` section: dataset → file → digests of its first verified download.
@@ -253,8 +253,7 @@ fn path_tag(path: &Path) -> String {
 /// The stat cache of one extracted tree (its own file, so `plan` and `status` never load it).
 pub fn tree_stat(store: &Store, dest: &Path) -> StatCache {
     let file = store
-        .root()
-        .join("cache")
+        .cache_dir()
         .join(format!("tree-{}.json", path_tag(dest)));
     StatCache::load(&file, dest)
 }
@@ -289,52 +288,30 @@ fn check_extracted(store: &Store, dataset: &str, dest: &Path) -> Result<()> {
 /// The store record of a generated dataset, generating it under the key lock if needed.
 fn generated_record(store: &Store, salt: &str, node: &DatasetNode) -> Result<(RunRecord, bool)> {
     let m = generation_manifest(salt, node).context("dataset has no generate section")?;
-    let key = m.key();
-    if let Some(r) = store.read_record(&key)?
+    // Without the key's lock first: the common case is a dataset generated long ago.
+    if let Some(r) = store.read_record(&m.key())?
         && store.damaged_outputs(&r).is_empty()
     {
         return Ok((r, false));
     }
-    let _lock = store.lock_key(&key)?;
-    if let Some(r) = store.read_record(&key)? {
-        let damage = store.damaged_outputs(&r);
-        if damage.is_empty() {
-            return Ok((r, false));
-        }
-        for line in store.quarantine_damaged(&r.run_id, &damage)? {
-            tracing::warn!("{line}");
-        }
-    }
     let g = node.spec.generate.as_ref().context("no generate section")?;
-    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let t0 = std::time::Instant::now();
-    let scratch = store.scratch("gen-")?;
-    let files = generate::generate(&g.generator, &node.gen_params, scratch.path())
-        .with_context(|| format!("generating dataset {}", node.name))?;
-    let mut outputs = BTreeMap::new();
-    for f in files {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let o: ObjectRef = store.put_file(&f)?;
-        outputs.insert(name, o);
-    }
-    let r = RunRecord {
-        key: key.clone(),
-        run_id: format!("dataset:{}", node.name),
-        experiment: format!("dataset:{}", node.name),
-        manifest: m,
-        outputs,
-        metrics: Map::new(),
-        environment: Map::new(),
-        started,
-        finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        seconds: t0.elapsed().as_secs_f64(),
-        host: crate::runtime::hostname(),
+    let id = format!("dataset:{}", node.name);
+    let job = Job {
+        run_id: &id,
+        experiment: &id,
+        force: false,
+        resumable: false,
+        host: &crate::runtime::hostname(),
     };
-    store.write_record(&r)?;
-    Ok((r, true))
+    let memo = store.memoize(m, job, |scratch| {
+        generate::generate(&g.generator, &node.gen_params, &scratch.out)
+            .with_context(|| format!("generating dataset {}", node.name))?;
+        Ok(Computed::default())
+    })?;
+    for line in &memo.quarantined {
+        tracing::warn!("{line}");
+    }
+    Ok((memo.record, memo.computed))
 }
 
 /// Fetch options from the command line and environment.
@@ -350,7 +327,7 @@ pub fn fetch_options(store: &Store, mirror: Option<&str>, progress: bool) -> Fet
     }
     FetchOptions {
         mirrors,
-        quarantine_dir: store.root().join("quarantine/datasets"),
+        quarantine_dir: store.quarantine_dir("datasets"),
         progress,
         max_bytes: None,
     }

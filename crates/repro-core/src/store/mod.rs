@@ -14,13 +14,15 @@
 //! repairs it.
 
 pub mod atomic;
+pub mod gc;
 pub mod hash;
 pub mod key;
+pub mod memo;
 pub mod record;
 pub mod statcache;
 pub mod work;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -150,6 +152,36 @@ impl Store {
     /// The work folder of run `key` (hold the key's lock while using it).
     pub fn work(&self, key: &str) -> Result<work::WorkDir> {
         work::WorkDir::open(self.root.join("work").join(key))
+    }
+
+    /// `cache/`: caches, rebuilt when lost (stat caches, the device probe).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// `quarantine/<what>/`: where damaged files of one sort are moved aside.
+    pub fn quarantine_dir(&self, what: &str) -> PathBuf {
+        self.root.join("quarantine").join(what)
+    }
+
+    /// `<backend>/`: the submissions, ledgers and job logs of a queue backend (`slurm`), created.
+    pub fn queue_dir(&self, backend: &str) -> Result<PathBuf> {
+        let dir = self.root.join(backend);
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// How many run records the store holds.
+    pub fn record_count(&self) -> usize {
+        fs::read_dir(self.root.join("runs")).map_or(0, |d| d.count())
+    }
+
+    /// `logs/<key>.log`: a run's worker output, one section per attempt (the folder is
+    /// created).
+    pub fn log_path(&self, key: &str) -> Result<PathBuf> {
+        let logs = self.root.join("logs");
+        fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        Ok(logs.join(format!("{key}.log")))
     }
 
     /// A fresh scratch folder on the store's filesystem.
@@ -449,23 +481,6 @@ impl Store {
                     format!("{dir}{}", e.file_name().to_string_lossy()),
                     e.path().to_path_buf(),
                 ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Objects no run record and no digest in `keep` refer to: (sha256, path, size).
-    pub fn unreferenced(&self, keep: &BTreeSet<String>) -> Result<Vec<(String, PathBuf, u64)>> {
-        let mut live = keep.clone();
-        for r in self.records()? {
-            let r = r?;
-            live.extend(r.outputs.values().map(|o| o.sha256.clone()));
-        }
-        let mut out = Vec::new();
-        for (sha, path) in self.objects()? {
-            if !live.contains(&sha) {
-                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                out.push((sha, path, size));
             }
         }
         Ok(out)

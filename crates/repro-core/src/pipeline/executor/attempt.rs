@@ -1,0 +1,201 @@
+//! One run, start to end: key it, take it from the store when an intact record is there, or
+//! else compute it through the store's memoize (under the key's lock, resumable in its work
+//! folder) by handing a [`Task`] to the [`Launcher`], and point the profile's ref at its key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result, bail};
+
+use super::events::{At, Reporter, RunEvent};
+use super::keys::{self, Digests};
+use super::launch::Launcher;
+use crate::data::DatasetView;
+use crate::pipeline::placement::Placement;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::stage::{Task, UpstreamRun};
+use crate::runtime::{self, Device, RunSettings};
+use crate::store::Store;
+use crate::store::memo::{Computed, Job, Scratch};
+use crate::store::record::RunRecord;
+
+/// Prepared datasets: name → (view, file digests).
+pub type Views = BTreeMap<String, (DatasetView, Digests)>;
+
+/// What every run of one `repro run` shares.
+pub struct Runs<'a> {
+    pub store: &'a Store,
+    pub salt: &'a str,
+    pub plan: &'a Plan,
+    pub views: &'a Views,
+    pub device: &'a Device,
+    pub threads: usize,
+    pub force: &'a BTreeSet<String>,
+    pub no_repair: bool,
+    pub reporter: &'a dyn Reporter,
+    pub launcher: &'a dyn Launcher,
+}
+
+impl Runs<'_> {
+    /// Run `i` of the plan: `Ok((record, ran))`.
+    pub fn process(
+        &self,
+        i: usize,
+        upstream: &BTreeMap<String, RunRecord>,
+        slot: &Placement,
+    ) -> Result<(RunRecord, bool)> {
+        let run = &self.plan.runs[i];
+        let at = At {
+            n: i + 1,
+            total: self.plan.runs.len(),
+            run: &run.id,
+        };
+        let settings = keys::settings(run, self.device, self.threads);
+        let m = keys::manifest(
+            self.salt,
+            run,
+            &settings,
+            |d| self.views.get(d).map(|(_, digests)| digests.clone()),
+            |u| upstream.get(u).map(RunRecord::output_digests),
+        )
+        .map_err(|missing| anyhow::anyhow!("cannot key {}: {}", run.id, missing.join("; ")))?;
+        let key = m.key();
+        let forced = self.force.contains(&run.id);
+        let reasons = if forced {
+            vec!["--force".to_string()]
+        } else if let Some(r) = self.store.read_record(&key)? {
+            let damage = self.store.damaged_outputs(&r);
+            if damage.is_empty() {
+                self.store.set_ref(&self.plan.profile, &run.id, &key)?;
+                self.reporter.event(at, RunEvent::Cached { key: &key });
+                return Ok((r, false));
+            }
+            if self.no_repair {
+                bail!(
+                    "cached run {} is damaged: {} (run without --no-repair to rebuild it)",
+                    &key[..12],
+                    damage
+                        .iter()
+                        .map(|d| format!(
+                            "{d}: {}",
+                            self.store.object_path(&d.object.sha256).display()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            damage.iter().map(|d| d.to_string()).collect()
+        } else {
+            keys::reasons(self.store, &self.plan.profile, &run.id, &m)
+        };
+        self.reporter.event(
+            at,
+            RunEvent::Started {
+                key: &key,
+                reasons: &reasons,
+            },
+        );
+        let job = Job {
+            run_id: &run.id,
+            experiment: &run.experiment,
+            force: forced,
+            resumable: true,
+            host: &runtime::hostname(),
+        };
+        let progress = |pos, len, message: &str| {
+            self.reporter
+                .event(at, RunEvent::Progress { pos, len, message })
+        };
+        let memo = self.store.memoize(m, job, |scratch| {
+            self.compute(i, upstream, &settings, &key, scratch, slot, &progress)
+        })?;
+        for line in &memo.quarantined {
+            self.reporter.note(line);
+        }
+        self.store.set_ref(&self.plan.profile, &run.id, &key)?;
+        let event = match memo.computed {
+            true => RunEvent::Done {
+                seconds: memo.record.seconds,
+            },
+            false => RunEvent::CachedByOther,
+        };
+        self.reporter.event(at, event);
+        Ok((memo.record, memo.computed))
+    }
+
+    /// Hand run `i` to the launcher in `scratch` (called under the key's lock).
+    #[allow(clippy::too_many_arguments)]
+    fn compute(
+        &self,
+        i: usize,
+        upstream_records: &BTreeMap<String, RunRecord>,
+        settings: &RunSettings,
+        key: &str,
+        scratch: &Scratch,
+        slot: &Placement,
+        progress: &dyn Fn(u64, u64, &str),
+    ) -> Result<Computed> {
+        let run = &self.plan.runs[i];
+        let mut upstream = Vec::new();
+        for u in &run.upstream {
+            let rec = &upstream_records[u];
+            let mut outputs = BTreeMap::new();
+            for (name, o) in &rec.outputs {
+                let path = self
+                    .store
+                    .verify_object(o)
+                    .with_context(|| format!("input from {u}"))?;
+                outputs.insert(name.clone(), path);
+            }
+            upstream.push(UpstreamRun {
+                run_id: u.clone(),
+                params: rec.manifest.params.clone(),
+                outputs,
+            });
+        }
+        let task = Task {
+            run_id: run.id.clone(),
+            kind: run.kind.name.to_string(),
+            params: run.params.clone(),
+            datasets: run
+                .datasets
+                .iter()
+                .map(|d| (d.clone(), self.views[d].0.clone()))
+                .collect(),
+            upstream,
+            out_dir: scratch.out.clone(),
+            checkpoints: scratch.checkpoints.clone(),
+            settings: on_slot(settings, slot),
+        };
+        let log = self.store.log_path(key)?;
+        let outcome = self.launcher.launch(&task, scratch, &log, slot, progress)?;
+        let mut environment = runtime::host_fingerprint();
+        environment.insert(
+            "libtorch_runtime".into(),
+            serde_json::Value::Object(outcome.environment),
+        );
+        environment.insert("placement".into(), slot.describe());
+        // What took effect: the kind's options, TF32 only on CUDA.
+        environment.insert(
+            "precision".into(),
+            serde_json::json!(settings.precision.on(&settings.device)),
+        );
+        Ok(Computed {
+            metrics: outcome.metrics,
+            environment,
+        })
+    }
+}
+
+/// The settings as the worker sees them: a slot's GPU is its only visible one.
+fn on_slot(settings: &RunSettings, slot: &Placement) -> RunSettings {
+    match (&settings.device, slot.gpu) {
+        (Device::Cuda { capability, .. }, Some(_)) => RunSettings {
+            device: Device::Cuda {
+                index: 0,
+                capability: capability.clone(),
+            },
+            ..settings.clone()
+        },
+        _ => settings.clone(),
+    }
+}

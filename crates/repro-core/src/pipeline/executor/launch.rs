@@ -1,0 +1,109 @@
+//! Starting a run's computation: the [`Launcher`] seam between the executor (keys, store,
+//! scheduling) and whatever trains. In production it is [`Worker`], a `repro-worker` process per
+//! run; the scheduler's unit tests use a fake.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+
+use crate::pipeline::placement::Placement;
+use crate::pipeline::stage::{Outcome, PARENT_ENV, PROGRESS_PREFIX, Task};
+use crate::runtime;
+use crate::store::atomic::write_atomic;
+use crate::store::memo::Scratch;
+
+/// Runs one task to its outcome; every file it leaves in `scratch.out` becomes an output.
+pub trait Launcher: Sync {
+    /// `log` is the run's log file (appended to, one section per attempt); `progress` receives
+    /// (units done, units in all, message).
+    fn launch(
+        &self,
+        task: &Task,
+        scratch: &Scratch,
+        log: &Path,
+        slot: &Placement,
+        progress: &dyn Fn(u64, u64, &str),
+    ) -> Result<Outcome>;
+}
+
+/// The `repro-worker` binary beside `repro`: the task goes in as JSON, progress comes back as
+/// lines on its stdout, its stderr goes to the log, its outcome comes back as JSON.
+pub struct Worker;
+
+impl Launcher for Worker {
+    fn launch(
+        &self,
+        task: &Task,
+        scratch: &Scratch,
+        log_path: &Path,
+        slot: &Placement,
+        progress: &dyn Fn(u64, u64, &str),
+    ) -> Result<Outcome> {
+        let task_path = scratch.root.join("task.json");
+        let outcome_path = scratch.root.join("outcome.json");
+        let _ = std::fs::remove_file(&outcome_path);
+        write_atomic(&task_path, &serde_json::to_vec_pretty(task)?)?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("cannot open the log {}", log_path.display()))?;
+        writeln!(
+            log,
+            "=== attempt at {} on {}: {}",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            runtime::hostname(),
+            match scratch.resumed {
+                Some(unit) => format!("resuming from checkpoint {unit}"),
+                None => "from the start".into(),
+            }
+        )?;
+        let this_attempt = log.metadata()?.len() as usize;
+        let worker = runtime::probe::worker_path()?;
+        let mut cmd = Command::new(&worker);
+        slot.apply(&mut cmd);
+        let mut child = cmd
+            .arg("exec")
+            .arg(&task_path)
+            .arg(&outcome_path)
+            .env(PARENT_ENV, std::process::id().to_string())
+            .envs(task.settings.worker_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start the worker {}", worker.display()))?;
+        if let Some(out) = child.stdout.take() {
+            for line in BufReader::new(out).lines() {
+                let line = line?;
+                if let Some(rest) = line.strip_prefix(PROGRESS_PREFIX) {
+                    let mut parts = rest.splitn(3, ' ');
+                    let pos = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    let len = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    progress(pos, len, parts.next().unwrap_or(""));
+                }
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            let text = std::fs::read(log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(text.get(this_attempt..).unwrap_or_default());
+            // The worker's own `error: …` line says what went wrong; libtorch appends C++
+            // backtraces after it, so the log's last lines are only a fallback.
+            let summary = match text.lines().rfind(|l| l.starts_with("error: ")) {
+                Some(line) => line.trim_start_matches("error: ").to_string(),
+                None => {
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                }
+            };
+            bail!("worker {status}: {summary} (log: {})", log_path.display());
+        }
+        let bytes =
+            std::fs::read(&outcome_path).context("the worker finished without an outcome")?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}

@@ -1,0 +1,150 @@
+//! The `--jobs` scheduler: one loop per placement slot takes the next run whose upstream runs
+//! are done, processes it, and repeats; runs downstream of a failure are skipped, not waited
+//! for. What processing a run means is the caller's (see `attempt`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Condvar, Mutex};
+
+use anyhow::Result;
+
+use super::events::{At, Reporter, RunEvent};
+use crate::pipeline::placement::Placement;
+use crate::pipeline::plan::RunNode;
+use crate::store::record::RunRecord;
+
+/// What happened to each run.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub cached: Vec<String>,
+    pub ran: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Processes run `i` given its upstream runs' records, in a slot: `Ok((record, ran))`.
+pub type Process<'a> = dyn Fn(usize, &BTreeMap<String, RunRecord>, &Placement) -> Result<(RunRecord, bool)>
+    + Sync
+    + 'a;
+
+/// Shared state of the scheduling loops.
+struct State {
+    started: Vec<bool>,
+    /// Finished successfully (ran or cached), with their records.
+    done: BTreeMap<String, RunRecord>,
+    /// Finished in any way (done, failed or skipped).
+    finished: BTreeSet<String>,
+    summary: Summary,
+}
+
+/// Process every run of `runs` (in dependency order) over `slots`, one thread per slot.
+pub fn schedule(
+    runs: &[RunNode],
+    slots: &[Placement],
+    reporter: &dyn Reporter,
+    process: &Process,
+) -> Summary {
+    let state = Mutex::new(State {
+        started: vec![false; runs.len()],
+        done: BTreeMap::new(),
+        finished: BTreeSet::new(),
+        summary: Summary::default(),
+    });
+    let wake = Condvar::new();
+    std::thread::scope(|s| {
+        for slot in slots.iter().take(runs.len().max(1)) {
+            let (state, wake) = (&state, &wake);
+            s.spawn(move || run_slot(runs, slot, state, wake, reporter, process));
+        }
+    });
+    state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .summary
+}
+
+/// One slot's loop.
+fn run_slot(
+    runs: &[RunNode],
+    slot: &Placement,
+    state: &Mutex<State>,
+    wake: &Condvar,
+    reporter: &dyn Reporter,
+    process: &Process,
+) {
+    let total = runs.len();
+    let at = |i: usize| At {
+        n: i + 1,
+        total,
+        run: &runs[i].id,
+    };
+    loop {
+        let (i, upstream) = {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                skip_downstream_of_failures(runs, &mut st, reporter);
+                let ready = (0..total).find(|&i| {
+                    !st.started[i] && runs[i].upstream.iter().all(|u| st.done.contains_key(u))
+                });
+                if let Some(i) = ready {
+                    st.started[i] = true;
+                    let upstream: BTreeMap<String, RunRecord> = runs[i]
+                        .upstream
+                        .iter()
+                        .map(|u| (u.clone(), st.done[u].clone()))
+                        .collect();
+                    break (i, upstream);
+                }
+                if st.started.iter().all(|s| *s) {
+                    wake.notify_all();
+                    return;
+                }
+                st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let result = process(i, &upstream, slot);
+        let id = runs[i].id.clone();
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok((r, ran)) => {
+                if ran {
+                    st.summary.ran.push(id.clone());
+                } else {
+                    st.summary.cached.push(id.clone());
+                }
+                st.done.insert(id.clone(), r);
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                reporter.event(at(i), RunEvent::Failed { error: &error });
+                st.summary.failed.push((id.clone(), error));
+            }
+        }
+        st.finished.insert(id);
+        wake.notify_all();
+    }
+}
+
+/// Mark as skipped every unstarted run with an upstream run that finished without a record.
+fn skip_downstream_of_failures(runs: &[RunNode], st: &mut State, reporter: &dyn Reporter) {
+    for (i, run) in runs.iter().enumerate() {
+        if st.started[i] {
+            continue;
+        }
+        let failed = run
+            .upstream
+            .iter()
+            .find(|u| st.finished.contains(*u) && !st.done.contains_key(*u));
+        if let Some(bad) = failed {
+            let why = format!("upstream {bad} did not finish");
+            let at = At {
+                n: i + 1,
+                total: runs.len(),
+                run: &run.id,
+            };
+            reporter.event(at, RunEvent::Skipped { why: &why });
+            st.started[i] = true;
+            st.finished.insert(run.id.clone());
+            st.summary.skipped.push((run.id.clone(), why));
+        }
+    }
+}
