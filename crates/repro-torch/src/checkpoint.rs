@@ -11,6 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tch::Tensor;
 
+/// The name under which a trainer saves its counters: one serde struct per trainer, saved and
+/// restored as one value.
+pub const COUNTERS: &str = "counters";
+
 /// A checkpoint's contents while it is being built or after it was read.
 #[derive(Default)]
 pub struct State {

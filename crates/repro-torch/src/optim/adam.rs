@@ -53,6 +53,7 @@
 //! shadow moving averages the optimizer moves every step while tracking; what it measures and
 //! how is in [`super::drown_out`].
 
+use anyhow::Context as _;
 use tch::{Kind, Tensor};
 
 pub use super::drown_out::StabilityBound;
@@ -186,6 +187,18 @@ impl From<AdamVariant> for Variant {
             AdamVariant::AdaptiveDecoupledStable => Variant::ADAPTIVE_DECOUPLED_STABLE,
         }
     }
+}
+
+/// What [`Adam::save_state`] saves besides tensors, as one checkpoint value.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Counters {
+    /// Per parameter: its step count, `None` before its first step.
+    steps: Vec<Option<u64>>,
+    /// Per parameter, while tracking the drown-out diagnostic: the shadows' step count.
+    shadow_steps: Option<Vec<Option<u64>>>,
+    /// The parameters the saved drown-out sums are over, when there are some.
+    drown_sums_of: Option<Vec<usize>>,
+    tracked_steps: u64,
 }
 
 /// Hyper-parameters that stay fixed over training (lr and λ are per step).
@@ -473,12 +486,22 @@ impl Adam {
     }
     /// Save the moments, step counts and the drown-out shadows into a checkpoint under `prefix`.
     pub fn save_state(&self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
-        let steps: Vec<Option<u64>> = self
-            .state
-            .iter()
-            .map(|s| s.as_ref().map(|s| s.step))
-            .collect();
-        st.put(&format!("{prefix}.steps"), &steps)?;
+        let counters = Counters {
+            steps: self
+                .state
+                .iter()
+                .map(|s| s.as_ref().map(|s| s.step))
+                .collect(),
+            shadow_steps: self.shadows.as_ref().map(|shadows| {
+                shadows
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| s.steps))
+                    .collect()
+            }),
+            drown_sums_of: self.drown_sums.as_ref().map(|(idx, _)| idx.clone()),
+            tracked_steps: self.tracked_steps,
+        };
+        st.put(&format!("{prefix}.counters"), &counters)?;
         for (i, s) in self.state.iter().enumerate() {
             if let Some(s) = s {
                 st.put_tensor(format!("{prefix}.m.{i}"), &s.m);
@@ -486,11 +509,6 @@ impl Adam {
             }
         }
         if let Some(shadows) = &self.shadows {
-            let steps: Vec<Option<u64>> = shadows
-                .iter()
-                .map(|s| s.as_ref().map(|s| s.steps))
-                .collect();
-            st.put(&format!("{prefix}.shadow_steps"), &steps)?;
             for (i, s) in shadows.iter().enumerate() {
                 if let Some(s) = s {
                     st.put_tensor(format!("{prefix}.mg.{i}"), &s.mg);
@@ -499,17 +517,17 @@ impl Adam {
                 }
             }
         }
-        if let Some((idx, sums)) = &self.drown_sums {
-            st.put(&format!("{prefix}.drown_sums_of"), idx)?;
+        if let Some((_, sums)) = &self.drown_sums {
             st.put_tensor(format!("{prefix}.drown_sums"), sums);
         }
-        st.put(&format!("{prefix}.tracked_steps"), &self.tracked_steps)
+        Ok(())
     }
 
     /// Restore what [`Adam::save_state`] saved into an optimizer built like the saved one
     /// (same parameters, drown-out tracking set the same way).
     pub fn load_state(&mut self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
-        let steps: Vec<Option<u64>> = st.get(&format!("{prefix}.steps"))?;
+        let c: Counters = st.get(&format!("{prefix}.counters"))?;
+        let steps = c.steps;
         anyhow::ensure!(
             steps.len() == self.params.len(),
             "the checkpoint's optimizer has {} parameters, this one {}",
@@ -528,7 +546,9 @@ impl Adam {
             };
         }
         if let Some(shadows) = &mut self.shadows {
-            let steps: Vec<Option<u64>> = st.get(&format!("{prefix}.shadow_steps"))?;
+            let steps = c
+                .shadow_steps
+                .context("the checkpoint's optimizer has no drown-out shadows")?;
             anyhow::ensure!(
                 steps.len() == shadows.len(),
                 "the checkpoint has drown-out shadows for {} parameters, this optimizer {}",
@@ -549,15 +569,14 @@ impl Adam {
                 };
             }
         }
-        let sums = format!("{prefix}.drown_sums");
-        self.drown_sums = match st.has_tensor(&sums) {
-            true => {
+        self.drown_sums = match c.drown_sums_of {
+            Some(idx) => {
                 let dev = self.params.first().map_or(tch::Device::Cpu, |p| p.device());
-                Some((st.get(&format!("{sums}_of"))?, st.tensor(&sums, dev)?))
+                Some((idx, st.tensor(&format!("{prefix}.drown_sums"), dev)?))
             }
-            false => None,
+            None => None,
         };
-        self.tracked_steps = st.get(&format!("{prefix}.tracked_steps"))?;
+        self.tracked_steps = c.tracked_steps;
         Ok(())
     }
 }

@@ -4,12 +4,12 @@
 //! E8 diagnostic every `drown_out_every` updates, and the end-of-epoch checkpoint.
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tch::nn::VarStore;
 
 use super::StageContext;
-use crate::checkpoint::State;
+use crate::checkpoint::{COUNTERS, State};
 use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;
@@ -24,6 +24,17 @@ struct DrownOutSample<'a> {
     group: &'a str,
     #[serde(flatten)]
     values: DrownOut,
+}
+
+/// The counters a checkpoint carries, saved and restored as one value.
+#[derive(Serialize, Deserialize)]
+struct Counters {
+    epochs_done: usize,
+    step: u64,
+    lr: f64,
+    last: Value,
+    epoch_seconds: Vec<f64>,
+    tokens_per_s: Vec<f64>,
 }
 
 /// A run's logs and the state that survives its checkpoints.
@@ -77,9 +88,9 @@ impl EpochLog {
         if let Some(st) = resumed {
             st.load_vars("model", vs)?;
             opt.load_state(st, "opt")?;
-            log.first_epoch = st.get("epochs_done")?;
-            (log.step, log.lr, log.last) = (st.get("step")?, st.get("lr")?, st.get("last")?);
-            (log.seconds, log.tokens_per_s) = (st.get("epoch_seconds")?, st.get("tokens_per_s")?);
+            let c: Counters = st.get(COUNTERS)?;
+            (log.first_epoch, log.step, log.lr, log.last) = (c.epochs_done, c.step, c.lr, c.last);
+            (log.seconds, log.tokens_per_s) = (c.epoch_seconds, c.tokens_per_s);
         }
         Ok(log)
     }
@@ -140,12 +151,15 @@ impl EpochLog {
         let mut st = State::default();
         st.put_vars("model", vs);
         opt.save_state(&mut st, "opt")?;
-        st.put("epochs_done", &(epoch + 1))?;
-        st.put("step", &self.step)?;
-        st.put("lr", &self.lr)?;
-        st.put("last", &self.last)?;
-        st.put("epoch_seconds", &self.seconds)?;
-        st.put("tokens_per_s", &self.tokens_per_s)?;
+        let c = Counters {
+            epochs_done: epoch + 1,
+            step: self.step,
+            lr: self.lr,
+            last: self.last.clone(),
+            epoch_seconds: self.seconds.clone(),
+            tokens_per_s: self.tokens_per_s.clone(),
+        };
+        st.put(COUNTERS, &c)?;
         ctx.checkpoint(epoch as u64 + 1, st)
     }
 

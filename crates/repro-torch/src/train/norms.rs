@@ -89,8 +89,7 @@ impl NormTracker {
     pub fn save_state(&self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
         st.put_tensor(format!("{prefix}.acc"), &self.acc);
         st.put_tensor(format!("{prefix}.grad_all"), &self.grad_all);
-        st.put(&format!("{prefix}.steps"), &self.steps)?;
-        st.put(&format!("{prefix}.start_sq"), &self.start_sq)
+        st.put(&format!("{prefix}.counters"), &(self.steps, self.start_sq))
     }
 
     /// Restore what [`NormTracker::save_state`] saved.
@@ -98,8 +97,7 @@ impl NormTracker {
         let device = self.acc.device();
         self.acc = st.tensor(&format!("{prefix}.acc"), device)?;
         self.grad_all = st.tensor(&format!("{prefix}.grad_all"), device)?;
-        self.steps = st.get(&format!("{prefix}.steps"))?;
-        self.start_sq = st.get(&format!("{prefix}.start_sq"))?;
+        (self.steps, self.start_sq) = st.get(&format!("{prefix}.counters"))?;
         Ok(())
     }
 
