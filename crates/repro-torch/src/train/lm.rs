@@ -29,6 +29,7 @@ use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, tra
 use crate::data::bptt::{batchify, get_batch};
 use crate::libtorch::autocast_guard;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};
+use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::wikitext::Corpus;
 use repro_core::pipeline::kinds::{LM, LmParams};
@@ -85,46 +86,14 @@ impl Stage for Lm {
     }
 }
 
-/// Train one run.
+/// Train one run: the setup, then per epoch the training pass, evaluation, its row and the
+/// checkpoint; a non-finite training loss ends the run as diverged.
 pub fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
-    let seed = p.seed;
-    tch::manual_seed(seed);
-    let dev = ctx.device;
-    let autocast = ctx.precision.autocast;
-    let ds = single_dataset(ctx)?;
-    let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
-    let vocab = corpus.dictionary.len() as i64;
-    let bptt = p.bptt;
-    let (batch, eval_batch) = (p.batch_size, p.eval_batch_size);
-    let split = |name: &str, ids: &[i64], b: i64| -> Result<Tensor> {
-        let t = batchify(ids, b).with_context(|| format!("the {name} split of `{}`", ds.name))?;
-        anyhow::ensure!(
-            t.size()[0] >= 2,
-            "the {name} split of `{}` has {} tokens: too few for {b} streams (need 2 per stream)",
-            ds.name,
-            ids.len()
-        );
-        Ok(t.to_device(dev))
-    };
-    let train = split("train", prefix(&corpus.train, p.train_tokens), batch)?;
-    let valid = split("validation", &corpus.valid, eval_batch)?;
-    let test = split("test", &corpus.test, eval_batch)?;
-
-    let vs = tch::nn::VarStore::new(dev);
-    let model = TransformerLm::new(
-        &vs.root(),
-        &TransformerLmConfig {
-            vocab,
-            d_model: p.d_model,
-            heads: p.heads,
-            layers: p.layers,
-            ffn: p.ffn,
-            dropout: p.dropout,
-            norm_first: p.norm_first,
-            tie_embeddings: p.tie_embeddings,
-        },
-    )
-    .context("the lm stage's model parameters")?;
+    tch::manual_seed(p.seed);
+    let data = Splits::load(ctx, p)?;
+    let vs = tch::nn::VarStore::new(ctx.device);
+    let model = TransformerLm::new(&vs.root(), &model_config(p, data.vocab))
+        .context("the lm stage's model parameters")?;
     let mut resumed = ctx.resume()?;
     if resumed.is_none() {
         vs.save(ctx.out_dir.join("init.safetensors"))?;
@@ -132,50 +101,145 @@ pub fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let mut opt = adam_from_params(
-        &p.adam(),
-        params.iter().map(Tensor::shallow_clone).collect(),
-    );
-    let every = p.drown_out_every;
-
-    let (epochs, clip, wd) = (p.epochs, p.clip, p.weight_decay);
-    let rows = train.size()[0];
-    let steps_per_epoch = ((rows - 1) + bptt - 1) / bptt;
-    let schedule = StepSchedule::new(
-        p.lr_schedule,
-        p.lr,
-        p.warmup_steps,
-        steps_per_epoch as u64 * epochs as u64,
-    );
+    let adam = p.adam();
+    let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
+    let rows = data.train.size()[0];
+    let steps_per_epoch = ((rows - 1) + p.bptt - 1) / p.bptt;
+    let total = steps_per_epoch as u64 * p.epochs as u64;
+    let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
+    let every = adam.drown_out_every;
     let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
-
-    for epoch in log.first_epoch..epochs {
+    let t = Trainer {
+        p,
+        model: &model,
+        data: &data,
+        params: &params,
+        group: &group,
+        schedule,
+        autocast: ctx.precision.autocast,
+    };
+    for epoch in log.first_epoch..p.epochs {
         let start = Instant::now();
-        let acc = || Tensor::zeros([], (Kind::Double, dev));
+        let (row, train_secs) = t.epoch(epoch, &mut opt, &mut log, start)?;
+        log.metrics.write(&row)?;
+        log.last = json!({
+            "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
+            "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
+        });
+        log.seconds.push(start.elapsed().as_secs_f64());
+        log.tokens_per_s
+            .push(((rows - 1) * p.batch_size) as f64 / train_secs);
+        let msg = format!("valid ppl {:.2}", row.valid_ppl);
+        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+        if !row.train_loss.is_finite() {
+            log.diverged_epoch = Some(epoch);
+            break;
+        }
+        log.checkpoint(ctx, epoch, &vs, &opt)?;
+    }
+    let outcome = log.finish()?;
+    vs.save(ctx.out_dir.join("final.safetensors"))?;
+    Ok(Outcome::with_metrics(outcome))
+}
+
+/// The model the parameters describe over a vocabulary of `vocab` words.
+fn model_config(p: &LmParams, vocab: i64) -> TransformerLmConfig {
+    TransformerLmConfig {
+        vocab,
+        d_model: p.d_model,
+        heads: p.heads,
+        layers: p.layers,
+        ffn: p.ffn,
+        dropout: p.dropout,
+        norm_first: p.norm_first,
+        tie_embeddings: p.tie_embeddings,
+    }
+}
+
+/// The three splits batchified into streams on the device, and the vocabulary size.
+struct Splits {
+    train: Tensor,
+    valid: Tensor,
+    test: Tensor,
+    vocab: i64,
+}
+
+impl Splits {
+    fn load(ctx: &StageContext, p: &LmParams) -> Result<Splits> {
+        let ds = single_dataset(ctx)?;
+        let corpus = Corpus::load(&ds.root).with_context(|| format!("dataset `{}`", ds.name))?;
+        let split = |name: &str, ids: &[i64], b: i64| -> Result<Tensor> {
+            let t =
+                batchify(ids, b).with_context(|| format!("the {name} split of `{}`", ds.name))?;
+            anyhow::ensure!(
+                t.size()[0] >= 2,
+                "the {name} split of `{}` has {} tokens: too few for {b} streams (need 2 per \
+                 stream)",
+                ds.name,
+                ids.len()
+            );
+            Ok(t.to_device(ctx.device))
+        };
+        Ok(Splits {
+            train: split("train", prefix(&corpus.train, p.train_tokens), p.batch_size)?,
+            valid: split("validation", &corpus.valid, p.eval_batch_size)?,
+            test: split("test", &corpus.test, p.eval_batch_size)?,
+            vocab: corpus.dictionary.len() as i64,
+        })
+    }
+}
+
+/// What an epoch reads besides the optimizer and the log.
+struct Trainer<'a> {
+    p: &'a LmParams,
+    model: &'a TransformerLm,
+    data: &'a Splits,
+    params: &'a [Tensor],
+    /// The drown-out group of each parameter.
+    group: &'a [usize],
+    schedule: StepSchedule,
+    autocast: Autocast,
+}
+
+impl Trainer<'_> {
+    /// One pass over the training stream in `bptt` windows (clip, step at the schedule's lr,
+    /// sample the diagnostic), then validation and test; the row and the training pass's
+    /// seconds since `start`.
+    fn epoch(
+        &self,
+        epoch: usize,
+        opt: &mut Adam,
+        log: &mut EpochLog,
+        start: Instant,
+    ) -> Result<(EpochRow, f64)> {
+        let (p, d, vocab) = (self.p, self.data, self.data.vocab);
+        let rows = d.train.size()[0];
+        let acc = || Tensor::zeros([], (Kind::Double, d.train.device()));
         let (mut loss_sum, mut grad_norm_sum) = (acc(), acc());
         let mut epoch_drown = DrownOutMean::default();
         let mut i = 0;
         while i < rows - 1 {
-            let (x, y) = get_batch(&train, i, bptt)?;
+            let (x, y) = get_batch(&d.train, i, p.bptt)?;
             let seq_len = x.size()[0];
-            let loss = lm_loss(&model, &x, &y, vocab, true, autocast);
+            let loss = lm_loss(self.model, &x, &y, vocab, true, self.autocast);
             opt.zero_grad();
             loss.backward();
-            let grad_norm = clip_grad_norm(&params, clip);
-            log.lr = schedule.lr(log.step);
-            opt.step(log.lr, wd);
+            let grad_norm = clip_grad_norm(self.params, p.clip);
+            log.lr = self.schedule.lr(log.step);
+            opt.step(log.lr, p.weight_decay);
             log.step += 1;
             tch::no_grad(|| {
                 loss_sum += loss.to_kind(Kind::Double) * seq_len as f64;
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
-            log.sample_drown_out(&opt, epoch, &group, &mut epoch_drown)?;
-            i += bptt;
+            log.sample_drown_out(opt, epoch, self.group, &mut epoch_drown)?;
+            i += p.bptt;
         }
         let train_secs = start.elapsed().as_secs_f64();
+        let steps = ((rows - 1) + p.bptt - 1) / p.bptt;
         let train_loss = loss_sum.double_value(&[]) / (rows - 1) as f64;
-        let valid_loss = evaluate(&model, &valid, bptt, vocab, autocast);
-        let test_loss = evaluate(&model, &test, bptt, vocab, autocast);
+        let valid_loss = evaluate(self.model, &d.valid, p.bptt, vocab, self.autocast);
+        let test_loss = evaluate(self.model, &d.test, p.bptt, vocab, self.autocast);
         let row = EpochRow {
             epoch,
             lr: log.lr,
@@ -185,33 +249,12 @@ pub fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
             valid_ppl: valid_loss.exp(),
             test_loss,
             test_ppl: test_loss.exp(),
-            weight_norm: total_norm(&params),
-            grad_norm: grad_norm_sum.double_value(&[]) / steps_per_epoch as f64,
+            weight_norm: total_norm(self.params),
+            grad_norm: grad_norm_sum.double_value(&[]) / steps as f64,
             drown_out: epoch_drown.take(),
         };
-        log.metrics.write(&row)?;
-        log.last = json!({
-            "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
-            "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
-        });
-        log.seconds.push(start.elapsed().as_secs_f64());
-        log.tokens_per_s
-            .push(((rows - 1) * batch) as f64 / train_secs);
-        (ctx.progress)(
-            epoch as u64 + 1,
-            epochs as u64,
-            &format!("valid ppl {:.2}", row.valid_ppl),
-        );
-        if !train_loss.is_finite() {
-            log.diverged_epoch = Some(epoch);
-            break;
-        }
-        log.checkpoint(ctx, epoch, &vs, &opt)?;
+        Ok((row, train_secs))
     }
-    let outcome = log.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
-
-    Ok(Outcome::with_metrics(outcome))
 }
 
 /// torch.nn.utils.clip_grad_norm_: scale every gradient by min(1, max / (‖g‖ + 1e-6)), ‖g‖ the

@@ -38,6 +38,7 @@ use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, tra
 use crate::libtorch::autocast_guard;
 use crate::nn::beam_search::{BeamOptions, generate};
 use crate::nn::transformer_mt::{TransformerMt, TransformerMtConfig};
+use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::iwslt::{self, Bitext, Dictionary, Pair, batch_by_size, ordered_indices};
 use repro_core::metrics::bleu::{BleuOptions, corpus_bleu};
@@ -225,68 +226,14 @@ impl Stage for Translate {
     }
 }
 
-/// Train one run.
+/// Train one run: the setup, then per epoch the training pass, validation (and test BLEU after
+/// the last), its row and the checkpoint; a non-finite training loss ends the run as diverged.
 pub fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
-    let seed = p.seed;
-    tch::manual_seed(seed);
-    let dev = ctx.device;
-    let autocast = ctx.precision.autocast;
-    let ds = single_dataset(ctx)?;
-    let prepared = iwslt::prepare(&ds.root, p.bpe_merges)
-        .with_context(|| format!("preparing dataset `{}`", ds.name))?;
-    let data = Bitext::new(&prepared);
-    let mut train = data.train.clone();
-    let limit = p.train_pairs;
-    if limit > 0 {
-        train.truncate(limit);
-    }
-    let before = train.len();
-    train.retain(|q| q.src.len() <= MAX_POSITIONS && q.tgt.len() <= MAX_POSITIONS);
-    if train.len() < before {
-        tracing::warn!(
-            "skipped {} training pairs longer than {MAX_POSITIONS} tokens",
-            before - train.len()
-        );
-    }
-    anyhow::ensure!(
-        !train.is_empty(),
-        "dataset `{}` has no training pairs",
-        ds.name
-    );
-    let max_tokens = p.max_tokens;
-    let num_tokens = |q: &Pair| q.src.len().max(q.tgt.len());
-    let mut shuffled: Vec<usize> = (0..train.len()).collect();
-    shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(seed as u64));
-    let batches = batch_by_size(
-        &ordered_indices(&train, shuffled),
-        |i| num_tokens(&train[i]),
-        max_tokens,
-        BATCH_MULTIPLE,
-    );
-    let valid_batches = batch_by_size(
-        &ordered_indices(&data.valid, (0..data.valid.len()).collect()),
-        |i| num_tokens(&data.valid[i]),
-        max_tokens,
-        BATCH_MULTIPLE,
-    );
-    let test_n = match p.test_sentences {
-        0 => data.test.len(),
-        n => n.min(data.test.len()),
-    };
-
-    let vs = tch::nn::VarStore::new(dev);
-    let cfg = TransformerMtConfig {
-        d_model: p.d_model,
-        ffn: p.ffn,
-        heads: p.heads,
-        encoder_layers: p.encoder_layers,
-        decoder_layers: p.decoder_layers,
-        dropout: p.dropout,
-        share_decoder_input_output_embed: p.share_decoder_embeddings,
-        ..TransformerMtConfig::iwslt_de_en(data.src_dict.len() as i64, data.tgt_dict.len() as i64)
-    };
-    let model =
-        TransformerMt::new(&vs.root(), cfg).context("the translate stage's model parameters")?;
+    tch::manual_seed(p.seed);
+    let data = Data::prepare(ctx, p)?;
+    let vs = tch::nn::VarStore::new(ctx.device);
+    let model = TransformerMt::new(&vs.root(), model_config(p, &data.text))
+        .context("the translate stage's model parameters")?;
     let mut resumed = ctx.resume()?;
     if resumed.is_none() {
         vs.save(ctx.out_dir.join("init.safetensors"))?;
@@ -294,77 +241,200 @@ pub fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
     let named = trainable_by_name(&vs);
     let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
     let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let mut opt = adam_from_params(
-        &p.adam(),
-        params.iter().map(Tensor::shallow_clone).collect(),
-    );
-    let every = p.drown_out_every;
-    let (epochs, clip, wd, eps) = (p.epochs, p.clip, p.weight_decay, p.label_smoothing);
-    let beam = BeamOptions {
-        beam: p.beam,
-        len_penalty: p.len_penalty,
-        max_len_b: p.max_len_b,
-        ..BeamOptions::default()
-    };
-    let schedule = StepSchedule::new(
-        p.lr_schedule,
-        p.lr,
-        p.warmup_steps,
-        (batches.len() * epochs) as u64,
-    );
+    let adam = p.adam();
+    let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
+    let total = (data.batches.len() * p.epochs) as u64;
+    let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
+    let every = adam.drown_out_every;
     let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
-
-    for epoch in log.first_epoch..epochs {
+    let t = Trainer {
+        p,
+        model: &model,
+        data: &data,
+        params: &params,
+        group: &group,
+        schedule,
+        autocast: ctx.precision.autocast,
+        dev: ctx.device,
+    };
+    for epoch in log.first_epoch..p.epochs {
         let start = Instant::now();
-        let mut order: Vec<usize> = (0..batches.len()).collect();
+        let (row, tokens, train_secs) = t.epoch(ctx, epoch, &mut opt, &mut log, start)?;
+        log.metrics.write(&row)?;
+        log.last = json!({
+            "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
+            "valid_ppl": row.valid_ppl, "weight_norm": row.weight_norm,
+            "test_bleu": row.test_bleu, "test_sacrebleu": row.test_sacrebleu,
+        });
+        log.seconds.push(start.elapsed().as_secs_f64());
+        log.tokens_per_s.push(tokens as f64 / train_secs);
+        let msg = format!("valid loss {:.3}", row.valid_loss);
+        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+        if !row.train_loss.is_finite() {
+            log.diverged_epoch = Some(epoch);
+            break;
+        }
+        log.checkpoint(ctx, epoch, &vs, &opt)?;
+    }
+    let outcome = log.finish()?;
+    vs.save(ctx.out_dir.join("final.safetensors"))?;
+    let (de, en) = (data.text.src_dict.len(), data.text.tgt_dict.len());
+    Ok(Outcome::with_metrics(outcome.into_iter().chain([
+        ("train_pairs", json!(data.train.len())),
+        ("batches_per_epoch", json!(data.batches.len())),
+        ("vocab", json!({"de": de, "en": en})),
+    ])))
+}
+
+/// fairseq's `transformer_iwslt_de_en` with the sizes the parameters give.
+fn model_config(p: &TranslateParams, text: &Bitext) -> TransformerMtConfig {
+    TransformerMtConfig {
+        d_model: p.d_model,
+        ffn: p.ffn,
+        heads: p.heads,
+        encoder_layers: p.encoder_layers,
+        decoder_layers: p.decoder_layers,
+        dropout: p.dropout,
+        share_decoder_input_output_embed: p.share_decoder_embeddings,
+        ..TransformerMtConfig::iwslt_de_en(text.src_dict.len() as i64, text.tgt_dict.len() as i64)
+    }
+}
+
+/// The prepared corpus, the training pairs this run uses and their batches.
+struct Data {
+    text: Bitext,
+    /// The first `train_pairs` training pairs, without those longer than [`MAX_POSITIONS`].
+    train: Vec<Pair>,
+    /// Batches of training pairs (indices into `train`) by fairseq's `batch_by_size`.
+    batches: Vec<Vec<usize>>,
+    valid_batches: Vec<Vec<usize>>,
+    /// How many test sentences BLEU is computed on.
+    test_n: usize,
+}
+
+impl Data {
+    fn prepare(ctx: &StageContext, p: &TranslateParams) -> Result<Data> {
+        let ds = single_dataset(ctx)?;
+        let prepared = iwslt::prepare(&ds.root, p.bpe_merges)
+            .with_context(|| format!("preparing dataset `{}`", ds.name))?;
+        let text = Bitext::new(&prepared);
+        let mut train = text.train.clone();
+        if p.train_pairs > 0 {
+            train.truncate(p.train_pairs);
+        }
+        let before = train.len();
+        train.retain(|q| q.src.len() <= MAX_POSITIONS && q.tgt.len() <= MAX_POSITIONS);
+        if train.len() < before {
+            tracing::warn!(
+                "skipped {} training pairs longer than {MAX_POSITIONS} tokens",
+                before - train.len()
+            );
+        }
+        anyhow::ensure!(
+            !train.is_empty(),
+            "dataset `{}` has no training pairs",
+            ds.name
+        );
+        let num_tokens = |q: &Pair| q.src.len().max(q.tgt.len());
+        let mut shuffled: Vec<usize> = (0..train.len()).collect();
+        shuffled.shuffle(&mut ChaCha8Rng::seed_from_u64(p.seed as u64));
+        let batches = batch_by_size(
+            &ordered_indices(&train, shuffled),
+            |i| num_tokens(&train[i]),
+            p.max_tokens,
+            BATCH_MULTIPLE,
+        );
+        let valid_batches = batch_by_size(
+            &ordered_indices(&text.valid, (0..text.valid.len()).collect()),
+            |i| num_tokens(&text.valid[i]),
+            p.max_tokens,
+            BATCH_MULTIPLE,
+        );
+        let test_n = match p.test_sentences {
+            0 => text.test.len(),
+            n => n.min(text.test.len()),
+        };
+        Ok(Data {
+            text,
+            train,
+            batches,
+            valid_batches,
+            test_n,
+        })
+    }
+}
+
+/// What an epoch reads besides the optimizer and the log.
+struct Trainer<'a> {
+    p: &'a TranslateParams,
+    model: &'a TransformerMt,
+    data: &'a Data,
+    params: &'a [Tensor],
+    /// The drown-out group of each parameter.
+    group: &'a [usize],
+    schedule: StepSchedule,
+    autocast: Autocast,
+    dev: Device,
+}
+
+impl Trainer<'_> {
+    /// One pass over the training batches in the epoch's seeded order (clip, step at the
+    /// schedule's lr, sample the diagnostic), then validation and, after the last epoch, test
+    /// BLEU; the row, the tokens (source and target) trained on and the pass's seconds.
+    fn epoch(
+        &self,
+        ctx: &StageContext,
+        epoch: usize,
+        opt: &mut Adam,
+        log: &mut EpochLog,
+        start: Instant,
+    ) -> Result<(EpochRow, i64, f64)> {
+        let (p, d) = (self.p, self.data);
+        let mut order: Vec<usize> = (0..d.batches.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            (seed as u64).wrapping_mul(1_000_003) ^ (epoch as u64 + 1),
+            (p.seed as u64).wrapping_mul(1_000_003) ^ (epoch as u64 + 1),
         ));
-        let acc = || Tensor::zeros([], (Kind::Double, dev));
+        let acc = || Tensor::zeros([], (Kind::Double, self.dev));
         let (mut loss_sum, mut nll_sum, mut grad_norm_sum) = (acc(), acc(), acc());
         let (mut ntokens, mut src_tokens) = (0i64, 0i64);
         let mut epoch_drown = DrownOutMean::default();
         for &bi in &order {
-            let b = collate(&train, &batches[bi], dev);
-            let (loss, nll) = batch_loss(&model, &b, eps, true, autocast);
+            let b = collate(&d.train, &d.batches[bi], self.dev);
+            let (loss, nll) = batch_loss(self.model, &b, p.label_smoothing, true, self.autocast);
             opt.zero_grad();
             (&loss / b.ntokens as f64).backward();
-            let grad_norm = clip_grad_norm(&params, clip);
-            log.lr = schedule.lr(log.step);
-            opt.step(log.lr, wd);
+            let grad_norm = clip_grad_norm(self.params, p.clip);
+            log.lr = self.schedule.lr(log.step);
+            opt.step(log.lr, p.weight_decay);
             log.step += 1;
             ntokens += b.ntokens;
-            src_tokens += batches[bi]
+            src_tokens += d.batches[bi]
                 .iter()
-                .map(|&i| train[i].src.len() as i64)
+                .map(|&i| d.train[i].src.len() as i64)
                 .sum::<i64>();
             tch::no_grad(|| {
                 loss_sum += loss.detach().to_kind(Kind::Double);
                 nll_sum += nll.detach().to_kind(Kind::Double);
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
-            log.sample_drown_out(&opt, epoch, &group, &mut epoch_drown)?;
+            log.sample_drown_out(opt, epoch, self.group, &mut epoch_drown)?;
         }
         let train_secs = start.elapsed().as_secs_f64();
         let train_loss = loss_sum.double_value(&[]) / ntokens as f64;
-        let (valid_loss, valid_nll) =
-            evaluate(&model, &data.valid, &valid_batches, eps, autocast, dev);
-        let diverged = !train_loss.is_finite();
+        let eps = p.label_smoothing;
+        let (valid_loss, valid_nll) = evaluate(
+            self.model,
+            &d.text.valid,
+            &d.valid_batches,
+            eps,
+            self.autocast,
+            self.dev,
+        );
         // BLEU after the last epoch; a diverged run (training stops there) has none.
-        let (mut test_bleu, mut test_sacrebleu) = (None, None);
-        if epoch + 1 == epochs && test_n > 0 && !diverged {
-            (ctx.progress)(epoch as u64, epochs as u64, "translating the test set");
-            let hyps = translate(&model, &data.test[..test_n], &data.tgt_dict, &beam, dev)?;
-            let refs = vec![data.test_refs[..test_n].to_vec()];
-            let tok = corpus_bleu(&hyps, &refs, &BleuOptions::fairseq_tokenized())?;
-            let sacre = corpus_bleu(&hyps, &refs, &BleuOptions::sacrebleu())?;
-            tracing::info!("test (tokenized): {}", tok.format());
-            tracing::info!("test (sacreBLEU 13a): {}", sacre.format());
-            (test_bleu, test_sacrebleu) = (Some(tok.score), Some(sacre.score));
-            let mut text = hyps.join("\n");
-            text.push('\n');
-            std::fs::write(ctx.out_dir.join("test.hyp.en"), text)?;
-        }
+        let (test_bleu, test_sacrebleu) = match epoch + 1 == p.epochs && train_loss.is_finite() {
+            true => self.test_bleu(ctx, epoch)?,
+            false => (None, None),
+        };
         let row = EpochRow {
             epoch,
             lr: log.lr,
@@ -373,43 +443,46 @@ pub fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
             valid_loss,
             valid_nll,
             valid_ppl: valid_nll.exp(),
-            weight_norm: total_norm(&params),
-            grad_norm: grad_norm_sum.double_value(&[]) / batches.len() as f64,
+            weight_norm: total_norm(self.params),
+            grad_norm: grad_norm_sum.double_value(&[]) / d.batches.len() as f64,
             test_bleu,
             test_sacrebleu,
             drown_out: epoch_drown.take(),
         };
-        log.metrics.write(&row)?;
-        log.last = json!({
-            "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
-            "valid_ppl": row.valid_ppl, "weight_norm": row.weight_norm,
-            "test_bleu": row.test_bleu, "test_sacrebleu": row.test_sacrebleu,
-        });
-        log.seconds.push(start.elapsed().as_secs_f64());
-        log.tokens_per_s
-            .push((ntokens + src_tokens) as f64 / train_secs);
-        (ctx.progress)(
-            epoch as u64 + 1,
-            epochs as u64,
-            &format!("valid loss {valid_loss:.3}"),
-        );
-        if diverged {
-            log.diverged_epoch = Some(epoch);
-            break;
-        }
-        log.checkpoint(ctx, epoch, &vs, &opt)?;
+        Ok((row, ntokens + src_tokens, train_secs))
     }
-    let outcome = log.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
 
-    Ok(Outcome::with_metrics(outcome.into_iter().chain([
-        ("train_pairs", json!(train.len())),
-        ("batches_per_epoch", json!(batches.len())),
-        (
-            "vocab",
-            json!({"de": data.src_dict.len(), "en": data.tgt_dict.len()}),
-        ),
-    ])))
+    /// Beam-search the first `test_n` test sentences, write them to `test.hyp.en` and score
+    /// them: (fairseq's tokenized BLEU, sacreBLEU's 13a); none without test sentences.
+    fn test_bleu(&self, ctx: &StageContext, epoch: usize) -> Result<(Option<f64>, Option<f64>)> {
+        let (p, d, n) = (self.p, self.data, self.data.test_n);
+        if n == 0 {
+            return Ok((None, None));
+        }
+        (ctx.progress)(epoch as u64, p.epochs as u64, "translating the test set");
+        let beam = BeamOptions {
+            beam: p.beam,
+            len_penalty: p.len_penalty,
+            max_len_b: p.max_len_b,
+            ..BeamOptions::default()
+        };
+        let hyps = translate(
+            self.model,
+            &d.text.test[..n],
+            &d.text.tgt_dict,
+            &beam,
+            self.dev,
+        )?;
+        let refs = vec![d.text.test_refs[..n].to_vec()];
+        let tok = corpus_bleu(&hyps, &refs, &BleuOptions::fairseq_tokenized())?;
+        let sacre = corpus_bleu(&hyps, &refs, &BleuOptions::sacrebleu())?;
+        tracing::info!("test (tokenized): {}", tok.format());
+        tracing::info!("test (sacreBLEU 13a): {}", sacre.format());
+        let mut text = hyps.join("\n");
+        text.push('\n');
+        std::fs::write(ctx.out_dir.join("test.hyp.en"), text)?;
+        Ok((Some(tok.score), Some(sacre.score)))
+    }
 }
 
 #[cfg(test)]

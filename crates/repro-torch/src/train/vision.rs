@@ -6,24 +6,34 @@
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
 use super::norms::{EpochNorms, NormTracker};
 use super::{Stage, StageContext, lr_at};
-use crate::checkpoint::State;
+use crate::checkpoint::{COUNTERS, State};
 use crate::data::images;
 use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise};
 use crate::libtorch::{autocast_guard, channels_last, vars_to_channels_last};
-use crate::nn::build;
+use crate::nn::{Model, build};
 use crate::optim::sgd::Sgd;
 use repro_core::data::DatasetView;
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::{VISION, VisionParams};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Precision;
+
+/// The counters a checkpoint carries, saved and restored as one value.
+#[derive(Serialize, Deserialize, Default)]
+struct Counters {
+    epochs_done: usize,
+    epoch_seconds: Vec<f64>,
+    images_per_s: Vec<f64>,
+    /// The last epoch's summary (the outcome's `final`).
+    last: Value,
+}
 
 #[derive(Serialize)]
 struct EpochRow {
@@ -76,136 +86,180 @@ impl Stage for Vision {
     }
 }
 
-/// Train one run.
+/// Train one run: the setup, then per epoch the training pass, its row, the weights at Tₛ and
+/// the checkpoint.
 pub fn run(ctx: &StageContext, p: &VisionParams) -> Result<Outcome> {
-    let seed = p.seed;
-    tch::manual_seed(seed as i64);
-    let dev = ctx.device;
-    let (train, test) = images::load(single_dataset(ctx)?)?;
-    let train = training_set(train, p)?;
-    let classes = train.classes;
-    let n_train = train.labels.size()[0] as usize;
-    let normalize = Normalize::fit(&train);
-
-    let vs = tch::nn::VarStore::new(dev);
-    let model = build(p.model, &vs.root(), classes, p.width);
-    let prec = ctx.precision;
-    if prec.channels_last {
-        vars_to_channels_last(&vs);
-    }
-    let mut resumed = ctx.resume()?;
-    if resumed.is_none() {
-        save_weights(&vs, &ctx.out_dir.join("init.safetensors"))?;
-    }
-    let named = super::trainable_by_name(&vs);
-    let si_index: Vec<usize> = model
-        .scale_invariant
-        .iter()
-        .filter_map(|n| named.iter().position(|(m, _)| m == n))
-        .collect();
-    let mut tracker = NormTracker::new(
-        named
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shallow_clone()))
-            .collect(),
-        &model.scale_invariant,
-    )?;
-    let mut opt = Sgd::new(
-        named.iter().map(|(_, t)| t.shallow_clone()).collect(),
-        p.momentum,
-    );
-
-    let (lr0, decay, wd) = (p.lr, p.lr_decay, p.weight_decay);
-    let schedule = p.schedule;
-    let (switch, epochs) = (p.switch_epoch, p.epochs);
-    let pad = p.crop_pad;
-    let augment = p.augment.then_some(Augment { pad, flip: true });
-    let loader = Loader::new(train, p.batch_size, augment, normalize.clone(), dev, seed);
+    let (mut t, mut resumed) = Trainer::new(ctx, p)?;
     let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resumed.is_some())?;
-    let (mut seconds, mut images_per_s) = (Vec::new(), Vec::new());
-    let mut last = json!({});
-    let mut first_epoch = 0;
-    if let Some(st) = &mut resumed {
-        st.load_vars("model", &vs)?;
-        opt.load_state(st, "opt")?;
-        tracker.load_state(st, "norms")?;
-        first_epoch = st.get("epochs_done")?;
-        (seconds, images_per_s) = (st.get("epoch_seconds")?, st.get("images_per_s")?);
-        last = st.get("last")?;
+    let mut c = match &mut resumed {
+        Some(st) => t.restore(st)?,
+        None => Counters {
+            last: json!({}),
+            ..Counters::default()
+        },
+    };
+    for epoch in c.epochs_done..p.epochs {
+        let start = Instant::now();
+        let row = t.epoch(epoch, ctx.precision);
+        metrics.write(&row)?;
+        c.last = json!({
+            "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
+            "test_loss": row.test_loss, "test_acc": row.test_acc,
+            "weight_norm": row.norms.weight_norm,
+        });
+        let secs = start.elapsed().as_secs_f64();
+        c.epoch_seconds.push(secs);
+        c.images_per_s.push(t.n_train as f64 / secs);
+        c.epochs_done = epoch + 1;
+        if epoch + 1 == p.switch_epoch && p.switch_epoch < p.epochs {
+            save_weights(&t.vs, &ctx.out_dir.join("switch.safetensors"))?;
+        }
+        t.checkpoint(ctx, &c)?;
+        let msg = format!("test acc {:.3}", row.test_acc);
+        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+    }
+    metrics.finish()?;
+    save_weights(&t.vs, &ctx.out_dir.join("final.safetensors"))?;
+    Ok(Outcome::with_metrics([
+        ("final", c.last),
+        ("epoch_seconds", json!(c.epoch_seconds)),
+        ("images_per_s", json!(c.images_per_s)),
+    ]))
+}
+
+/// A run's network, optimizer, norm statistics and data between epochs.
+struct Trainer<'p> {
+    p: &'p VisionParams,
+    vs: tch::nn::VarStore,
+    model: Model,
+    opt: Sgd,
+    tracker: NormTracker,
+    /// Index into the optimizer's parameters of each scale-invariant weight.
+    si_index: Vec<usize>,
+    loader: Loader,
+    test: ImageSet,
+    normalize: Normalize,
+    n_train: usize,
+}
+
+impl<'p> Trainer<'p> {
+    /// Data, model (its initial weights saved on a fresh start), optimizer and norm tracker,
+    /// with the checkpoint to resume from if there is one (libtorch's generators restored after
+    /// the model's initialisation drew from them).
+    fn new(ctx: &StageContext, p: &'p VisionParams) -> Result<(Trainer<'p>, Option<State>)> {
+        tch::manual_seed(p.seed as i64);
+        let dev = ctx.device;
+        let (train, test) = images::load(single_dataset(ctx)?)?;
+        let train = training_set(train, p)?;
+        let n_train = train.labels.size()[0] as usize;
+        let normalize = Normalize::fit(&train);
+        let vs = tch::nn::VarStore::new(dev);
+        let model = build(p.model, &vs.root(), train.classes, p.width);
+        if ctx.precision.channels_last {
+            vars_to_channels_last(&vs);
+        }
+        let resumed = ctx.resume()?;
+        if resumed.is_none() {
+            save_weights(&vs, &ctx.out_dir.join("init.safetensors"))?;
+        }
+        let named = super::trainable_by_name(&vs);
+        let si_index: Vec<usize> = model
+            .scale_invariant
+            .iter()
+            .filter_map(|n| named.iter().position(|(m, _)| m == n))
+            .collect();
+        let tracker = NormTracker::new(
+            named
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+            &model.scale_invariant,
+        )?;
+        let opt = Sgd::new(
+            named.iter().map(|(_, t)| t.shallow_clone()).collect(),
+            p.momentum,
+        );
+        let augment = p.augment.then_some(Augment {
+            pad: p.crop_pad,
+            flip: true,
+        });
+        let loader = Loader::new(train, p.batch_size, augment, normalize.clone(), dev, p.seed);
+        let t = Trainer {
+            p,
+            vs,
+            model,
+            opt,
+            tracker,
+            si_index,
+            loader,
+            test,
+            normalize,
+            n_train,
+        };
+        Ok((t, resumed))
     }
 
-    for epoch in first_epoch..epochs {
-        let start = Instant::now();
-        let lr = lr_at(lr0, decay, epoch);
-        let wd_now = if schedule.active(epoch, switch) {
-            wd
+    /// Restore the model, optimizer and norm sums from a checkpoint; returns its counters.
+    fn restore(&mut self, st: &mut State) -> Result<Counters> {
+        st.load_vars("model", &self.vs)?;
+        self.opt.load_state(st, "opt")?;
+        self.tracker.load_state(st, "norms")?;
+        st.get(COUNTERS)
+    }
+
+    /// Save the checkpoint after an epoch, with the counters `c`.
+    fn checkpoint(&self, ctx: &StageContext, c: &Counters) -> Result<()> {
+        let mut st = State::default();
+        st.put_vars("model", &self.vs);
+        self.opt.save_state(&mut st, "opt");
+        self.tracker.save_state(&mut st, "norms")?;
+        st.put(COUNTERS, c)?;
+        ctx.checkpoint(c.epochs_done as u64, st)
+    }
+
+    /// One epoch of SGD at the epoch's lr and λ (λ while the schedule has weight decay on),
+    /// then the test set; losses and accuracies accumulate on the device and are read once.
+    fn epoch(&mut self, epoch: usize, prec: Precision) -> EpochRow {
+        let p = self.p;
+        let lr = lr_at(p.lr, p.lr_decay, epoch);
+        let wd_now = if p.schedule.active(epoch, p.switch_epoch) {
+            p.weight_decay
         } else {
             0.0
         };
-        // Accumulate on the device and read once per epoch: no host sync per step.
+        let dev = self.vs.device();
         let acc = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut correct) = (acc(), acc());
-        for (x, y) in loader.epoch(epoch) {
-            let (logits, loss) = forward_loss(&*model.net, &x, &y, true, prec);
-            opt.zero_grad();
+        for (x, y) in self.loader.epoch(epoch) {
+            let (logits, loss) = forward_loss(&*self.model.net, &x, &y, true, prec);
+            self.opt.zero_grad();
             loss.backward();
-            tracker.record_grads();
+            self.tracker.record_grads();
             tch::no_grad(|| {
                 loss_sum += loss.to_kind(Kind::Double) * y.size()[0] as f64;
                 correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Double);
             });
-            opt.step(lr, wd_now);
-            tracker.record_step(|k| {
+            self.opt.step(lr, wd_now);
+            let (opt, si_index) = (&self.opt, &self.si_index);
+            self.tracker.record_step(|k| {
                 opt.momentum_buffer(si_index[k])
                     .expect("a momentum buffer exists after a step")
                     * lr
             });
         }
-        let (test_loss, test_acc) = evaluate(&*model.net, &test, &normalize, dev, 500, prec);
-        let row = EpochRow {
+        let net = &*self.model.net;
+        let (test_loss, test_acc) = evaluate(net, &self.test, &self.normalize, dev, 500, prec);
+        EpochRow {
             epoch,
             lr,
             wd_on: wd_now > 0.0,
-            train_loss: loss_sum.double_value(&[]) / n_train as f64,
-            train_acc: correct.double_value(&[]) / n_train as f64,
+            train_loss: loss_sum.double_value(&[]) / self.n_train as f64,
+            train_acc: correct.double_value(&[]) / self.n_train as f64,
             test_loss,
             test_acc,
-            norms: tracker.finish_epoch(lr),
-        };
-        metrics.write(&row)?;
-        last = json!({
-            "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
-            "test_loss": test_loss, "test_acc": test_acc, "weight_norm": row.norms.weight_norm,
-        });
-        let secs = start.elapsed().as_secs_f64();
-        seconds.push(secs);
-        images_per_s.push(n_train as f64 / secs);
-        if epoch + 1 == switch && switch < epochs {
-            save_weights(&vs, &ctx.out_dir.join("switch.safetensors"))?;
+            norms: self.tracker.finish_epoch(lr),
         }
-        let mut st = State::default();
-        st.put_vars("model", &vs);
-        opt.save_state(&mut st, "opt");
-        tracker.save_state(&mut st, "norms")?;
-        st.put("epochs_done", &(epoch + 1))?;
-        st.put("epoch_seconds", &seconds)?;
-        st.put("images_per_s", &images_per_s)?;
-        st.put("last", &last)?;
-        ctx.checkpoint(epoch as u64 + 1, st)?;
-        (ctx.progress)(
-            epoch as u64 + 1,
-            epochs as u64,
-            &format!("test acc {test_acc:.3}"),
-        );
     }
-    metrics.finish()?;
-    save_weights(&vs, &ctx.out_dir.join("final.safetensors"))?;
-
-    Ok(Outcome::with_metrics([
-        ("final", last),
-        ("epoch_seconds", json!(seconds)),
-        ("images_per_s", json!(images_per_s)),
-    ]))
 }
 
 /// The logits and mean cross-entropy of one batch under the run's precision: the batch in

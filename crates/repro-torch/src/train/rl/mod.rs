@@ -35,17 +35,18 @@ use std::time::Instant;
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tch::nn::{Module, VarStore};
 use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
 use super::{Stage, StageContext, adam_from_params, total_norm, trainable_by_name};
-use crate::checkpoint::State;
+use crate::checkpoint::{COUNTERS, State};
 use crate::games::{self, Env, EnvSpec};
 use crate::nn::dqn::build;
+use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::{DQN, DqnParams};
@@ -67,6 +68,9 @@ struct IterationRow {
     grad_norm: Option<f64>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     drown_out: Option<DrownOut>,
+    /// Not written: whether training stopped in this iteration.
+    #[serde(skip)]
+    diverged: bool,
 }
 
 #[derive(Serialize)]
@@ -259,243 +263,381 @@ impl Stage for Dqn {
     }
 }
 
-/// Train one run.
+/// The counters a checkpoint carries, saved and restored as one value (the RNG word positions
+/// as decimal strings: u128 does not fit JSON numbers).
+#[derive(Serialize, Deserialize)]
+struct Counters {
+    iterations_done: usize,
+    step: u64,
+    updates: u64,
+    /// Seconds spent acting, updating and evaluating.
+    seconds: (f64, f64, f64),
+    explore_word_pos: String,
+    sampler_word_pos: String,
+    last: Value,
+}
+
+/// Train one run: the setup (replaying a resumed run's actions), then per iteration the
+/// training steps, an evaluation on a fresh environment, its row and the checkpoint; a
+/// non-finite TD loss or Q ends the run as diverged, without an evaluation.
 pub fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
-    let seed = p.seed;
-    tch::manual_seed(seed);
-    let dev = ctx.device;
-    // One intra-op thread whatever the profile says: each op of these small nets is far too
-    // little work for OpenMP (measured with examples/bench_dqn_update: 375 updates/s on one
-    // thread, 43 on two with oneDNN off, 345 on two with it on). Parallel runs (`--jobs`) use
-    // the cores instead.
-    tch::set_num_threads(INTRA_OP_THREADS as i32);
-    let mut streams = ChaCha8Rng::seed_from_u64(seed as u64);
-    let spec = EnvSpec {
-        suite: p.env,
-        game: p.game.clone(),
-        sticky_action_prob: p.sticky_action_prob,
-        ramping: p.ramping,
-        rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
-    };
-    let history = p.history;
-    let max_steps = p.max_episode_steps;
-    let train_env_seed: u64 = streams.random();
-    let mut actor = Actor::new(games::make(&spec, train_env_seed)?, history, max_steps);
-    let eval_seed: u64 = streams.random();
-    let mut explore = ChaCha8Rng::seed_from_u64(streams.random());
-    let mut sampler = ChaCha8Rng::seed_from_u64(streams.random());
-
-    let [c, h, w] = actor.env.frame_shape().map(|d| d as i64);
-    let shape = [history as i64 * c, h, w];
-    let actions = actor.env.num_actions();
-    let arch = p.model;
-    let vs = VarStore::new(dev);
-    let online = build(arch, &vs.root(), shape, actions as i64);
-    let mut target_vs = VarStore::new(dev);
-    let target = build(arch, &target_vs.root(), shape, actions as i64);
-    target_vs.copy(&vs)?;
-    let mut resumed = ctx.resume()?;
-    if resumed.is_none() {
-        vs.save(ctx.out_dir.join("init.safetensors"))?;
-    }
-
-    let named = trainable_by_name(&vs);
-    let mut opt = adam_from_params(&p.adam(), named.into_iter().map(|(_, t)| t).collect());
-    let every = p.drown_out_every;
-    let (lr, wd, gamma) = (p.lr, p.weight_decay, p.gamma);
-
-    let frames = p.frames;
-    let iteration_steps = p.iteration_steps;
-    let eval_steps = p.eval_steps;
-    let (min_replay, update_every, target_update) = (p.min_replay, p.update_every, p.target_update);
-    let batch = p.batch_size;
-    let (eps_end, eps_decay, eps_eval) = (p.epsilon_end, p.epsilon_decay_steps, p.epsilon_eval);
-    let capacity = p.replay_capacity;
-    anyhow::ensure!(
-        capacity > history && min_replay as usize <= capacity && min_replay as usize >= batch,
-        "replay_capacity {capacity}, min_replay {min_replay}, batch_size {batch}, history \
-         {history}: need history < replay_capacity and batch_size ≤ min_replay ≤ replay_capacity"
-    );
-    let mut memory = Replay::new(capacity, history, actor.frame.len());
-
+    let (mut a, mut resumed) = Agent::new(ctx, p)?;
     let resuming = resumed.is_some();
     let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
     let mut episodes = JsonLines::open(&ctx.out_dir.join("episodes.jsonl"), resuming)?;
-    let iterations = frames.div_ceil(iteration_steps) as usize;
-    let (mut step, mut updates) = (0u64, 0u64);
-    let (mut env_secs, mut update_secs, mut eval_secs) = (0.0, 0.0, 0.0);
-    let mut last = json!({});
-    // Every training action, so a resumed run can rebuild the environment, the frame stack and
-    // the replay memory by replaying them (all deterministic given the environment's seed)
-    // instead of checkpointing them.
-    let mut actions_taken: Vec<u8> = Vec::new();
-    let mut first_iteration = 0;
-    let mut diverged_iteration = None;
+    let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
+    let (mut first_iteration, mut last) = (0, json!({}));
     if let Some(st) = &mut resumed {
-        st.load_vars("online", &vs)?;
-        st.load_vars("target", &target_vs)?;
-        opt.load_state(st, "opt")?;
-        first_iteration = st.get("iterations_done")?;
-        (step, updates, last) = (st.get("step")?, st.get("updates")?, st.get("last")?);
-        (env_secs, update_secs, eval_secs) = st.get("seconds")?;
-        explore.set_word_pos(st.get::<String>("explore_word_pos")?.parse()?);
-        sampler.set_word_pos(st.get::<String>("sampler_word_pos")?.parse()?);
-        let taken = st.tensor("actions", tch::Device::Cpu)?;
-        actions_taken = Vec::<u8>::try_from(&taken)?;
-        anyhow::ensure!(
-            actions_taken.len() as u64 == step,
-            "the checkpoint holds {} actions for {step} steps",
-            actions_taken.len()
-        );
-        for &a in &actions_taken {
-            env_step(&mut actor, &mut memory, a as usize);
+        (first_iteration, last) = a.restore(st)?;
+    }
+    let mut diverged_iteration = None;
+    for iteration in first_iteration..iterations {
+        let pass = a.train(iteration, &mut episodes)?;
+        let row = a.finish_iteration(iteration, pass, &mut episodes)?;
+        // serde_json writes a non-finite f64 as null.
+        metrics.write(&row)?;
+        last = json!({
+            "iteration": iteration, "frames": a.step, "train_return": row.train_return,
+            "eval_return": row.eval_return,
+        });
+        let done = (iteration as u64 + 1, iterations as u64);
+        if row.diverged {
+            (ctx.progress)(done.0, done.1, "diverged (non-finite TD loss or Q)");
+            diverged_iteration = Some(iteration);
+            break;
         }
+        let msg = format!("eval return {}", fmt_opt(row.eval_return));
+        (ctx.progress)(done.0, done.1, &msg);
+        a.checkpoint(ctx, iteration, &last)?;
+    }
+    metrics.finish()?;
+    episodes.finish()?;
+    a.vs.save(ctx.out_dir.join("final.safetensors"))?;
+    let (env_secs, update_secs, eval_secs) = a.seconds;
+    Ok(Outcome::with_metrics([
+        ("final", last),
+        ("env_steps_per_s", json!(a.step as f64 / env_secs.max(1e-9))),
+        (
+            "updates_per_s",
+            json!(a.updates as f64 / update_secs.max(1e-9)),
+        ),
+        ("eval_seconds", json!(eval_secs)),
+        ("updates", json!(a.updates)),
+        ("intra_op_threads", json!(INTRA_OP_THREADS)),
+        ("diverged_iteration", json!(diverged_iteration)),
+    ]))
+}
+
+/// The agent of one run: the training environment, the networks and optimizer, the replay
+/// memory and the random streams, with the counters a checkpoint carries.
+struct Agent<'p> {
+    p: &'p DqnParams,
+    spec: EnvSpec,
+    actor: Actor,
+    eval_seed: u64,
+    explore: ChaCha8Rng,
+    sampler: ChaCha8Rng,
+    shape: [i64; 3],
+    actions: usize,
+    dev: tch::Device,
+    vs: VarStore,
+    target_vs: VarStore,
+    online: Box<dyn Module>,
+    target: Box<dyn Module>,
+    opt: Adam,
+    memory: Replay,
+    /// Every training action, so a resumed run can rebuild the environment, the frame stack
+    /// and the replay memory by replaying them (all deterministic given the environment's
+    /// seed) instead of checkpointing them.
+    actions_taken: Vec<u8>,
+    step: u64,
+    updates: u64,
+    /// Seconds spent acting, updating and evaluating.
+    seconds: (f64, f64, f64),
+}
+
+/// What an iteration's training steps accumulated (sums on the device).
+struct Pass {
+    loss_sum: Tensor,
+    q_sum: Tensor,
+    grad_sum: Tensor,
+    updates: u64,
+    returns: Vec<f64>,
+    drown: DrownOutMean,
+    /// ε of the last step.
+    eps: f64,
+    diverged: bool,
+}
+
+impl<'p> Agent<'p> {
+    /// The environment and random streams from the seed, the networks (the initial weights
+    /// saved on a fresh start), the optimizer and an empty replay memory, with the checkpoint
+    /// to resume from if there is one.
+    fn new(ctx: &StageContext, p: &'p DqnParams) -> Result<(Agent<'p>, Option<State>)> {
+        tch::manual_seed(p.seed);
+        let dev = ctx.device;
+        // One intra-op thread whatever the profile says: each op of these small nets is far too
+        // little work for OpenMP (measured with examples/bench_dqn_update: 375 updates/s on one
+        // thread, 43 on two with oneDNN off, 345 on two with it on). Parallel runs (`--jobs`)
+        // use the cores instead.
+        tch::set_num_threads(INTRA_OP_THREADS as i32);
+        let mut streams = ChaCha8Rng::seed_from_u64(p.seed as u64);
+        let spec = EnvSpec {
+            suite: p.env,
+            game: p.game.clone(),
+            sticky_action_prob: p.sticky_action_prob,
+            ramping: p.ramping,
+            rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
+        };
+        let train_env_seed: u64 = streams.random();
+        let actor = Actor::new(
+            games::make(&spec, train_env_seed)?,
+            p.history,
+            p.max_episode_steps,
+        );
+        let eval_seed: u64 = streams.random();
+        let explore = ChaCha8Rng::seed_from_u64(streams.random());
+        let sampler = ChaCha8Rng::seed_from_u64(streams.random());
+        let [c, h, w] = actor.env.frame_shape().map(|d| d as i64);
+        let shape = [p.history as i64 * c, h, w];
+        let actions = actor.env.num_actions();
+        let vs = VarStore::new(dev);
+        let online = build(p.model, &vs.root(), shape, actions as i64);
+        let mut target_vs = VarStore::new(dev);
+        let target = build(p.model, &target_vs.root(), shape, actions as i64);
+        target_vs.copy(&vs)?;
+        let resumed = ctx.resume()?;
+        if resumed.is_none() {
+            vs.save(ctx.out_dir.join("init.safetensors"))?;
+        }
+        let named = trainable_by_name(&vs);
+        let opt = adam_from_params(&p.adam(), named.into_iter().map(|(_, t)| t).collect());
+        let (capacity, history, batch) = (p.replay_capacity, p.history, p.batch_size);
+        let min_replay = p.min_replay;
+        anyhow::ensure!(
+            capacity > history && min_replay as usize <= capacity && min_replay as usize >= batch,
+            "replay_capacity {capacity}, min_replay {min_replay}, batch_size {batch}, history \
+             {history}: need history < replay_capacity and batch_size ≤ min_replay ≤ \
+             replay_capacity"
+        );
+        let memory = Replay::new(capacity, history, actor.frame.len());
+        let agent = Agent {
+            p,
+            spec,
+            actor,
+            eval_seed,
+            explore,
+            sampler,
+            shape,
+            actions,
+            dev,
+            vs,
+            target_vs,
+            online,
+            target,
+            opt,
+            memory,
+            actions_taken: Vec::new(),
+            step: 0,
+            updates: 0,
+            seconds: (0.0, 0.0, 0.0),
+        };
+        Ok((agent, resumed))
     }
 
-    for iteration in first_iteration..iterations {
-        let zero = || Tensor::zeros([], (Kind::Double, dev));
-        let (mut loss_sum, mut q_sum, mut grad_sum) = (zero(), zero(), zero());
-        let (mut it_updates, mut returns) = (0u64, Vec::new());
-        let mut drown = DrownOutMean::default();
-        let end = frames.min(step + iteration_steps);
-        let mut eps = 1.0;
-        let finite_so_far =
-            |loss_sum: &Tensor, q_sum: &Tensor| (loss_sum + q_sum).isfinite().int64_value(&[]) == 1;
-        let mut diverged = false;
-        while step < end && !diverged {
-            let t0 = Instant::now();
-            eps = linearly_decaying_epsilon(eps_decay, step, min_replay, eps_end);
-            let a = act(
-                &*online,
-                (actor.stack.state(), shape, dev),
-                eps,
-                &mut explore,
-                actions,
-            );
-            let s = env_step(&mut actor, &mut memory, a);
-            actions_taken.push(a as u8);
-            step += 1;
-            if let Some(e) = s.ended {
-                returns.push(e.0);
-                episodes.write(&EpisodeRow::new("train", iteration, step, e))?;
-            }
-            env_secs += t0.elapsed().as_secs_f64();
+    /// Restore networks, optimizer, counters and random streams from a checkpoint and replay
+    /// its actions; returns the iteration to start at and the last summary.
+    fn restore(&mut self, st: &mut State) -> Result<(usize, Value)> {
+        st.load_vars("online", &self.vs)?;
+        st.load_vars("target", &self.target_vs)?;
+        self.opt.load_state(st, "opt")?;
+        let c: Counters = st.get(COUNTERS)?;
+        (self.step, self.updates, self.seconds) = (c.step, c.updates, c.seconds);
+        self.explore.set_word_pos(c.explore_word_pos.parse()?);
+        self.sampler.set_word_pos(c.sampler_word_pos.parse()?);
+        let taken = st.tensor("actions", tch::Device::Cpu)?;
+        self.actions_taken = Vec::<u8>::try_from(&taken)?;
+        anyhow::ensure!(
+            self.actions_taken.len() as u64 == self.step,
+            "the checkpoint holds {} actions for {} steps",
+            self.actions_taken.len(),
+            self.step
+        );
+        for &a in &self.actions_taken {
+            env_step(&mut self.actor, &mut self.memory, a as usize);
+        }
+        Ok((c.iterations_done, c.last))
+    }
 
-            if memory.len() as u64 >= min_replay && step.is_multiple_of(update_every) {
-                let t1 = Instant::now();
-                let b = DeviceBatch::new(&memory.sample(batch, &mut sampler)?, shape, dev);
-                let (loss, q, g) = update(&*online, &*target, &mut opt, &b, gamma, lr, wd);
-                tch::no_grad(|| {
-                    loss_sum += loss.to_kind(Kind::Double);
-                    q_sum += q.to_kind(Kind::Double);
-                    grad_sum += g.to_kind(Kind::Double);
-                });
-                updates += 1;
-                it_updates += 1;
-                diverged = it_updates.is_multiple_of(DIVERGENCE_CHECK_UPDATES)
-                    && !finite_so_far(&loss_sum, &q_sum);
-                if every > 0
-                    && updates.is_multiple_of(every)
-                    && let Some(d) = opt.drown_out()
-                {
-                    drown.add(d);
-                }
-                update_secs += t1.elapsed().as_secs_f64();
+    /// Save the checkpoint after `iteration`, with the last summary `last`.
+    fn checkpoint(&self, ctx: &StageContext, iteration: usize, last: &Value) -> Result<()> {
+        let mut st = State::default();
+        st.put_vars("online", &self.vs);
+        st.put_vars("target", &self.target_vs);
+        self.opt.save_state(&mut st, "opt")?;
+        st.put_tensor("actions", &Tensor::from_slice(&self.actions_taken));
+        let c = Counters {
+            iterations_done: iteration + 1,
+            step: self.step,
+            updates: self.updates,
+            seconds: self.seconds,
+            explore_word_pos: self.explore.get_word_pos().to_string(),
+            sampler_word_pos: self.sampler.get_word_pos().to_string(),
+            last: last.clone(),
+        };
+        st.put(COUNTERS, &c)?;
+        ctx.checkpoint(iteration as u64 + 1, st)
+    }
+
+    /// The iteration's training steps: act ε-greedily, store the transition, update every
+    /// `update_every` steps once the memory holds `min_replay`, copy the target network every
+    /// `target_update` steps; stops early when the TD loss or Q sums stop being finite.
+    fn train(&mut self, iteration: usize, episodes: &mut JsonLines) -> Result<Pass> {
+        let p = self.p;
+        let zero = || Tensor::zeros([], (Kind::Double, self.dev));
+        let mut pass = Pass {
+            loss_sum: zero(),
+            q_sum: zero(),
+            grad_sum: zero(),
+            updates: 0,
+            returns: Vec::new(),
+            drown: DrownOutMean::default(),
+            eps: 1.0,
+            diverged: false,
+        };
+        let end = p.frames.min(self.step + p.iteration_steps);
+        while self.step < end && !pass.diverged {
+            let t0 = Instant::now();
+            pass.eps = linearly_decaying_epsilon(
+                p.epsilon_decay_steps,
+                self.step,
+                p.min_replay,
+                p.epsilon_end,
+            );
+            let state = (self.actor.stack.state(), self.shape, self.dev);
+            let a = act(
+                &*self.online,
+                state,
+                pass.eps,
+                &mut self.explore,
+                self.actions,
+            );
+            let s = env_step(&mut self.actor, &mut self.memory, a);
+            self.actions_taken.push(a as u8);
+            self.step += 1;
+            if let Some(e) = s.ended {
+                pass.returns.push(e.0);
+                episodes.write(&EpisodeRow::new("train", iteration, self.step, e))?;
             }
-            if step.is_multiple_of(target_update) {
-                target_vs.copy(&vs)?;
+            self.seconds.0 += t0.elapsed().as_secs_f64();
+            if self.memory.len() as u64 >= p.min_replay && self.step.is_multiple_of(p.update_every)
+            {
+                self.update(&mut pass)?;
+            }
+            if self.step.is_multiple_of(p.target_update) {
+                self.target_vs.copy(&self.vs)?;
             }
         }
+        pass.diverged = pass.diverged || !finite_so_far(&pass);
+        Ok(pass)
+    }
 
-        diverged = diverged || !finite_so_far(&loss_sum, &q_sum);
+    /// One DQN update on a sampled batch, its sums added to `pass`.
+    fn update(&mut self, pass: &mut Pass) -> Result<()> {
+        let p = self.p;
+        let t1 = Instant::now();
+        let sample = self.memory.sample(p.batch_size, &mut self.sampler)?;
+        let b = DeviceBatch::new(&sample, self.shape, self.dev);
+        let (online, target) = (&*self.online, &*self.target);
+        let (loss, q, g) = update(
+            online,
+            target,
+            &mut self.opt,
+            &b,
+            p.gamma,
+            p.lr,
+            p.weight_decay,
+        );
+        tch::no_grad(|| {
+            pass.loss_sum += loss.to_kind(Kind::Double);
+            pass.q_sum += q.to_kind(Kind::Double);
+            pass.grad_sum += g.to_kind(Kind::Double);
+        });
+        self.updates += 1;
+        pass.updates += 1;
+        pass.diverged =
+            pass.updates.is_multiple_of(DIVERGENCE_CHECK_UPDATES) && !finite_so_far(pass);
+        let every = p.drown_out_every;
+        if every > 0
+            && self.updates.is_multiple_of(every)
+            && let Some(d) = self.opt.drown_out()
+        {
+            pass.drown.add(d);
+        }
+        self.seconds.1 += t1.elapsed().as_secs_f64();
+        Ok(())
+    }
 
+    /// The evaluation after an iteration (none after a divergence) and the iteration's row.
+    fn finish_iteration(
+        &mut self,
+        iteration: usize,
+        mut pass: Pass,
+        episodes: &mut JsonLines,
+    ) -> Result<IterationRow> {
+        let p = self.p;
         let t2 = Instant::now();
-        let eval = if diverged {
+        let eval = if pass.diverged {
             Evaluation {
                 episodes: Vec::new(),
                 mean_return: None,
             }
         } else {
             // Each evaluation plays a fresh environment of its own seed.
-            let eval_env = games::make(&spec, eval_seed.wrapping_add(2 * iteration as u64))?;
+            let seed = self.eval_seed.wrapping_add(2 * iteration as u64);
+            let actor = Actor::new(
+                games::make(&self.spec, seed)?,
+                p.history,
+                p.max_episode_steps,
+            );
+            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
+            let (net, eps) = (&*self.online, p.epsilon_eval);
             evaluate(
-                &*online,
-                Actor::new(eval_env, history, max_steps),
-                shape,
-                dev,
-                eval_steps,
-                eps_eval,
-                &mut ChaCha8Rng::seed_from_u64(eval_seed.wrapping_add(2 * iteration as u64 + 1)),
+                net,
+                actor,
+                self.shape,
+                self.dev,
+                p.eval_steps,
+                eps,
+                &mut rng,
             )
         };
-        eval_secs += t2.elapsed().as_secs_f64();
+        self.seconds.2 += t2.elapsed().as_secs_f64();
         for &e in &eval.episodes {
-            episodes.write(&EpisodeRow::new("eval", iteration, step, e))?;
+            episodes.write(&EpisodeRow::new("eval", iteration, self.step, e))?;
         }
-        let mean_of =
-            |t: &Tensor| (it_updates > 0).then(|| t.double_value(&[]) / it_updates as f64);
-        let row = IterationRow {
+        let n = pass.updates;
+        let mean_of = |t: &Tensor| (n > 0).then(|| t.double_value(&[]) / n as f64);
+        Ok(IterationRow {
             epoch: iteration,
-            frames: step,
-            train_return: mean(&returns),
-            train_episodes: returns.len(),
+            frames: self.step,
+            train_return: mean(&pass.returns),
+            train_episodes: pass.returns.len(),
             eval_return: eval.mean_return,
             eval_episodes: eval.episodes.len(),
-            loss: mean_of(&loss_sum),
-            q_mean: mean_of(&q_sum),
-            epsilon: eps,
-            updates,
-            weight_norm: total_norm(opt.params()),
-            grad_norm: mean_of(&grad_sum),
-            drown_out: drown.take(),
-        };
-        // serde_json writes a non-finite f64 as null.
-        metrics.write(&row)?;
-        last = json!({
-            "iteration": iteration, "frames": step, "train_return": row.train_return,
-            "eval_return": row.eval_return,
-        });
-        if diverged {
-            (ctx.progress)(
-                iteration as u64 + 1,
-                iterations as u64,
-                "diverged (non-finite TD loss or Q)",
-            );
-            diverged_iteration = Some(iteration);
-            break;
-        }
-        let mut st = State::default();
-        st.put_vars("online", &vs);
-        st.put_vars("target", &target_vs);
-        opt.save_state(&mut st, "opt")?;
-        st.put("iterations_done", &(iteration + 1))?;
-        st.put("step", &step)?;
-        st.put("updates", &updates)?;
-        st.put("seconds", &(env_secs, update_secs, eval_secs))?;
-        st.put("explore_word_pos", &explore.get_word_pos().to_string())?;
-        st.put("sampler_word_pos", &sampler.get_word_pos().to_string())?;
-        st.put_tensor("actions", &Tensor::from_slice(&actions_taken));
-        (ctx.progress)(
-            iteration as u64 + 1,
-            iterations as u64,
-            &format!("eval return {}", fmt_opt(row.eval_return)),
-        );
-        st.put("last", &last)?;
-        ctx.checkpoint(iteration as u64 + 1, st)?;
+            loss: mean_of(&pass.loss_sum),
+            q_mean: mean_of(&pass.q_sum),
+            epsilon: pass.eps,
+            updates: self.updates,
+            weight_norm: total_norm(self.opt.params()),
+            grad_norm: mean_of(&pass.grad_sum),
+            drown_out: pass.drown.take(),
+            diverged: pass.diverged,
+        })
     }
-    metrics.finish()?;
-    episodes.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
-    Ok(Outcome::with_metrics([
-        ("final", last),
-        ("env_steps_per_s", json!(step as f64 / env_secs.max(1e-9))),
-        (
-            "updates_per_s",
-            json!(updates as f64 / update_secs.max(1e-9)),
-        ),
-        ("eval_seconds", json!(eval_secs)),
-        ("updates", json!(updates)),
-        ("intra_op_threads", json!(INTRA_OP_THREADS)),
-        ("diverged_iteration", json!(diverged_iteration)),
-    ]))
+}
+
+/// Whether the TD loss and Q sums so far are finite (waits for the device).
+fn finite_so_far(pass: &Pass) -> bool {
+    (&pass.loss_sum + &pass.q_sum).isfinite().int64_value(&[]) == 1
 }
