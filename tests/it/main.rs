@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod engine;
 mod gpu_check;
+mod kinds;
 mod lm_stage;
 mod report;
 mod resume;
