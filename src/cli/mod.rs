@@ -21,10 +21,10 @@ use repro_core::store::Store;
 
 mod plan;
 mod progress;
+mod queue;
 mod report;
-mod slurm;
 
-use slurm::SlurmArgs;
+use queue::{ExecutorKind, QueueArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,7 +100,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "local")]
         executor: ExecutorKind,
         #[command(flatten)]
-        slurm: SlurmArgs,
+        queue: QueueArgs,
         targets: Vec<String>,
     },
     /// Internal: run exactly one run of a runs file against the store (what a Slurm job does);
@@ -205,12 +205,6 @@ impl Parallel {
             runs_per_gpu: 1,
         }
     }
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum ExecutorKind {
-    Local,
-    Slurm,
 }
 
 /// Failure classes mapped to exit codes.
@@ -332,32 +326,33 @@ fn dispatch(cli: Cli) -> Result<()> {
             device,
             mirror,
             executor,
-            slurm,
+            queue,
             targets,
-        } => match executor {
-            ExecutorKind::Local => {
+        } => match queue.backend(executor) {
+            None => {
                 if verify {
                     ctx.store.set_rehash(true);
                 }
                 let flags = RunFlags { force, no_repair };
                 run_cmd(&ctx, &profile, flags, &parallel, device, mirror, &targets)
             }
-            ExecutorKind::Slurm => {
+            Some(backend) => {
                 if force {
-                    return Err(Failure::Usage(
-                        "--force is not supported with --executor slurm: run the targets with \
-                         --force locally, or remove their records"
-                            .into(),
-                    )
+                    return Err(Failure::Usage(format!(
+                        "--force is not supported with --executor {}: run the targets with \
+                         --force locally, or remove their records",
+                        backend.name()
+                    ))
                     .into());
                 }
-                slurm::slurm_cmd(
+                queue::queue_cmd(
                     &ctx,
                     &pipeline_path,
                     &profile,
                     device,
                     mirror,
-                    &slurm,
+                    backend.as_ref(),
+                    &queue.options(),
                     &targets,
                 )
             }
@@ -367,7 +362,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             device,
             runs_file,
             index,
-        } => slurm::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
+        } => queue::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
         Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
         Cmd::Verify { profile, targets } => verify_cmd(&ctx, profile, &targets),
         Cmd::Fetch {

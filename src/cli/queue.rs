@@ -1,5 +1,6 @@
-//! `repro run --executor slurm` and the `repro exec-run` its jobs run: the command-line side of
-//! [`repro_core::pipeline::slurm`].
+//! `repro run --executor <queue>` and the `repro exec-run` its jobs run: the command-line side
+//! of [`repro_core::pipeline::queue`]. A queue backend adds here its `ExecutorKind` variant, its
+//! options struct and its arm in [`QueueArgs::backend`].
 
 use std::path::Path;
 
@@ -7,11 +8,53 @@ use anyhow::{Context, Result};
 
 use super::{Ctx, Failure, Parallel, RunFlags, report_summary, run_cmd, threads_for};
 use repro_core::pipeline::executor::RunState;
+use repro_core::pipeline::queue::slurm::Slurm;
+use repro_core::pipeline::queue::{Invocation, Queue, QueueBackend, QueueOptions};
 use repro_core::runtime::DeviceChoice;
 
-/// `repro run --executor slurm` options (ignored by the local executor).
+/// Where `repro run` executes its runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ExecutorKind {
+    /// Worker processes on this machine.
+    Local,
+    /// One Slurm job per run, against this store on a shared filesystem.
+    Slurm,
+}
+
+/// Options of the queue executors (ignored by the local executor).
 #[derive(clap::Args, Debug, Clone)]
-pub(super) struct SlurmArgs {
+pub(super) struct QueueArgs {
+    /// Resubmissions of a run the scheduler killed (timeout, node failure, preemption).
+    #[arg(long, default_value_t = 3, help_heading = "Queue executors")]
+    max_requeue: u32,
+    /// Submit and return; run the same command again to follow the jobs (it submits nothing twice).
+    #[arg(long, help_heading = "Queue executors")]
+    detach: bool,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+impl QueueArgs {
+    /// The queue backend `kind` names, configured from its options; `None` for `local`.
+    pub(super) fn backend(&self, kind: ExecutorKind) -> Option<Box<dyn QueueBackend>> {
+        match kind {
+            ExecutorKind::Local => None,
+            ExecutorKind::Slurm => Some(Box::new(self.slurm.backend())),
+        }
+    }
+
+    pub(super) fn options(&self) -> QueueOptions {
+        QueueOptions {
+            max_requeue: self.max_requeue,
+            detach: self.detach,
+            cpus_per_run: 1,
+        }
+    }
+}
+
+/// `repro run --executor slurm` options.
+#[derive(clap::Args, Debug, Clone)]
+struct SlurmArgs {
     /// Slurm partition (sbatch --partition).
     #[arg(long, help_heading = "Slurm")]
     partition: Option<String>,
@@ -32,26 +75,33 @@ pub(super) struct SlurmArgs {
         help_heading = "Slurm"
     )]
     sbatch_args: Vec<String>,
-    /// Resubmissions of a run the scheduler killed (timeout, node failure, preemption).
-    #[arg(long, default_value_t = 3, help_heading = "Slurm")]
-    max_requeue: u32,
-    /// Submit and return; run the same command again to follow the jobs (it submits nothing twice).
-    #[arg(long, help_heading = "Slurm")]
-    detach: bool,
 }
 
-/// `repro run --executor slurm`: prepare the datasets here (the login node has the network),
-/// then submit every run that is not cached as a Slurm job and follow them.
-pub(super) fn slurm_cmd(
+impl SlurmArgs {
+    fn backend(&self) -> Slurm {
+        Slurm {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            time: self.time.clone(),
+            gpus_per_run: self.gpus_per_run,
+            sbatch_args: self.sbatch_args.clone(),
+        }
+    }
+}
+
+/// `repro run --executor <queue>`: prepare the datasets here (the login node has the network),
+/// then submit every run that is not cached as a job of `backend` and follow them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn queue_cmd(
     ctx: &Ctx,
     pipeline_path: &Path,
     profile: &str,
     device: DeviceChoice,
     mirror: Option<String>,
-    args: &SlurmArgs,
+    backend: &dyn QueueBackend,
+    opts: &QueueOptions,
     targets: &[String],
 ) -> Result<()> {
-    use repro_core::pipeline::slurm::{Invocation, Slurm, SlurmOptions};
     let plan = ctx.plan(profile, targets)?;
     // Keys are computed for the nodes' device; `auto` there resolves like here only if the
     // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
@@ -68,8 +118,7 @@ pub(super) fn slurm_cmd(
     let digest = repro_core::store::hash::sha256_bytes(&text);
     let snapshot = ctx
         .store
-        .root()
-        .join("slurm")
+        .queue_dir(backend.name())?
         .join(profile)
         .join(format!("pipeline-{}.yaml", &digest[..12]));
     repro_core::store::atomic::write_atomic(&snapshot, &text)?;
@@ -82,20 +131,15 @@ pub(super) fn slurm_cmd(
         lock: abs(&ctx.lock_path),
         device: device_arg(device),
     };
-    let sopts = SlurmOptions {
-        partition: args.partition.clone(),
-        account: args.account.clone(),
-        time: args.time.clone(),
-        gpus_per_run: args.gpus_per_run,
-        cpus_per_run: threads,
-        sbatch_args: args.sbatch_args.clone(),
-        max_requeue: args.max_requeue,
-        detach: args.detach,
-    };
     let exec = ctx.exec();
-    let slurm = Slurm {
+    let opts = QueueOptions {
+        cpus_per_run: threads,
+        ..opts.clone()
+    };
+    let queue = Queue {
         exec: &exec,
-        opts: &sopts,
+        backend,
+        opts: &opts,
         invocation: &invocation,
     };
     let quiet = ctx.quiet;
@@ -104,8 +148,8 @@ pub(super) fn slurm_cmd(
             eprintln!("{m}");
         }
     };
-    let summary = slurm.run(&plan, &dev, threads, &say)?;
-    report_summary(ctx, profile, "slurm", &summary)
+    let summary = queue.run(&plan, &dev, threads, &say)?;
+    report_summary(ctx, profile, backend.name(), &summary)
 }
 
 /// `repro exec-run`: the one run on line `index` of `runs_file`, its upstream runs cached.
