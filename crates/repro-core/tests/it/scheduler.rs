@@ -8,29 +8,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use repro_core::pipeline::executor::{At, Executor, Launcher, Reporter, RunEvent, RunOptions};
+use repro_core::pipeline::executor::{At, Launcher, Reporter, RunEvent, RunOptions};
 use repro_core::pipeline::placement::Placement;
 use repro_core::pipeline::plan::Plan;
-use repro_core::pipeline::spec::Pipeline;
 use repro_core::pipeline::stage::{Outcome, Task};
 use repro_core::runtime::Device;
-use repro_core::store::Store;
 use repro_core::store::memo::Scratch;
 
-/// Three training runs, and three measurements each reading the training run of its seed.
-const PIPELINE: &str = r#"
-experiments:
-  train:
-    kind: vision
-    params: {epochs: 1}
-    grid: {seed: [0, 1, 2]}
-  measure:
-    kind: sharpness
-    needs: [train]
-    grid: {seed: [0, 1, 2]}
-profiles:
-  test: {}
-"#;
+use crate::fixture::{Setup, setup};
 
 /// Writes one output per run, optionally fails some runs, and records what it saw.
 #[derive(Default)]
@@ -117,28 +102,6 @@ impl Events {
     }
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    pipeline: Pipeline,
-    store: Store,
-    root: std::path::PathBuf,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let path = root.join("pipeline.yaml");
-    std::fs::write(&path, PIPELINE).unwrap();
-    let pipeline = Pipeline::load(&path).unwrap();
-    let store = Store::open(&root.join("artifacts")).unwrap();
-    Setup {
-        _dir: dir,
-        pipeline,
-        store,
-        root,
-    }
-}
-
 fn options(jobs: usize, gpus: Vec<usize>) -> RunOptions {
     RunOptions {
         device: Device::Cpu,
@@ -152,14 +115,13 @@ fn options(jobs: usize, gpus: Vec<usize>) -> RunOptions {
     }
 }
 
-impl Setup {
+trait RunLocally {
+    fn run(&self, opts: &RunOptions, launcher: &Fake, events: &Events) -> Vec<usize>;
+}
+
+impl RunLocally for Setup {
     fn run(&self, opts: &RunOptions, launcher: &Fake, events: &Events) -> Vec<usize> {
-        let exec = Executor {
-            pipeline: &self.pipeline,
-            store: &self.store,
-            datasets_dir: self.root.join("datasets"),
-            lock_path: self.root.join("pipeline.lock"),
-        };
+        let exec = self.executor();
         let plan = Plan::resolve(&self.pipeline, "test", &[]).unwrap();
         let s = exec.run(&plan, opts, events, launcher).unwrap();
         vec![s.ran.len(), s.cached.len(), s.failed.len(), s.skipped.len()]
