@@ -11,20 +11,23 @@ use clap::{Parser, Subcommand};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use repro_core::pipeline::executor::{Executor, RunOptions, RunState, Worker};
+use repro_core::pipeline::executor::RunState;
 use repro_core::pipeline::lockfile::LockFile;
-use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::spec::{Determinism, Pipeline};
 use repro_core::pipeline::{datasets, verify};
-use repro_core::runtime::{Device, DeviceChoice};
+use repro_core::runtime::DeviceChoice;
 use repro_core::store::Store;
 
+mod ctx;
 mod plan;
 mod progress;
 mod queue;
 mod report;
+mod run;
 
+use ctx::{Ctx, Failure, threads_for};
 use queue::{ExecutorKind, QueueArgs};
+use run::{Parallel, RunFlags, run_cmd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -172,50 +175,6 @@ enum Cmd {
     },
 }
 
-/// How the local executor runs runs side by side.
-#[derive(clap::Args, Debug, Clone)]
-struct Parallel {
-    /// Runs executed at once, each in its own worker process. On the CPU, a profile without a
-    /// fixed `threads:` gives each run cores/N threads (on the CPU the thread count is part of
-    /// the key); each run is pinned to its own cores when they fit.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
-    /// GPUs to spread runs over, e.g. 0,1,2,3 (each worker sees one as CUDA_VISIBLE_DEVICES);
-    /// runs at once = GPUs × --runs-per-gpu, whatever --jobs says.
-    #[arg(long, value_parser = parse_gpu_list)]
-    gpus: Option<GpuList>,
-    /// Small runs packed on one GPU at a time.
-    #[arg(long, default_value_t = 1)]
-    runs_per_gpu: usize,
-}
-
-/// `--gpus 0,1,…` (one value holding a list, which clap cannot infer for a bare Vec).
-#[derive(Debug, Clone)]
-struct GpuList(Vec<usize>);
-
-fn parse_gpu_list(s: &str) -> Result<GpuList, String> {
-    repro_core::pipeline::placement::parse_gpus(s).map(GpuList)
-}
-
-impl Parallel {
-    fn one() -> Parallel {
-        Parallel {
-            jobs: 1,
-            gpus: None,
-            runs_per_gpu: 1,
-        }
-    }
-}
-
-/// Failure classes mapped to exit codes.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Work(String),
-}
-
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -250,46 +209,6 @@ pub fn main() -> i32 {
             }
         }
     }
-}
-
-struct Ctx {
-    pipeline: Pipeline,
-    /// The folder of the pipeline file.
-    base: PathBuf,
-    store: Store,
-    datasets_dir: PathBuf,
-    lock_path: PathBuf,
-    quiet: bool,
-}
-
-impl Ctx {
-    fn exec(&self) -> Executor<'_> {
-        Executor {
-            pipeline: &self.pipeline,
-            store: &self.store,
-            datasets_dir: self.datasets_dir.clone(),
-            lock_path: self.lock_path.clone(),
-        }
-    }
-    fn device(&self, choice: DeviceChoice) -> Result<Device> {
-        repro_core::runtime::probe::resolve(choice, &self.store.cache_dir())
-    }
-    fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
-        Plan::resolve(&self.pipeline, profile, targets)
-            .map_err(|e| Failure::Usage(format!("{e:#}")).into())
-    }
-}
-
-fn threads_for(plan: &Plan) -> usize {
-    threads_for_jobs(plan, 1)
-}
-
-/// Threads per run: the profile's, else the cores split over `jobs` runs at once.
-fn threads_for_jobs(plan: &Plan, jobs: usize) -> usize {
-    plan.threads.unwrap_or_else(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / jobs.max(1)).max(1)
-    })
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -381,104 +300,6 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 /// What `repro run` does with cached runs.
-#[derive(Debug, Clone, Copy, Default)]
-struct RunFlags {
-    /// Rerun the targets even when cached.
-    force: bool,
-    /// Fail damaged cached runs instead of rebuilding them.
-    no_repair: bool,
-}
-
-fn run_cmd(
-    ctx: &Ctx,
-    profile: &str,
-    flags: RunFlags,
-    parallel: &Parallel,
-    device: DeviceChoice,
-    mirror: Option<String>,
-    targets: &[String],
-) -> Result<()> {
-    let gpus = parallel.gpus.clone().map(|g| g.0).unwrap_or_default();
-    let jobs = if gpus.is_empty() {
-        parallel.jobs
-    } else {
-        gpus.len() * parallel.runs_per_gpu
-    };
-    if jobs == 0 {
-        return Err(Failure::Usage("--jobs and --runs-per-gpu must be at least 1".into()).into());
-    }
-    if jobs > 1 && std::env::var_os("OMP_WAIT_POLICY").is_none() {
-        // Several workers share the cores: OpenMP threads that spin while waiting then burn
-        // the CPU the other workers need. Passive waiting changes
-        // scheduling only, never results.
-        // SAFETY: no other thread exists yet in this process.
-        unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
-    }
-    let plan = ctx.plan(profile, targets)?;
-    let device = ctx.device(device)?;
-    let threads = threads_for_jobs(&plan, if gpus.is_empty() { jobs } else { 1 });
-    if !gpus.is_empty() && !matches!(device, Device::Cuda { .. }) {
-        return Err(Failure::Usage(format!(
-            "--gpus needs a CUDA device; this one resolved to {device:?} (pass --device cuda)"
-        ))
-        .into());
-    }
-    // --force applies to the targets themselves, not to what they depend on.
-    let force: BTreeSet<String> = if !flags.force {
-        BTreeSet::new()
-    } else if targets.is_empty() {
-        plan.runs.iter().map(|r| r.id.clone()).collect()
-    } else {
-        plan.runs
-            .iter()
-            .filter(|r| targets.iter().any(|t| t == &r.id || t == &r.experiment))
-            .map(|r| r.id.clone())
-            .collect()
-    };
-    let opts = RunOptions {
-        jobs,
-        gpus,
-        runs_per_gpu: parallel.runs_per_gpu,
-        device,
-        threads,
-        force,
-        no_repair: flags.no_repair,
-        mirror,
-    };
-    let reporter = progress::Terminal::new(ctx.quiet);
-    let summary = ctx.exec().run(&plan, &opts, &reporter, &Worker)?;
-    report_summary(ctx, profile, "", &summary)
-}
-
-/// The last lines of `repro run`: counts, then each failure with its log; exit 1 on failures.
-fn report_summary(
-    ctx: &Ctx,
-    profile: &str,
-    executor: &str,
-    summary: &repro_core::pipeline::executor::Summary,
-) -> Result<()> {
-    let via = if executor.is_empty() {
-        String::new()
-    } else {
-        format!(" ({executor})")
-    };
-    println!(
-        "profile {profile}: {} ran, {} cached, {} failed, {} skipped{via}; store: {}",
-        summary.ran.len(),
-        summary.cached.len(),
-        summary.failed.len(),
-        summary.skipped.len(),
-        ctx.store.root().display()
-    );
-    if !summary.failed.is_empty() {
-        for (id, e) in &summary.failed {
-            eprintln!("failed: {id}: {e}");
-        }
-        return Err(Failure::Work(format!("{} run(s) failed", summary.failed.len())).into());
-    }
-    Ok(())
-}
-
 #[derive(Tabled)]
 struct StatusRow {
     experiment: String,

@@ -8,7 +8,7 @@ use serde_json::json;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
-use super::{Ctx, threads_for};
+use super::ctx::{Ctx, threads_for};
 use repro_core::pipeline::executor::RunState;
 use repro_core::runtime::DeviceChoice;
 

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{Ctx, Failure, Parallel, RunFlags, report_summary, run_cmd, threads_for};
+use super::ctx::{Ctx, Failure, threads_for};
+use super::run::{Parallel, RunFlags, report_summary, run_cmd};
 use repro_core::pipeline::executor::RunState;
 use repro_core::pipeline::queue::slurm::Slurm;
 use repro_core::pipeline::queue::{Invocation, Queue, QueueBackend, QueueOptions};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{Ctx, threads_for};
+use super::ctx::{Ctx, threads_for};
 use repro_core::runtime::DeviceChoice;
 use repro_report::tables;
 
