@@ -83,17 +83,9 @@ fn measure(
         .into_iter()
         .collect();
 
-    // The fixed subset: a seeded choice of `subset` training images.
-    let n = train.labels.size()[0] as usize;
-    let mut order: Vec<i64> = (0..n as i64).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    order.truncate(p.subset.min(n));
-    order.sort_unstable();
-    let subset = train.select(&Tensor::from_slice(&order));
     let chunk = p.chunk;
-    let batches: Vec<(Tensor, Tensor)> =
-        crate::data::loader::Loader::eval(&subset, chunk, &normalize, dev).collect();
-    let total = order.len() as f64;
+    let (subset, batches) = fixed_subset(&train, p, &normalize, dev);
+    let total = subset.labels.size()[0] as f64;
     let net = &*model.net;
     let loss = |i: usize| {
         let (x, y) = &batches[i];
@@ -104,33 +96,12 @@ fn measure(
         loss: &loss,
     };
 
-    let named = super::trainable_by_name(&vs);
-    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let by_name = |name: &String| {
-        named
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.shallow_clone())
-            .with_context(|| format!("no parameter `{name}`"))
-    };
-    let si: Vec<Tensor> = model
-        .scale_invariant
-        .iter()
-        .map(by_name)
-        .collect::<Result<_>>()?;
-    let init_params: Vec<Tensor> = named
-        .iter()
-        .map(|(n, t)| {
-            init.get(n)
-                .map(|t0| t0.to_device(t.device()))
-                .with_context(|| format!("init.safetensors lacks `{n}`"))
-        })
-        .collect::<Result<_>>()?;
-    let weights: Vec<Tensor> = named
-        .iter()
-        .filter(|(_, t)| t.dim() >= 2)
-        .map(|(_, t)| t.shallow_clone())
-        .collect();
+    let Weights {
+        params,
+        si,
+        init_params,
+        weights,
+    } = Weights::of(&vs, &model.scale_invariant, &init)?;
 
     let iters = p.hessian_iters;
     let (trace, trace_se) = sh::hutchinson_trace(&obj, &params, p.trace_probes, seed)?;
@@ -179,4 +150,72 @@ fn measure(
         row.extend(m);
     }
     Ok(Value::Object(row))
+}
+
+/// The fixed subset a run is measured on: a seeded choice of `subset` training images (in their
+/// order in the set), and its batches of `chunk` images.
+fn fixed_subset(
+    train: &ImageSet,
+    p: &SharpnessParams,
+    normalize: &Normalize,
+    dev: tch::Device,
+) -> (ImageSet, Vec<(Tensor, Tensor)>) {
+    let n = train.labels.size()[0] as usize;
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(p.seed));
+    order.truncate(p.subset.min(n));
+    order.sort_unstable();
+    let subset = train.select(&Tensor::from_slice(&order));
+    let batches = crate::data::loader::Loader::eval(&subset, p.chunk, normalize, dev).collect();
+    (subset, batches)
+}
+
+/// The tensors the measures read, in `trainable_by_name`'s order.
+struct Weights {
+    /// Every trainable variable.
+    params: Vec<Tensor>,
+    /// The scale-invariant (BN-preceded) weights.
+    si: Vec<Tensor>,
+    /// Each variable's initial value, on its device.
+    init_params: Vec<Tensor>,
+    /// The matrices and convolution kernels (dimension ≥ 2).
+    weights: Vec<Tensor>,
+}
+
+impl Weights {
+    fn of(
+        vs: &tch::nn::VarStore,
+        scale_invariant: &[String],
+        init: &BTreeMap<String, Tensor>,
+    ) -> Result<Weights> {
+        let named = super::trainable_by_name(vs);
+        let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let by_name = |name: &String| {
+            named
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.shallow_clone())
+                .with_context(|| format!("no parameter `{name}`"))
+        };
+        let si: Vec<Tensor> = scale_invariant.iter().map(by_name).collect::<Result<_>>()?;
+        let init_params: Vec<Tensor> = named
+            .iter()
+            .map(|(n, t)| {
+                init.get(n)
+                    .map(|t0| t0.to_device(t.device()))
+                    .with_context(|| format!("init.safetensors lacks `{n}`"))
+            })
+            .collect::<Result<_>>()?;
+        let weights: Vec<Tensor> = named
+            .iter()
+            .filter(|(_, t)| t.dim() >= 2)
+            .map(|(_, t)| t.shallow_clone())
+            .collect();
+        Ok(Weights {
+            params,
+            si,
+            init_params,
+            weights,
+        })
+    }
 }
