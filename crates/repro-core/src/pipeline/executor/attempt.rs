@@ -11,7 +11,7 @@ use super::keys::{self, Digests};
 use super::launch::Launcher;
 use crate::data::DatasetView;
 use crate::pipeline::placement::Placement;
-use crate::pipeline::plan::Plan;
+use crate::pipeline::plan::{Plan, RunNode};
 use crate::pipeline::stage::{Task, UpstreamRun};
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
@@ -106,7 +106,14 @@ impl Runs<'_> {
                 .event(at, RunEvent::Progress { pos, len, message })
         };
         let memo = self.store.memoize(m, job, |scratch| {
-            self.compute(i, upstream, &settings, &key, scratch, slot, &progress)
+            let attempt = Attempt {
+                run,
+                upstream,
+                settings: &settings,
+                key: &key,
+                slot,
+            };
+            self.compute(&attempt, scratch, &progress)
         })?;
         for line in &memo.quarantined {
             self.reporter.note(line);
@@ -122,22 +129,17 @@ impl Runs<'_> {
         Ok((memo.record, memo.computed))
     }
 
-    /// Hand run `i` to the launcher in `scratch` (called under the key's lock).
-    #[allow(clippy::too_many_arguments)]
+    /// Hand a run to the launcher in `scratch` (called under the key's lock).
     fn compute(
         &self,
-        i: usize,
-        upstream_records: &BTreeMap<String, RunRecord>,
-        settings: &RunSettings,
-        key: &str,
+        a: &Attempt,
         scratch: &Scratch,
-        slot: &Placement,
         progress: &dyn Fn(u64, u64, &str),
     ) -> Result<Computed> {
-        let run = &self.plan.runs[i];
+        let (run, settings, slot) = (a.run, a.settings, a.slot);
         let mut upstream = Vec::new();
         for u in &run.upstream {
-            let rec = &upstream_records[u];
+            let rec = &a.upstream[u];
             let mut outputs = BTreeMap::new();
             for (name, o) in &rec.outputs {
                 let path = self
@@ -166,7 +168,7 @@ impl Runs<'_> {
             checkpoints: scratch.checkpoints.clone(),
             settings: on_slot(settings, slot),
         };
-        let log = self.store.log_path(key)?;
+        let log = self.store.log_path(a.key)?;
         let outcome = self.launcher.launch(&task, scratch, &log, slot, progress)?;
         let mut environment = runtime::host_fingerprint();
         environment.insert(
@@ -184,6 +186,15 @@ impl Runs<'_> {
             environment,
         })
     }
+}
+
+/// One run being computed: what its task is built from.
+struct Attempt<'a> {
+    run: &'a RunNode,
+    upstream: &'a BTreeMap<String, RunRecord>,
+    settings: &'a RunSettings,
+    key: &'a str,
+    slot: &'a Placement,
 }
 
 /// The settings as the worker sees them: a slot's GPU is its only visible one.
