@@ -97,15 +97,7 @@ pub fn generate(
         let mut done = vec![false; bsz as usize];
         for step in 0..=max_len {
             let lprobs = model.decode_step(&enc, &mut cache, &last);
-            let _ = lprobs.narrow(1, PAD, 1).fill_(f64::NEG_INFINITY);
-            if step >= max_len {
-                let _ = lprobs.narrow(1, 0, EOS).fill_(f64::NEG_INFINITY);
-                let _ = lprobs
-                    .narrow(1, EOS + 1, vocab - EOS - 1)
-                    .fill_(f64::NEG_INFINITY);
-            } else if step < opts.min_len {
-                let _ = lprobs.narrow(1, EOS, 1).fill_(f64::NEG_INFINITY);
-            }
+            mask(&lprobs, step, max_len, opts.min_len, vocab);
             let flat = if step == 0 {
                 // All beams are identical: search beam 0 only.
                 lprobs.view([bsz, k, vocab]).select(1, 0)
@@ -115,65 +107,30 @@ pub fn generate(
             let n = flat.size()[1];
             let c = (2 * k).min(n - 1);
             let (cand_scores, cand_idx) = flat.topk(c, 1, true, true);
-            let cs = Vec::<f32>::try_from(cand_scores.to_device(tch::Device::Cpu).view([-1]))?;
-            let ci = Vec::<i64>::try_from(cand_idx.to_device(tch::Device::Cpu).view([-1]))?;
-            let mut new_order = Vec::with_capacity(rows);
-            let mut new_tok = Vec::with_capacity(rows);
-            let mut new_cum = Vec::with_capacity(rows);
+            let cands = Candidates {
+                scores: Vec::<f32>::try_from(cand_scores.to_device(tch::Device::Cpu).view([-1]))?,
+                idx: Vec::<i64>::try_from(cand_idx.to_device(tch::Device::Cpu).view([-1]))?,
+                c: c as usize,
+                k: k as usize,
+                vocab,
+            };
+            let mut next = Next::with_capacity(rows);
             for s in 0..bsz as usize {
-                let cand = |j: usize| {
-                    let idx = ci[s * c as usize + j];
-                    let beam = idx / vocab;
-                    (
-                        s * k as usize + beam as usize,
-                        idx % vocab,
-                        cs[s * c as usize + j],
-                    )
-                };
-                let is_eos = |tok: i64, score: f32| tok == EOS && score != f32::NEG_INFINITY;
                 if !done[s] {
-                    for j in 0..(k.min(c) as usize) {
-                        let (row, tok, score) = cand(j);
-                        if is_eos(tok, score) && (finalized[s].len() as i64) < k {
-                            let len = (step + 1) as f64;
-                            finalized[s].push(Hypothesis {
-                                tokens: tokens[row].clone(),
-                                score: score as f64 / len.powf(opts.len_penalty),
-                            });
-                        }
-                    }
-                    if finalized[s].len() as i64 == k || step == max_len {
-                        done[s] = true;
-                    }
+                    let len_penalty = ((step + 1) as f64).powf(opts.len_penalty);
+                    cands.finalize(s, &tokens, &mut finalized[s], len_penalty);
+                    done[s] = finalized[s].len() == k as usize || step == max_len;
                 }
-                if done[s] {
-                    // Placeholder rows: computed, never read.
-                    for r in 0..k as usize {
-                        new_order.push((s * k as usize + r) as i64);
-                        new_tok.push(EOS);
-                        new_cum.push(0f32);
-                    }
-                    continue;
-                }
-                let mut taken = 0;
-                for j in 0..c as usize {
-                    let (row, tok, score) = cand(j);
-                    if is_eos(tok, score) {
-                        continue;
-                    }
-                    new_order.push(row as i64);
-                    new_tok.push(tok);
-                    new_cum.push(score);
-                    taken += 1;
-                    if taken == k {
-                        break;
-                    }
-                }
-                anyhow::ensure!(taken == k, "fewer than beam non-EOS candidates");
+                cands.continue_beams(s, done[s], &mut next)?;
             }
             if done.iter().all(|&d| d) {
                 break;
             }
+            let Next {
+                order: new_order,
+                tok: new_tok,
+                cum: new_cum,
+            } = next;
             tokens = new_order
                 .iter()
                 .zip(&new_tok)
@@ -194,4 +151,110 @@ pub fn generate(
         }
         Ok(finalized)
     })
+}
+
+/// Mask a step's log-probabilities in place: never PAD; only EOS at the last step; no EOS before
+/// `min_len`.
+fn mask(lprobs: &Tensor, step: i64, max_len: i64, min_len: i64, vocab: i64) {
+    let _ = lprobs.narrow(1, PAD, 1).fill_(f64::NEG_INFINITY);
+    if step >= max_len {
+        let _ = lprobs.narrow(1, 0, EOS).fill_(f64::NEG_INFINITY);
+        let _ = lprobs
+            .narrow(1, EOS + 1, vocab - EOS - 1)
+            .fill_(f64::NEG_INFINITY);
+    } else if step < min_len {
+        let _ = lprobs.narrow(1, EOS, 1).fill_(f64::NEG_INFINITY);
+    }
+}
+
+/// A step's top `c` candidates per sentence (scores and flat indices beam·vocab + token).
+struct Candidates {
+    scores: Vec<f32>,
+    idx: Vec<i64>,
+    c: usize,
+    k: usize,
+    vocab: i64,
+}
+
+/// The rows the next step continues: which row each extends, with which token, at what score.
+struct Next {
+    order: Vec<i64>,
+    tok: Vec<i64>,
+    cum: Vec<f32>,
+}
+
+impl Next {
+    fn with_capacity(rows: usize) -> Next {
+        Next {
+            order: Vec::with_capacity(rows),
+            tok: Vec::with_capacity(rows),
+            cum: Vec::with_capacity(rows),
+        }
+    }
+}
+
+impl Candidates {
+    /// Candidate j of sentence s: (row it extends, token, cumulative score).
+    fn get(&self, s: usize, j: usize) -> (usize, i64, f32) {
+        let idx = self.idx[s * self.c + j];
+        let beam = idx / self.vocab;
+        (
+            s * self.k + beam as usize,
+            idx % self.vocab,
+            self.scores[s * self.c + j],
+        )
+    }
+
+    fn is_eos(tok: i64, score: f32) -> bool {
+        tok == EOS && score != f32::NEG_INFINITY
+    }
+
+    /// Finalize the EOS candidates among sentence s's top k (until it has k hypotheses), their
+    /// scores divided by `len_penalty` (length^α).
+    fn finalize(
+        &self,
+        s: usize,
+        tokens: &[Vec<i64>],
+        finalized: &mut Vec<Hypothesis>,
+        len_penalty: f64,
+    ) {
+        for j in 0..self.k.min(self.c) {
+            let (row, tok, score) = self.get(s, j);
+            if Candidates::is_eos(tok, score) && finalized.len() < self.k {
+                finalized.push(Hypothesis {
+                    tokens: tokens[row].clone(),
+                    score: score as f64 / len_penalty,
+                });
+            }
+        }
+    }
+
+    /// Push sentence s's k continuations: its best k non-EOS candidates, or placeholder rows
+    /// (computed, never read) once it is done.
+    fn continue_beams(&self, s: usize, done: bool, next: &mut Next) -> Result<()> {
+        if done {
+            for r in 0..self.k {
+                next.order.push((s * self.k + r) as i64);
+                next.tok.push(EOS);
+                next.cum.push(0f32);
+            }
+            return Ok(());
+        }
+        let mut taken = 0;
+        for j in 0..self.c {
+            let (row, tok, score) = self.get(s, j);
+            if Candidates::is_eos(tok, score) {
+                continue;
+            }
+            next.order.push(row as i64);
+            next.tok.push(tok);
+            next.cum.push(score);
+            taken += 1;
+            if taken == self.k {
+                break;
+            }
+        }
+        anyhow::ensure!(taken == self.k, "fewer than beam non-EOS candidates");
+        Ok(())
+    }
 }

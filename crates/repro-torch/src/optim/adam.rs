@@ -189,6 +189,35 @@ impl From<AdamVariant> for Variant {
     }
 }
 
+/// d = √v / √(1−β₂ᵗ) + ε, in place on the sqrt's own buffer: the same values as torch's
+/// `(v.sqrt() / c).add_(ε)` with one temporary fewer (√(1−β₂ᵗ) as `powf(0.5)`, as Python's `**`).
+fn denominator(v: &Tensor, beta2: f64, t: f64, eps: f64) -> Tensor {
+    let bias_correction2_sqrt = (1.0 - beta2.powf(t)).powf(0.5);
+    let mut denom = v.sqrt();
+    let _ = denom.g_div_scalar_(bias_correction2_sqrt);
+    let _ = denom.g_add_scalar_(eps);
+    denom
+}
+
+/// The adaptive decoupled decay of w (V5's explicit one, or its implicit form), applied before
+/// the Adam update; the other modes leave w here.
+fn adaptive_decay(p: &mut Tensor, denom: &Tensor, mode: DecayMode, lr: f64, wd: f64) {
+    match mode {
+        DecayMode::Adaptive => {
+            let p_start = p.shallow_clone();
+            ops::addcdiv_(p, &p_start, denom, -lr * wd);
+        }
+        DecayMode::AdaptiveImplicit => {
+            // w / (1 + αλ/d): a factor in (0, 1] however small d gets.
+            let mut shrink = denom.reciprocal();
+            let _ = shrink.g_mul_scalar_(lr * wd);
+            let _ = shrink.g_add_scalar_(1.0);
+            let _ = p.g_div_(&shrink);
+        }
+        DecayMode::None | DecayMode::Plain => {}
+    }
+}
+
 /// What [`Adam::save_state`] saves besides tensors, as one checkpoint value.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Counters {
@@ -407,31 +436,10 @@ impl Adam {
                 let _ = st.v.g_mul_scalar_(beta2);
                 ops::addcmul_(&mut st.v, &gv, &gv, 1.0 - beta2);
 
-                let bias_correction1 = 1.0 - beta1.powf(t);
-                let bias_correction2 = 1.0 - beta2.powf(t);
-                let step_size = lr / bias_correction1;
-                let bias_correction2_sqrt = bias_correction2.powf(0.5);
-                // In place on the sqrt's own buffer: the same values as torch's
-                // `(v.sqrt() / c).add_(ε)` with one temporary fewer.
-                let mut denom = st.v.sqrt();
-                let _ = denom.g_div_scalar_(bias_correction2_sqrt);
-                let _ = denom.g_add_scalar_(eps);
-
+                let step_size = lr / (1.0 - beta1.powf(t));
+                let denom = denominator(&st.v, beta2, t, eps);
                 if wd != 0.0 {
-                    match variant.decay {
-                        DecayMode::Adaptive => {
-                            let p_start = p.shallow_clone();
-                            ops::addcdiv_(&mut p, &p_start, &denom, -lr * wd);
-                        }
-                        DecayMode::AdaptiveImplicit => {
-                            // w / (1 + αλ/d): a factor in (0, 1] however small d gets.
-                            let mut shrink = denom.reciprocal();
-                            let _ = shrink.g_mul_scalar_(lr * wd);
-                            let _ = shrink.g_add_scalar_(1.0);
-                            let _ = p.g_div_(&shrink);
-                        }
-                        DecayMode::None | DecayMode::Plain => {}
-                    }
+                    adaptive_decay(&mut p, &denom, variant.decay, lr, wd);
                 }
                 // torch: p.addcdiv_(m, denom, value=−step_size)
                 ops::addcdiv_(&mut p, &st.m, &denom, -step_size);
