@@ -108,11 +108,9 @@ pub(super) fn queue_cmd(
     // nodes match, so a GPU job needs --device cuda (or auto on a GPU login node).
     let dev = ctx.device(device)?;
     let threads = threads_for(&plan);
-    ctx.exec().prepare_datasets(
-        &plan,
-        mirror.as_deref(),
-        &super::progress::Terminal::new(ctx.quiet),
-    )?;
+    let reporter = super::progress::Terminal::new(ctx.quiet);
+    ctx.exec()
+        .prepare_datasets(&plan, mirror.as_deref(), &reporter)?;
     // The jobs read a snapshot of the pipeline file, so editing it later changes nothing queued.
     let text = std::fs::read(pipeline_path)
         .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
@@ -143,13 +141,7 @@ pub(super) fn queue_cmd(
         opts: &opts,
         invocation: &invocation,
     };
-    let quiet = ctx.quiet;
-    let say = |m: String| {
-        if !quiet {
-            eprintln!("{m}");
-        }
-    };
-    let summary = queue.run(&plan, &dev, threads, &say)?;
+    let summary = queue.run(&plan, &dev, threads, &reporter)?;
     report_summary(ctx, profile, backend.name(), &summary)
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Result;
+use repro_core::pipeline::executor::Silent;
 use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::queue::{Batch, Invocation, JobState, Queue, QueueBackend, QueueOptions};
 use repro_core::runtime::Device;
@@ -108,7 +109,7 @@ fn queue_run(fate: fn(&str, usize) -> JobState, detach: bool) -> (Vec<usize>, Lo
         invocation: &invocation,
     };
     let plan = Plan::resolve(&s.pipeline, "test", &[]).unwrap();
-    let summary = queue.run(&plan, &Device::Cpu, 1, &|_| {}).unwrap();
+    let summary = queue.run(&plan, &Device::Cpu, 1, &Silent).unwrap();
     let counts = vec![
         summary.ran.len(),
         summary.failed.len(),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::executor::{Executor, RunState, Summary};
+use super::executor::{Executor, Reporter, RunState, Summary};
 use super::plan::Plan;
 use crate::store::atomic::write_atomic;
 
@@ -258,7 +258,7 @@ impl Queue<'_> {
         plan: &Plan,
         device: &crate::runtime::Device,
         threads: usize,
-        say: &dyn Fn(String),
+        reporter: &dyn Reporter,
     ) -> Result<Summary> {
         let store = self.exec.store;
         let _submitting = store.lock_named(&format!("{}-{}", self.backend.name(), plan.profile))?;
@@ -283,7 +283,7 @@ impl Queue<'_> {
                                     .any(|r| &r.id == id && *name == job_name(&r.experiment))
                         }) =>
                     {
-                        say(format!("{id}: job {} already queued or running", t.job));
+                        reporter.note(&format!("{id}: job {} already queued or running", t.job));
                         jobs.insert(id.clone(), t.job.clone());
                     }
                     _ => submit.push(id.clone()),
@@ -299,7 +299,7 @@ impl Queue<'_> {
                 .flat_map(|r| r.upstream.iter().filter_map(|u| jobs.get(u).cloned()))
                 .collect();
             for (run, job) in self.submit(plan, Batch { after, ..b })? {
-                say(format!("{run}: submitted as job {job}"));
+                reporter.note(&format!("{run}: submitted as job {job}"));
                 jobs.insert(run.clone(), job.clone());
                 // A submission by the user starts the resubmission count over.
                 ledger.runs.insert(run, Tracked { job, requeues: 0 });
@@ -308,7 +308,7 @@ impl Queue<'_> {
         }
         drop(_submitting);
         if self.opts.detach {
-            say(format!(
+            reporter.note(&format!(
                 "{} job(s) submitted or queued; `repro run --executor {}` again (or `repro status`) to follow them",
                 jobs.len(),
                 self.backend.name()
@@ -322,7 +322,7 @@ impl Queue<'_> {
             ledger,
             summary,
             failed_for_good: BTreeSet::new(),
-            say,
+            reporter,
         };
         wait.until_all_ended()?;
         Ok(wait.summary)
@@ -338,7 +338,7 @@ struct Wait<'a> {
     ledger: Ledger,
     summary: Summary,
     failed_for_good: BTreeSet<String>,
-    say: &'a dyn Fn(String),
+    reporter: &'a dyn Reporter,
 }
 
 impl Wait<'_> {
@@ -390,7 +390,7 @@ impl Wait<'_> {
     }
 
     fn fail(&mut self, run: &str, why: String) {
-        (self.say)(format!("{run}: FAILED: {why}"));
+        self.reporter.note(&format!("{run}: FAILED: {why}"));
         self.summary.failed.push((run.to_string(), why));
         self.failed_for_good.insert(run.to_string());
         self.jobs.remove(run);
@@ -409,7 +409,8 @@ impl Wait<'_> {
                     .cloned();
                 if let (true, Some(u)) = (pending_on_failed_dependency, blocked) {
                     let _ = self.queue.backend.cancel(job);
-                    (self.say)(format!("{run}: job {job} cancelled: upstream {u} failed"));
+                    self.reporter
+                        .note(&format!("{run}: job {job} cancelled: upstream {u} failed"));
                     let why = format!("upstream {u} failed");
                     self.summary.skipped.push((run.to_string(), why));
                     self.failed_for_good.insert(run.to_string());
@@ -424,7 +425,7 @@ impl Wait<'_> {
                     .and_then(|k| store.read_record(&k).ok().flatten())
                     .is_some();
                 if done {
-                    (self.say)(format!("{run}: job {job} done"));
+                    self.reporter.note(&format!("{run}: job {job} done"));
                     self.summary.ran.push(run.to_string());
                     self.jobs.remove(run);
                 } else {
@@ -469,7 +470,7 @@ impl Wait<'_> {
             cpus_per_run: 1,
         };
         let (_, new) = self.queue.submit(self.plan, batch)?.remove(0);
-        (self.say)(format!(
+        self.reporter.note(&format!(
             "{run}: job {job} {how}; resubmitted as {new} (resumes from its checkpoint)"
         ));
         self.ledger.runs.insert(
