@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use tch::Tensor;
 
-use super::StageContext;
+use super::stage::StageContext;
 use crate::checkpoint::State;
 use crate::libtorch::{rng_state, set_rng_state};
 

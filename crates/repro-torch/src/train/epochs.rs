@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tch::nn::VarStore;
 
-use super::StageContext;
+use super::stage::StageContext;
 use crate::checkpoint::{COUNTERS, State};
 use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};

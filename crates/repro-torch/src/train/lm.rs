@@ -23,9 +23,10 @@ use serde::Serialize;
 use serde_json::json;
 use tch::{Kind, Tensor};
 
+use super::common::{StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use super::epochs::EpochLog;
+use super::stage::{Stage, StageContext};
 use super::vision::single_dataset;
-use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::data::bptt::{batchify, get_batch};
 use crate::libtorch::autocast_guard;
 use crate::nn::transformer_lm::{TransformerLm, TransformerLmConfig};

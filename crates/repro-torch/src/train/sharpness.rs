@@ -14,8 +14,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 use tch::Tensor;
 
+use super::common::{load_safetensors, trainable_by_name};
+use super::stage::{Stage, StageContext};
 use super::vision::{evaluate, single_dataset, training_set};
-use super::{Stage, StageContext};
 use crate::data::images;
 use crate::data::loader::{ImageSet, Normalize};
 use crate::nn::build;
@@ -77,8 +78,7 @@ fn measure(
 
     let vs = tch::nn::VarStore::new(dev);
     let model = build(up_p.model, &vs.root(), train.classes, up_p.width);
-    super::load_safetensors(&vs, output(up, "final.safetensors")?)
-        .context("loading the final weights")?;
+    load_safetensors(&vs, output(up, "final.safetensors")?).context("loading the final weights")?;
     let init: BTreeMap<String, Tensor> = Tensor::read_safetensors(output(up, "init.safetensors")?)?
         .into_iter()
         .collect();
@@ -188,7 +188,7 @@ impl Weights {
         scale_invariant: &[String],
         init: &BTreeMap<String, Tensor>,
     ) -> Result<Weights> {
-        let named = super::trainable_by_name(vs);
+        let named = trainable_by_name(vs);
         let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
         let by_name = |name: &String| {
             named

@@ -31,10 +31,11 @@ use serde::Serialize;
 use serde_json::json;
 use tch::{Device, Kind, Tensor};
 
+use super::common::{StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use super::epochs::EpochLog;
 use super::lm::clip_grad_norm;
+use super::stage::{Stage, StageContext};
 use super::vision::single_dataset;
-use super::{Stage, StageContext, StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use crate::libtorch::autocast_guard;
 use crate::nn::beam_search::{BeamOptions, generate};
 use crate::nn::transformer_mt::{TransformerMt, TransformerMtConfig};

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use tch::nn::ModuleT;
 use tch::{Kind, Tensor};
 
+use super::common::{lr_at, trainable_by_name};
 use super::norms::{EpochNorms, NormTracker};
-use super::{Stage, StageContext, lr_at};
+use super::stage::{Stage, StageContext};
 use crate::checkpoint::{COUNTERS, State};
 use crate::data::images;
 use crate::data::loader::{Augment, ImageSet, Loader, Normalize, with_label_noise};
@@ -162,7 +163,7 @@ impl<'p> Trainer<'p> {
         if resumed.is_none() {
             save_weights(&vs, &ctx.out_dir.join("init.safetensors"))?;
         }
-        let named = super::trainable_by_name(&vs);
+        let named = trainable_by_name(&vs);
         let si_index: Vec<usize> = model
             .scale_invariant
             .iter()

@@ -42,7 +42,8 @@ use tch::{Kind, Tensor};
 
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
-use super::{Stage, StageContext, adam_from_params, total_norm, trainable_by_name};
+use super::common::{adam_from_params, total_norm, trainable_by_name};
+use super::stage::{Stage, StageContext};
 use crate::checkpoint::{COUNTERS, State};
 use crate::games::{self, Env, EnvSpec};
 use crate::nn::dqn::build;
