@@ -17,6 +17,12 @@ use crate::libtorch::{rng_state, set_rng_state};
 const CPU_RNG: &str = "rng.cpu";
 const DEVICE_RNG: &str = "rng.device";
 
+/// The shape of what the trainers save. Bump it when a trainer's saved state changes (a
+/// counter renamed, a buffer added): a checkpoint of another format is not resumed from, and
+/// the run starts over instead of failing on it. 2: counters as one serde struct per trainer.
+pub const FORMAT: u64 = 2;
+const FORMAT_KEY: &str = "checkpoint_format";
+
 impl StageContext<'_> {
     /// The state of the newest checkpoint of this run, with libtorch's generators restored to
     /// what they were when it was saved; `None` when the run starts from the beginning (or runs
@@ -39,6 +45,14 @@ impl StageContext<'_> {
             &std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?,
         )
         .with_context(|| format!("{} is not a checkpoint state", json.display()))?;
+        if values.get(FORMAT_KEY).and_then(Value::as_u64) != Some(FORMAT) {
+            tracing::warn!(
+                "{} is of another checkpoint format than this worker's ({FORMAT}): the run starts over",
+                dir.display()
+            );
+            start_over(&self.out_dir)?;
+            return Ok(None);
+        }
         let mut state = State { tensors, values };
         set_rng_state(tch::Device::Cpu, &state.tensor(CPU_RNG, tch::Device::Cpu)?)?;
         if self.device.is_cuda() {
@@ -53,6 +67,7 @@ impl StageContext<'_> {
         let Some(ck) = &self.checkpoints else {
             return Ok(());
         };
+        state.values.insert(FORMAT_KEY.into(), FORMAT.into());
         state.put_tensor(CPU_RNG, &rng_state(tch::Device::Cpu)?);
         if self.device.is_cuda() {
             state.put_tensor(DEVICE_RNG, &rng_state(self.device)?);
@@ -67,5 +82,62 @@ impl StageContext<'_> {
         )?;
         ck.commit(tmp, unit, &self.out_dir)
             .with_context(|| format!("cannot save checkpoint {unit} in {}", ck.dir().display()))
+    }
+}
+
+/// Empty `out_dir`, which the engine filled from a checkpoint this run does not resume from.
+fn start_over(out_dir: &std::path::Path) -> Result<()> {
+    for e in std::fs::read_dir(out_dir)? {
+        let path = e?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repro_core::store::work::WorkDir;
+
+    #[test]
+    fn a_checkpoint_of_another_format_is_not_resumed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = WorkDir::open(dir.path().join("work")).unwrap();
+        let progress = |_: u64, _: u64, _: &str| {};
+        let (params, datasets) = (Map::new(), BTreeMap::new());
+        let ctx = StageContext {
+            run_id: "r",
+            params: &params,
+            datasets: &datasets,
+            upstream: &[],
+            out_dir: work.out_dir(),
+            device: tch::Device::Cpu,
+            precision: Default::default(),
+            progress: &progress,
+            checkpoints: Some(work.checkpoints()),
+        };
+        let mut state = State::default();
+        state.put("epoch", &3u64).unwrap();
+        std::fs::write(ctx.out_dir.join("metrics.jsonl"), "{}\n").unwrap();
+        ctx.checkpoint(3, state).unwrap();
+        assert_eq!(work.prepare_attempt().unwrap(), Some(3));
+        let resumed = ctx.resume().unwrap().expect("this format resumes");
+        assert_eq!(resumed.get::<u64>("epoch").unwrap(), 3);
+
+        // The same checkpoint as an older worker wrote it: no format number.
+        let (_, saved) = work.checkpoints().latest().unwrap().unwrap();
+        let json = saved.join("state.json");
+        let mut values: Map<String, Value> =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        values.remove(FORMAT_KEY);
+        std::fs::write(&json, serde_json::to_vec(&values).unwrap()).unwrap();
+        assert_eq!(work.prepare_attempt().unwrap(), Some(3));
+        assert!(ctx.out_dir.join("metrics.jsonl").exists());
+        assert!(ctx.resume().unwrap().is_none(), "starts over");
+        assert_eq!(std::fs::read_dir(&ctx.out_dir).unwrap().count(), 0);
     }
 }
