@@ -6,6 +6,7 @@
 //! optimizer sweep (Adam variants × lr × λ, E5/E7/E8: [`super::sweep`] says what qualifies)
 //! gets its own figures instead of the per-arm ones ([`sweep`]).
 
+mod parts;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -17,19 +18,11 @@ use serde_json::Value;
 use super::figures::{Bar, Chart, ColourScale, Figure, Panel, Series};
 use super::observe::{ExperimentData, Inputs, Observation, arm_label, by_arm};
 use super::sweep::Sweep;
+pub use parts::Exhibit;
+use parts::{label_of, mean_curve, wide_positive};
 use repro_core::metrics::stats;
 use repro_core::pipeline::claims::MetricRef;
 use repro_core::pipeline::stage::Rows;
-
-/// A figure with where it belongs and what it shows.
-pub struct Exhibit {
-    /// File stem: `figures/<id>.png`.
-    pub id: String,
-    /// The experiment it belongs to; `None` for figures across experiments.
-    pub experiment: Option<String>,
-    pub caption: String,
-    pub figure: Figure,
-}
 
 /// E2: the measured growth of Σ‖w‖² and its two predictions.
 const GROWTH: &[(&str, &str)] = &[
@@ -65,42 +58,6 @@ pub fn exhibits(inputs: &Inputs) -> Vec<Exhibit> {
     }
     out.extend(norm_across(inputs));
     out
-}
-
-fn label_of(e: &ExperimentData, metric: &str) -> String {
-    e.kind
-        .results
-        .metric(metric)
-        .map(|m| m.label.to_string())
-        .unwrap_or_else(|| metric.to_string())
-}
-
-/// Mean over observations at each epoch, with a 95% CI band where two or more seeds agree on
-/// the epoch. x is epochs completed (row `epoch` + 1), so weight decay switching at Tₛ sits
-/// at x = Tₛ.
-fn mean_curve(e: &ExperimentData, obs: &[&Observation], metric: &str, label: String) -> Series {
-    let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for o in obs {
-        for (x, y) in o.series(e.kind, metric) {
-            at.entry(x as i64 + 1).or_default().push(y);
-        }
-    }
-    let mut points = Vec::new();
-    let mut band = Vec::new();
-    for (x, ys) in &at {
-        if let Ok(s) = stats::summarize(ys) {
-            points.push((*x as f64, s.mean));
-            if let Some((lo, hi)) = s.ci95 {
-                band.push((*x as f64, lo, hi));
-            }
-        }
-    }
-    let band = (band.len() == points.len() && !band.is_empty()).then_some(band);
-    Series {
-        label,
-        points,
-        band,
-    }
 }
 
 /// The Tₛ marker when the arms include early or late weight decay at one switch epoch.
@@ -325,14 +282,6 @@ fn trend_series(e: &ExperimentData, axis: &str, metric: &MetricRef) -> Vec<Serie
             }
         })
         .collect()
-}
-
-fn wide_positive(values: impl Iterator<Item = f64>) -> bool {
-    let v: Vec<f64> = values.collect();
-    let (lo, hi) = v
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), x| (l.min(*x), h.max(*x)));
-    !v.is_empty() && lo > 0.0 && hi / lo >= 100.0
 }
 
 fn trends(e: &ExperimentData) -> Vec<Exhibit> {

@@ -6,7 +6,9 @@
 mod axes;
 mod bars;
 mod heatmap;
+mod model;
 mod raster;
+mod style;
 #[cfg(test)]
 mod tests;
 mod xy;
@@ -19,151 +21,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// One line or point set. `band` (same length as `points`, (x, lo, hi)) is drawn as a translucent CI band.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub label: String,
-    pub points: Vec<(f64, f64)>,
-    pub band: Option<Vec<(f64, f64, f64)>>,
-}
-
-/// One bar: mean with an optional 95% CI whisker; `values` are the per-seed values, drawn as dots.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bar {
-    pub label: String,
-    pub mean: f64,
-    pub ci: Option<(f64, f64)>,
-    pub values: Vec<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Chart {
-    /// Lines over x (epochs, λ, …); `vlines` are marked x positions with a label (e.g. "Tₛ").
-    /// With `zero_slot` on a log x axis, points at x = 0 (λ = 0) are drawn in a slot left of
-    /// the smallest positive x, behind a dashed break, unconnected to the line, with a CI
-    /// whisker for their band entry and a tick labelled "0"; without it they are skipped.
-    Lines {
-        x_label: String,
-        y_label: String,
-        log_x: bool,
-        log_y: bool,
-        series: Vec<Series>,
-        vlines: Vec<(f64, String)>,
-        zero_slot: bool,
-    },
-    /// Bars with CI whiskers and per-seed dots, one bar per arm.
-    Bars { y_label: String, bars: Vec<Bar> },
-    /// Points only (no connecting lines), one colour per series.
-    Scatter {
-        x_label: String,
-        y_label: String,
-        log_x: bool,
-        log_y: bool,
-        series: Vec<Series>,
-    },
-    /// A grid of values (rows = y ticks, top to bottom as given; columns = x ticks), colour-mapped
-    /// (a perceptual sequential map, e.g. viridis), value printed in each cell, None cells grey.
-    Heatmap {
-        x_label: String,
-        y_label: String,
-        x_ticks: Vec<String>,
-        y_ticks: Vec<String>,
-        values: Vec<Vec<Option<f64>>>,
-        value_label: String,
-        scale: ColourScale,
-        /// The (row, column) outlined, e.g. the best cell.
-        mark: Option<(usize, usize)>,
-    },
-}
-
-/// How a heatmap maps values to colours.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct ColourScale {
-    /// Colour by log10 of the value (positive values only; others are drawn as missing).
-    pub log: bool,
-    /// The values at the two ends of the colour map, so several panels compare; values beyond
-    /// take the end colour (and the bar's end label says so, "≥ 300"). `None`: the data's range.
-    pub range: Option<(f64, f64)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Panel {
-    pub title: String,
-    pub chart: Chart,
-}
-
-/// A figure: a title and panels laid out in `columns` columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figure {
-    pub title: String,
-    pub panels: Vec<Panel>,
-    pub columns: usize,
-}
-
-/// Size of one panel in pixels (width, height); the figure is columns×rows of these plus a title strip.
-pub const PANEL_SIZE: (u32, u32) = (480, 360);
-
-/// Height in pixels of the strip above the panels that holds the figure title.
-pub const TITLE_STRIP: u32 = 44;
-
-/// The Okabe–Ito colour-blind-friendly palette, reordered so the first colours read well as thin
-/// lines on white (yellow last). Series `i` (bar `i` in a bar chart) gets `PALETTE[i % 8]` in
-/// every chart kind, so an arm keeps its colour across panels when callers keep the order.
-pub const PALETTE: [(u8, u8, u8); 8] = [
-    (0, 114, 178),   // blue
-    (213, 94, 0),    // vermillion
-    (0, 158, 115),   // bluish green
-    (204, 121, 167), // reddish purple
-    (230, 159, 0),   // orange
-    (86, 180, 233),  // sky blue
-    (0, 0, 0),       // black
-    (240, 228, 66),  // yellow
-];
-
-/// A figure larger than this many pixels is refused rather than allocated.
-const MAX_PIXELS: u64 = 1 << 27;
-
-/// Font sizes in CSS pixels as they end up in the SVG. plotters writes `size / 1.24` as the SVG
-/// font-size, and ab_glyph draws a slightly larger em in the PNG, so [`font`] scales by 1.24.
-const TICK_PX: f64 = 13.5;
-const LABEL_PX: f64 = 15.0;
-const PANEL_TITLE_PX: f64 = 16.0;
-const FIGURE_TITLE_PX: f64 = 19.0;
-
-/// Text colour for secondary text (vline labels, "no data").
-const MUTED: RGBColor = RGBColor(90, 90, 90);
-
-/// Palette colour for series (or bar) `i`.
-fn colour(i: usize) -> RGBColor {
-    let (r, g, b) = PALETTE[i % PALETTE.len()];
-    RGBColor(r, g, b)
-}
-
-/// The font family of all text. plotters writes it verbatim as the SVG font-family, so a browser
-/// uses DejaVu Sans (whose metrics the layout was computed with) where it has it; the PNG and
-/// plotters' text measuring use the embedded copy registered under this name.
-const FAMILY: &str = "DejaVu Sans, sans-serif";
-
-/// The regular font at `css_px` (see [`TICK_PX`]).
-fn font(css_px: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::Name(FAMILY), css_px * 1.24, FontStyle::Normal)
-}
-
-/// The bold font at `css_px`.
-fn bold(css_px: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::Name(FAMILY), css_px * 1.24, FontStyle::Bold)
-}
-
-/// Turns a plotters error (not always `Send + Sync + 'static`) into anyhow, saying what was drawn.
-trait Plot<T> {
-    fn plot(self, what: &str) -> Result<T>;
-}
-
-impl<T, E: std::fmt::Display> Plot<T> for std::result::Result<T, E> {
-    fn plot(self, what: &str) -> Result<T> {
-        self.map_err(|e| anyhow!("drawing {what}: {e}"))
-    }
-}
+pub use model::{Bar, Chart, ColourScale, Figure, Panel, Series};
+use style::{FAMILY, FIGURE_TITLE_PX, MAX_PIXELS, Plot, bold};
+pub use style::{PALETTE, PANEL_SIZE, TITLE_STRIP};
 
 /// Registers the embedded DejaVu Sans (regular and bold) as [`FAMILY`] and as plotters'
 /// default "sans-serif", once per process.

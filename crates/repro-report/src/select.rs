@@ -20,6 +20,7 @@ use super::observe::{ExperimentData, Observation, same_value};
 use repro_core::pipeline::claims::{ClaimSpec, MetricRef, Pick, TuneSpec, WhereValue};
 
 mod useful;
+use useful::better;
 
 /// One replicate value of one arm, as the test sees it.
 #[derive(Debug, Clone)]
@@ -295,14 +296,6 @@ fn cmp_value(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         (None, None) => {
             show_value(a.unwrap_or(&Value::Null)).cmp(&show_value(b.unwrap_or(&Value::Null)))
         }
-    }
-}
-
-/// Whether `x` is strictly better than `y` under `pick`.
-pub(super) fn better(pick: Pick, x: f64, y: f64) -> bool {
-    match pick {
-        Pick::Min => x < y,
-        Pick::Max => x > y,
     }
 }
 

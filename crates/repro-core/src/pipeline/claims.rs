@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+mod arm;
 mod useful;
+pub use arm::{Arm, Pick};
 pub use useful::{UsefulSpec, WhereValue, Within, arm_words};
 
 /// One check of one paper claim.
@@ -114,9 +115,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-/// Grid coordinates selecting one arm (`{schedule: early}`); seeds are the replicates.
-pub type Arm = BTreeMap<String, Value>;
-
 /// `tune: {over: [lr, weight_decay], pick: min, by: valid_loss@min, good_within: 0.1}`:
 /// collapse the axes `over`, per remaining coordinates (arm) and seed, before the test.
 ///
@@ -145,23 +143,6 @@ pub struct TuneSpec {
     /// Replace the best run by the fraction of cells within this distance of the best.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub good_within: Option<f64>,
-}
-
-/// Whether the smallest or the largest value is best.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pick {
-    Min,
-    Max,
-}
-
-impl Pick {
-    pub fn word(self) -> &'static str {
-        match self {
-            Pick::Min => "min",
-            Pick::Max => "max",
-        }
-    }
 }
 
 /// The comparison a check makes.

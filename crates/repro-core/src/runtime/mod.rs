@@ -3,7 +3,10 @@
 //! key-relevant environment, and the host fingerprint. The part that talks to libtorch lives in
 //! the `repro-torch` crate and runs only inside the worker process.
 
+pub mod device;
 pub mod probe;
+
+pub use device::{Device, DeviceChoice};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,39 +34,6 @@ pub fn init_process_env() {
     set_default("MKL_CBWR", "AVX2");
     // Required by cuBLAS for deterministic results; must be set before the first CUDA call.
     set_default("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
-}
-
-/// Where runs execute, as asked on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceChoice {
-    Auto,
-    Cpu,
-    Cuda(usize),
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" => Ok(DeviceChoice::Cuda(0)),
-            _ => match s.strip_prefix("cuda:").map(str::parse) {
-                Some(Ok(i)) => Ok(DeviceChoice::Cuda(i)),
-                _ => Err(format!(
-                    "invalid device {s:?}: expected auto, cpu, cuda or cuda:N"
-                )),
-            },
-        }
-    }
-}
-
-/// A resolved device: what runs execute on, and (for CUDA) the device class that enters keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Device {
-    Cpu,
-    Cuda { index: usize, capability: String },
 }
 
 /// Settings a run executes under; all of them are in its key.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::{Device, DeviceChoice};
+use super::device::{Device, DeviceChoice};
 use crate::store::atomic::write_atomic;
 
 /// What the worker's libtorch can run on.

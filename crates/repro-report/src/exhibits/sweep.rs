@@ -12,7 +12,7 @@
 //! λ = 0 sits in a slot left of the log λ axis (a tick "0" behind a dashed break, unconnected
 //! to the line). Variants keep one colour in every figure: the kind's declared order.
 
-use super::{Exhibit, label_of, mean_curve, wide_positive};
+use super::parts::{Exhibit, label_of, mean_curve, wide_positive};
 use crate::figures::{Chart, ColourScale, Figure, Panel, Series};
 use crate::observe::Observation;
 use crate::sweep::{Sweep, grid_text};

@@ -10,7 +10,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{LABEL_PX, MUTED, PANEL_TITLE_PX, Plot, TICK_PX, bold, font};
+use super::style::{LABEL_PX, MUTED, PANEL_TITLE_PX, Plot, TICK_PX, bold, font};
 
 /// Fraction of the data span added on each side of an axis.
 const PAD: f64 = 0.05;

@@ -5,7 +5,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axes::{self, Axis, Mesh, usable};
-use super::{Bar, Plot, colour};
+use super::model::Bar;
+use super::style::{Plot, colour};
 
 /// Half the width of a bar, in slots (one slot per bar).
 const HALF_WIDTH: f64 = 0.35;

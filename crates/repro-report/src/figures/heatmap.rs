@@ -9,7 +9,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axes::{self, Mesh, fmt_value, usable};
-use super::{ColourScale, LABEL_PX, Plot, TICK_PX, font};
+use super::model::ColourScale;
+use super::style::{LABEL_PX, Plot, TICK_PX, font};
 
 /// Fill of a cell without a value.
 pub(super) const MISSING: RGBColor = RGBColor(190, 190, 190);

@@ -9,7 +9,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axes::{self, Axis, Mesh, usable};
-use super::{MUTED, Plot, Series, TICK_PX, colour, font};
+use super::model::Series;
+use super::style::{MUTED, Plot, TICK_PX, colour, font};
 
 /// Lines with at most this many points also get a marker at each point.
 const MARKER_MAX: usize = 40;

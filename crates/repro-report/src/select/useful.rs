@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::better;
 use crate::numbers::num;
 use crate::observe::{ExperimentData, Observation, arm_label, same_value};
 use crate::sweep::grid_text;
@@ -258,5 +257,13 @@ fn seeds_text(seeds: &[i64]) -> String {
     match seeds {
         [_] => format!("seed {}", list[0]),
         _ => format!("seeds {}", list.join(", ")),
+    }
+}
+
+/// Whether `x` is strictly better than `y` under `pick`.
+pub(super) fn better(pick: Pick, x: f64, y: f64) -> bool {
+    match pick {
+        Pick::Min => x < y,
+        Pick::Max => x > y,
     }
 }

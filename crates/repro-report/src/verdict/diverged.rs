@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::arm_text;
+use super::result::arm_text;
 use crate::select::{DivergedCell, Mode, Point, Selection};
 use crate::sweep::grid_text;
 use repro_core::pipeline::claims::{Arm, TestSpec};

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{CheckResult, Group, POWER, Verdict, group, num, show};
+use super::result::{CheckResult, Group, POWER, Verdict, group, show};
+use crate::numbers::num;
 use crate::observe::arm_label;
 use crate::select::{Point, Selection};
 use repro_core::metrics::stats;

@@ -1,7 +1,8 @@
 //! The two-arm tests of `verdict`: arm `a` against arm `b` by Welch's one-sided test, with an
 //! optional non-inferiority margin (`less`, `greater`), or by TOST (`equivalent`).
 
-use super::{CheckResult, Group, POWER, Verdict, arm_text, group, num, show};
+use super::result::{CheckResult, Group, POWER, Verdict, arm_text, group, show};
+use crate::numbers::num;
 use crate::select::{Point, Selection};
 use repro_core::metrics::stats;
 use repro_core::pipeline::claims::{Arm, ClaimSpec};

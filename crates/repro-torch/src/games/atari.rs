@@ -23,8 +23,8 @@ use std::sync::Once;
 
 use anyhow::{Context, Result, bail};
 
+use super::env::{Env, Step};
 use super::screen::{AreaResize, max_pool_into};
-use super::{Env, Step};
 use repro_core::data::atari_roms;
 
 /// ALE's screen, (height, width).

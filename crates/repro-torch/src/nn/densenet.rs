@@ -14,7 +14,7 @@
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-use super::{avg_pool2, bn, conv, global_avg_pool, linear};
+use super::layers::{avg_pool2, bn, conv, global_avg_pool, linear};
 
 #[derive(Debug)]
 struct DenseLayer {

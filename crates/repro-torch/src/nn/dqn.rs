@@ -11,7 +11,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::linear;
+use super::layers::linear;
 
 /// Which Q-network (`dqn`'s `model`), defined with the kind's declaration.
 pub use repro_core::pipeline::kinds::QNetArch;

@@ -8,7 +8,7 @@
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-use super::{bn, channels, conv, global_avg_pool, linear};
+use super::layers::{bn, channels, conv, global_avg_pool, linear};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockKind {

@@ -41,7 +41,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::linear;
+use super::layers::linear;
 
 /// Longest sequence the positional encoding covers (pytorch/examples' `max_len`).
 pub const MAX_LEN: i64 = 5000;

@@ -35,7 +35,7 @@ use anyhow::Result;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::linear;
+use super::layers::linear;
 
 /// Shape and regularisation of a [`TransformerMt`].
 #[derive(Debug, Clone, PartialEq)]

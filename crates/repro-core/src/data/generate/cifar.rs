@@ -9,7 +9,9 @@
 //! coarse = fine / 5; this grouping and the names (`coarse_00`…, `fine_00`…) are generated, not
 //! upstream's. Fine classes of one coarse class share their stripe texture.
 
-use super::{ClassModel, Params, TarGz, shuffled_labels, stream};
+use super::archive::TarGz;
+use super::draws::{Params, shuffled_labels, stream};
+use super::images::ClassModel;
 use crate::data::cifar::{
     CIFAR10_DIR, CIFAR10_META_FILE, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,
     CIFAR100_COARSE_CLASSES, CIFAR100_COARSE_NAMES_FILE, CIFAR100_DIR, CIFAR100_FINE_NAMES_FILE,

@@ -4,7 +4,7 @@
 
 use rand::RngCore;
 
-use super::{below, between};
+use super::draws::{below, between};
 
 /// A class: its layer (stripes and shapes, with opacity) rendered on a canvas padded by `pad`
 /// pixels on every side (so that a translated crop never leaves it), and the box of its main

@@ -15,7 +15,8 @@
 
 use rand::RngCore;
 
-use super::{Params, TarGz, below, below_u64, between, stream};
+use super::archive::TarGz;
+use super::draws::{Params, below, below_u64, between, stream};
 use crate::data::iwslt::{FOLDER, TEST_SETS};
 
 /// Sentences per talk.

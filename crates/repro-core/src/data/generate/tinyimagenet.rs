@@ -14,7 +14,9 @@
 //! RGB baseline JPEGs at quality 90 (stored uncompressed in the zip); boxes are the bounding box of
 //! the class's main shape after the sample's translation.
 
-use super::{ClassModel, Params, ZipOut, below, shuffled_labels, stream};
+use super::archive::ZipOut;
+use super::draws::{Params, below, shuffled_labels, stream};
+use super::images::ClassModel;
 
 const GEN: &str = "tinyimagenet";
 const ROOT: &str = "tiny-imagenet-200";

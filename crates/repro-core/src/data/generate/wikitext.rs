@@ -16,7 +16,8 @@
 
 use rand::RngCore;
 
-use super::{Params, ZipOut, below, below_u64, between, stream};
+use super::archive::ZipOut;
+use super::draws::{Params, below, below_u64, between, stream};
 
 /// Tokens that only appear through the document structure or number/compound constructs.
 const STRUCTURAL: [&str; 5] = ["=", "@-@", "@,@", "@.@", "."];

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Arm, Pick};
+use super::arm::{Arm, Pick};
 
 /// One `where:` entry's value.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 //! only then `randint(free slots)` — so when every row is taken the two `rand()` are still
 //! spent and nothing spawns.
 
-use super::{Draws, Game, Grid};
+use super::game::{Draws, Game, Grid};
 
 const PLAYER: usize = 0;
 const ENEMY: usize = 1;

@@ -2,7 +2,7 @@
 //! three rows of bricks; +1 per brick, a fresh wall when the last brick goes, the episode ends
 //! when the ball reaches the bottom row past the paddle. No difficulty ramp.
 
-use super::{Draws, Game, Grid};
+use super::game::{Draws, Game, Grid};
 
 const PADDLE: usize = 0;
 const BALL: usize = 1;

@@ -8,7 +8,7 @@
 //! Draw order, as the reference: `randint(1, 6)` for each of the eight speeds, then `rand()`
 //! for each of the eight headings, at reset and on every crossing.
 
-use super::{Draws, Game, Grid};
+use super::game::{Draws, Game, Grid};
 
 const CHICKEN: usize = 0;
 const CAR: usize = 1;

@@ -18,7 +18,7 @@
 //! enemy sub removed in a frame (shot, or leaving the screen) still fires if its shot timer
 //! is up that frame.
 
-use super::{Draws, Game, Grid};
+use super::game::{Draws, Game, Grid};
 
 const SUB_FRONT: usize = 0;
 const SUB_BACK: usize = 1;

@@ -10,7 +10,7 @@
 //! bottom row reappears on the top row (the episode ends there anyway). The game makes no
 //! random draws of its own.
 
-use super::{Draws, Game, Grid, SIZE};
+use super::game::{Draws, Game, Grid, SIZE};
 
 const CANNON: usize = 0;
 const ALIEN: usize = 1;
