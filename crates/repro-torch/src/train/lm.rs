@@ -82,65 +82,61 @@ pub struct Lm;
 impl Stage for Lm {
     type Params = LmParams;
     const DECL: &'static StageDecl = &LM;
+    /// Train one run: the setup, then per epoch the training pass, evaluation, its row and the
+    /// checkpoint; a non-finite training loss ends the run as diverged.
     fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
-        run(ctx, p)
-    }
-}
-
-/// Train one run: the setup, then per epoch the training pass, evaluation, its row and the
-/// checkpoint; a non-finite training loss ends the run as diverged.
-pub fn run(ctx: &StageContext, p: &LmParams) -> Result<Outcome> {
-    tch::manual_seed(p.seed);
-    let data = Splits::load(ctx, p)?;
-    let vs = tch::nn::VarStore::new(ctx.device);
-    let model = TransformerLm::new(&vs.root(), &model_config(p, data.vocab))
-        .context("the lm stage's model parameters")?;
-    let mut resumed = ctx.resume()?;
-    if resumed.is_none() {
-        vs.save(ctx.out_dir.join("init.safetensors"))?;
-    }
-    let named = trainable_by_name(&vs);
-    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let adam = p.adam();
-    let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
-    let rows = data.train.size()[0];
-    let steps_per_epoch = ((rows - 1) + p.bptt - 1) / p.bptt;
-    let total = steps_per_epoch as u64 * p.epochs as u64;
-    let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
-    let every = adam.drown_out_every;
-    let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
-    let t = Trainer {
-        p,
-        model: &model,
-        data: &data,
-        params: &params,
-        group: &group,
-        schedule,
-        autocast: ctx.precision.autocast,
-    };
-    for epoch in log.first_epoch..p.epochs {
-        let start = Instant::now();
-        let (row, train_secs) = t.epoch(epoch, &mut opt, &mut log, start)?;
-        log.metrics.write(&row)?;
-        log.last = json!({
-            "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
-            "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
-        });
-        log.seconds.push(start.elapsed().as_secs_f64());
-        log.tokens_per_s
-            .push(((rows - 1) * p.batch_size) as f64 / train_secs);
-        let msg = format!("valid ppl {:.2}", row.valid_ppl);
-        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
-        if !row.train_loss.is_finite() {
-            log.diverged_epoch = Some(epoch);
-            break;
+        tch::manual_seed(p.seed);
+        let data = Splits::load(ctx, p)?;
+        let vs = tch::nn::VarStore::new(ctx.device);
+        let model = TransformerLm::new(&vs.root(), &model_config(p, data.vocab))
+            .context("the lm stage's model parameters")?;
+        let mut resumed = ctx.resume()?;
+        if resumed.is_none() {
+            vs.save(ctx.out_dir.join("init.safetensors"))?;
         }
-        log.checkpoint(ctx, epoch, &vs, &opt)?;
+        let named = trainable_by_name(&vs);
+        let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
+        let adam = p.adam();
+        let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
+        let rows = data.train.size()[0];
+        let steps_per_epoch = ((rows - 1) + p.bptt - 1) / p.bptt;
+        let total = steps_per_epoch as u64 * p.epochs as u64;
+        let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
+        let every = adam.drown_out_every;
+        let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
+        let t = Trainer {
+            p,
+            model: &model,
+            data: &data,
+            params: &params,
+            group: &group,
+            schedule,
+            autocast: ctx.precision.autocast,
+        };
+        for epoch in log.first_epoch..p.epochs {
+            let start = Instant::now();
+            let (row, train_secs) = t.epoch(epoch, &mut opt, &mut log, start)?;
+            log.metrics.write(&row)?;
+            log.last = json!({
+                "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
+                "test_ppl": row.test_ppl, "weight_norm": row.weight_norm,
+            });
+            log.seconds.push(start.elapsed().as_secs_f64());
+            log.tokens_per_s
+                .push(((rows - 1) * p.batch_size) as f64 / train_secs);
+            let msg = format!("valid ppl {:.2}", row.valid_ppl);
+            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+            if !row.train_loss.is_finite() {
+                log.diverged_epoch = Some(epoch);
+                break;
+            }
+            log.checkpoint(ctx, epoch, &vs, &opt)?;
+        }
+        let outcome = log.finish()?;
+        vs.save(ctx.out_dir.join("final.safetensors"))?;
+        Ok(Outcome::with_metrics(outcome))
     }
-    let outcome = log.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
-    Ok(Outcome::with_metrics(outcome))
 }
 
 /// The model the parameters describe over a vocabulary of `vocab` words.

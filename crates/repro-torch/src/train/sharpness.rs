@@ -32,25 +32,21 @@ pub struct Sharpness;
 impl Stage for Sharpness {
     type Params = SharpnessParams;
     const DECL: &'static StageDecl = &SHARPNESS;
+    /// Measure every upstream run.
     fn run(ctx: &StageContext, p: &SharpnessParams) -> Result<Outcome> {
-        run(ctx, p)
+        let (train_all, test) = images::load(single_dataset(ctx)?)?;
+        let mut out = JsonLines::create(&ctx.out_dir.join("sharpness.jsonl"))?;
+        let mut upstream: Vec<&UpstreamRun> = ctx.upstream.iter().collect();
+        upstream.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        for (i, up) in upstream.iter().enumerate() {
+            let row = measure(ctx, p, up, &train_all, &test)
+                .with_context(|| format!("measuring upstream run {}", up.run_id))?;
+            out.write(&row)?;
+            (ctx.progress)(i as u64 + 1, upstream.len() as u64, &up.run_id);
+        }
+        out.finish()?;
+        Ok(Outcome::default())
     }
-}
-
-/// Measure every upstream run.
-pub fn run(ctx: &StageContext, p: &SharpnessParams) -> Result<Outcome> {
-    let (train_all, test) = images::load(single_dataset(ctx)?)?;
-    let mut out = JsonLines::create(&ctx.out_dir.join("sharpness.jsonl"))?;
-    let mut upstream: Vec<&UpstreamRun> = ctx.upstream.iter().collect();
-    upstream.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-    for (i, up) in upstream.iter().enumerate() {
-        let row = measure(ctx, p, up, &train_all, &test)
-            .with_context(|| format!("measuring upstream run {}", up.run_id))?;
-        out.write(&row)?;
-        (ctx.progress)(i as u64 + 1, upstream.len() as u64, &up.run_id);
-    }
-    out.finish()?;
-    Ok(Outcome::default())
 }
 
 fn output<'a>(up: &'a UpstreamRun, name: &str) -> Result<&'a std::path::Path> {

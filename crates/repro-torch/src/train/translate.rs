@@ -222,69 +222,65 @@ pub struct Translate;
 impl Stage for Translate {
     type Params = TranslateParams;
     const DECL: &'static StageDecl = &TRANSLATE;
+    /// Train one run: the setup, then per epoch the training pass, validation (and test BLEU after
+    /// the last), its row and the checkpoint; a non-finite training loss ends the run as diverged.
     fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
-        run(ctx, p)
-    }
-}
-
-/// Train one run: the setup, then per epoch the training pass, validation (and test BLEU after
-/// the last), its row and the checkpoint; a non-finite training loss ends the run as diverged.
-pub fn run(ctx: &StageContext, p: &TranslateParams) -> Result<Outcome> {
-    tch::manual_seed(p.seed);
-    let data = Data::prepare(ctx, p)?;
-    let vs = tch::nn::VarStore::new(ctx.device);
-    let model = TransformerMt::new(&vs.root(), model_config(p, &data.text))
-        .context("the translate stage's model parameters")?;
-    let mut resumed = ctx.resume()?;
-    if resumed.is_none() {
-        vs.save(ctx.out_dir.join("init.safetensors"))?;
-    }
-    let named = trainable_by_name(&vs);
-    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
-    let adam = p.adam();
-    let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
-    let total = (data.batches.len() * p.epochs) as u64;
-    let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
-    let every = adam.drown_out_every;
-    let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
-    let t = Trainer {
-        p,
-        model: &model,
-        data: &data,
-        params: &params,
-        group: &group,
-        schedule,
-        autocast: ctx.precision.autocast,
-        dev: ctx.device,
-    };
-    for epoch in log.first_epoch..p.epochs {
-        let start = Instant::now();
-        let (row, tokens, train_secs) = t.epoch(ctx, epoch, &mut opt, &mut log, start)?;
-        log.metrics.write(&row)?;
-        log.last = json!({
-            "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
-            "valid_ppl": row.valid_ppl, "weight_norm": row.weight_norm,
-            "test_bleu": row.test_bleu, "test_sacrebleu": row.test_sacrebleu,
-        });
-        log.seconds.push(start.elapsed().as_secs_f64());
-        log.tokens_per_s.push(tokens as f64 / train_secs);
-        let msg = format!("valid loss {:.3}", row.valid_loss);
-        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
-        if !row.train_loss.is_finite() {
-            log.diverged_epoch = Some(epoch);
-            break;
+        tch::manual_seed(p.seed);
+        let data = Data::prepare(ctx, p)?;
+        let vs = tch::nn::VarStore::new(ctx.device);
+        let model = TransformerMt::new(&vs.root(), model_config(p, &data.text))
+            .context("the translate stage's model parameters")?;
+        let mut resumed = ctx.resume()?;
+        if resumed.is_none() {
+            vs.save(ctx.out_dir.join("init.safetensors"))?;
         }
-        log.checkpoint(ctx, epoch, &vs, &opt)?;
+        let named = trainable_by_name(&vs);
+        let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let group: Vec<usize> = named.iter().map(|(n, _)| group_of(n)).collect();
+        let adam = p.adam();
+        let mut opt = adam_from_params(&adam, params.iter().map(Tensor::shallow_clone).collect());
+        let total = (data.batches.len() * p.epochs) as u64;
+        let schedule = StepSchedule::new(p.lr_schedule, p.lr, p.warmup_steps, total);
+        let every = adam.drown_out_every;
+        let mut log = EpochLog::open(ctx, every, schedule.lr(0), resumed.as_mut(), &vs, &mut opt)?;
+        let t = Trainer {
+            p,
+            model: &model,
+            data: &data,
+            params: &params,
+            group: &group,
+            schedule,
+            autocast: ctx.precision.autocast,
+            dev: ctx.device,
+        };
+        for epoch in log.first_epoch..p.epochs {
+            let start = Instant::now();
+            let (row, tokens, train_secs) = t.epoch(ctx, epoch, &mut opt, &mut log, start)?;
+            log.metrics.write(&row)?;
+            log.last = json!({
+                "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
+                "valid_ppl": row.valid_ppl, "weight_norm": row.weight_norm,
+                "test_bleu": row.test_bleu, "test_sacrebleu": row.test_sacrebleu,
+            });
+            log.seconds.push(start.elapsed().as_secs_f64());
+            log.tokens_per_s.push(tokens as f64 / train_secs);
+            let msg = format!("valid loss {:.3}", row.valid_loss);
+            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+            if !row.train_loss.is_finite() {
+                log.diverged_epoch = Some(epoch);
+                break;
+            }
+            log.checkpoint(ctx, epoch, &vs, &opt)?;
+        }
+        let outcome = log.finish()?;
+        vs.save(ctx.out_dir.join("final.safetensors"))?;
+        let (de, en) = (data.text.src_dict.len(), data.text.tgt_dict.len());
+        Ok(Outcome::with_metrics(outcome.into_iter().chain([
+            ("train_pairs", json!(data.train.len())),
+            ("batches_per_epoch", json!(data.batches.len())),
+            ("vocab", json!({"de": de, "en": en})),
+        ])))
     }
-    let outcome = log.finish()?;
-    vs.save(ctx.out_dir.join("final.safetensors"))?;
-    let (de, en) = (data.text.src_dict.len(), data.text.tgt_dict.len());
-    Ok(Outcome::with_metrics(outcome.into_iter().chain([
-        ("train_pairs", json!(data.train.len())),
-        ("batches_per_epoch", json!(data.batches.len())),
-        ("vocab", json!({"de": de, "en": en})),
-    ])))
 }
 
 /// fairseq's `transformer_iwslt_de_en` with the sizes the parameters give.

@@ -82,50 +82,46 @@ pub struct Vision;
 impl Stage for Vision {
     type Params = VisionParams;
     const DECL: &'static StageDecl = &VISION;
+    /// Train one run: the setup, then per epoch the training pass, its row, the weights at Tₛ and
+    /// the checkpoint.
     fn run(ctx: &StageContext, p: &VisionParams) -> Result<Outcome> {
-        run(ctx, p)
-    }
-}
-
-/// Train one run: the setup, then per epoch the training pass, its row, the weights at Tₛ and
-/// the checkpoint.
-pub fn run(ctx: &StageContext, p: &VisionParams) -> Result<Outcome> {
-    let (mut t, mut resumed) = Trainer::new(ctx, p)?;
-    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resumed.is_some())?;
-    let mut c = match &mut resumed {
-        Some(st) => t.restore(st)?,
-        None => Counters {
-            last: json!({}),
-            ..Counters::default()
-        },
-    };
-    for epoch in c.epochs_done..p.epochs {
-        let start = Instant::now();
-        let row = t.epoch(epoch, ctx.precision);
-        metrics.write(&row)?;
-        c.last = json!({
-            "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
-            "test_loss": row.test_loss, "test_acc": row.test_acc,
-            "weight_norm": row.norms.weight_norm,
-        });
-        let secs = start.elapsed().as_secs_f64();
-        c.epoch_seconds.push(secs);
-        c.images_per_s.push(t.n_train as f64 / secs);
-        c.epochs_done = epoch + 1;
-        if epoch + 1 == p.switch_epoch && p.switch_epoch < p.epochs {
-            save_weights(&t.vs, &ctx.out_dir.join("switch.safetensors"))?;
+        let (mut t, mut resumed) = Trainer::new(ctx, p)?;
+        let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resumed.is_some())?;
+        let mut c = match &mut resumed {
+            Some(st) => t.restore(st)?,
+            None => Counters {
+                last: json!({}),
+                ..Counters::default()
+            },
+        };
+        for epoch in c.epochs_done..p.epochs {
+            let start = Instant::now();
+            let row = t.epoch(epoch, ctx.precision);
+            metrics.write(&row)?;
+            c.last = json!({
+                "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
+                "test_loss": row.test_loss, "test_acc": row.test_acc,
+                "weight_norm": row.norms.weight_norm,
+            });
+            let secs = start.elapsed().as_secs_f64();
+            c.epoch_seconds.push(secs);
+            c.images_per_s.push(t.n_train as f64 / secs);
+            c.epochs_done = epoch + 1;
+            if epoch + 1 == p.switch_epoch && p.switch_epoch < p.epochs {
+                save_weights(&t.vs, &ctx.out_dir.join("switch.safetensors"))?;
+            }
+            t.checkpoint(ctx, &c)?;
+            let msg = format!("test acc {:.3}", row.test_acc);
+            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
         }
-        t.checkpoint(ctx, &c)?;
-        let msg = format!("test acc {:.3}", row.test_acc);
-        (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+        metrics.finish()?;
+        save_weights(&t.vs, &ctx.out_dir.join("final.safetensors"))?;
+        Ok(Outcome::with_metrics([
+            ("final", c.last),
+            ("epoch_seconds", json!(c.epoch_seconds)),
+            ("images_per_s", json!(c.images_per_s)),
+        ]))
     }
-    metrics.finish()?;
-    save_weights(&t.vs, &ctx.out_dir.join("final.safetensors"))?;
-    Ok(Outcome::with_metrics([
-        ("final", c.last),
-        ("epoch_seconds", json!(c.epoch_seconds)),
-        ("images_per_s", json!(c.images_per_s)),
-    ]))
 }
 
 /// A run's network, optimizer, norm statistics and data between epochs.

@@ -256,14 +256,6 @@ fn fmt_opt(x: Option<f64>) -> String {
 /// The `dqn` kind.
 pub struct Dqn;
 
-impl Stage for Dqn {
-    type Params = DqnParams;
-    const DECL: &'static StageDecl = &DQN;
-    fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
-        run(ctx, p)
-    }
-}
-
 /// The counters a checkpoint carries, saved and restored as one value (the RNG word positions
 /// as decimal strings: u128 does not fit JSON numbers).
 #[derive(Serialize, Deserialize)]
@@ -278,55 +270,59 @@ struct Counters {
     last: Value,
 }
 
-/// Train one run: the setup (replaying a resumed run's actions), then per iteration the
-/// training steps, an evaluation on a fresh environment, its row and the checkpoint; a
-/// non-finite TD loss or Q ends the run as diverged, without an evaluation.
-pub fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
-    let (mut a, mut resumed) = Agent::new(ctx, p)?;
-    let resuming = resumed.is_some();
-    let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
-    let mut episodes = JsonLines::open(&ctx.out_dir.join("episodes.jsonl"), resuming)?;
-    let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
-    let (mut first_iteration, mut last) = (0, json!({}));
-    if let Some(st) = &mut resumed {
-        (first_iteration, last) = a.restore(st)?;
-    }
-    let mut diverged_iteration = None;
-    for iteration in first_iteration..iterations {
-        let pass = a.train(iteration, &mut episodes)?;
-        let row = a.finish_iteration(iteration, pass, &mut episodes)?;
-        // serde_json writes a non-finite f64 as null.
-        metrics.write(&row)?;
-        last = json!({
-            "iteration": iteration, "frames": a.step, "train_return": row.train_return,
-            "eval_return": row.eval_return,
-        });
-        let done = (iteration as u64 + 1, iterations as u64);
-        if row.diverged {
-            (ctx.progress)(done.0, done.1, "diverged (non-finite TD loss or Q)");
-            diverged_iteration = Some(iteration);
-            break;
+impl Stage for Dqn {
+    type Params = DqnParams;
+    const DECL: &'static StageDecl = &DQN;
+    /// Train one run: the setup (replaying a resumed run's actions), then per iteration the
+    /// training steps, an evaluation on a fresh environment, its row and the checkpoint; a
+    /// non-finite TD loss or Q ends the run as diverged, without an evaluation.
+    fn run(ctx: &StageContext, p: &DqnParams) -> Result<Outcome> {
+        let (mut a, mut resumed) = Agent::new(ctx, p)?;
+        let resuming = resumed.is_some();
+        let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
+        let mut episodes = JsonLines::open(&ctx.out_dir.join("episodes.jsonl"), resuming)?;
+        let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
+        let (mut first_iteration, mut last) = (0, json!({}));
+        if let Some(st) = &mut resumed {
+            (first_iteration, last) = a.restore(st)?;
         }
-        let msg = format!("eval return {}", fmt_opt(row.eval_return));
-        (ctx.progress)(done.0, done.1, &msg);
-        a.checkpoint(ctx, iteration, &last)?;
+        let mut diverged_iteration = None;
+        for iteration in first_iteration..iterations {
+            let pass = a.train(iteration, &mut episodes)?;
+            let row = a.finish_iteration(iteration, pass, &mut episodes)?;
+            // serde_json writes a non-finite f64 as null.
+            metrics.write(&row)?;
+            last = json!({
+                "iteration": iteration, "frames": a.step, "train_return": row.train_return,
+                "eval_return": row.eval_return,
+            });
+            let done = (iteration as u64 + 1, iterations as u64);
+            if row.diverged {
+                (ctx.progress)(done.0, done.1, "diverged (non-finite TD loss or Q)");
+                diverged_iteration = Some(iteration);
+                break;
+            }
+            let msg = format!("eval return {}", fmt_opt(row.eval_return));
+            (ctx.progress)(done.0, done.1, &msg);
+            a.checkpoint(ctx, iteration, &last)?;
+        }
+        metrics.finish()?;
+        episodes.finish()?;
+        a.vs.save(ctx.out_dir.join("final.safetensors"))?;
+        let (env_secs, update_secs, eval_secs) = a.seconds;
+        Ok(Outcome::with_metrics([
+            ("final", last),
+            ("env_steps_per_s", json!(a.step as f64 / env_secs.max(1e-9))),
+            (
+                "updates_per_s",
+                json!(a.updates as f64 / update_secs.max(1e-9)),
+            ),
+            ("eval_seconds", json!(eval_secs)),
+            ("updates", json!(a.updates)),
+            ("intra_op_threads", json!(INTRA_OP_THREADS)),
+            ("diverged_iteration", json!(diverged_iteration)),
+        ]))
     }
-    metrics.finish()?;
-    episodes.finish()?;
-    a.vs.save(ctx.out_dir.join("final.safetensors"))?;
-    let (env_secs, update_secs, eval_secs) = a.seconds;
-    Ok(Outcome::with_metrics([
-        ("final", last),
-        ("env_steps_per_s", json!(a.step as f64 / env_secs.max(1e-9))),
-        (
-            "updates_per_s",
-            json!(a.updates as f64 / update_secs.max(1e-9)),
-        ),
-        ("eval_seconds", json!(eval_secs)),
-        ("updates", json!(a.updates)),
-        ("intra_op_threads", json!(INTRA_OP_THREADS)),
-        ("diverged_iteration", json!(diverged_iteration)),
-    ]))
 }
 
 /// The agent of one run: the training environment, the networks and optimizer, the replay
