@@ -4,6 +4,7 @@
 //! (`pipeline::stage`), the executors that start workers, and the seed statistics the report
 //! uses. See ARCHITECTURE.md for the code map.
 
+pub mod choice;
 pub mod data;
 pub mod metrics;
 pub mod pipeline;

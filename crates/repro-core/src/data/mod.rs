@@ -19,36 +19,23 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// The on-disk layouts the readers understand, as `format:` names them in pipeline.yaml. Adding
-/// one: a variant here, its reader, and the kinds that read it list it in `dataset_formats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// CIFAR-10's binary version (`cifar`).
-    Cifar10Binary,
-    /// CIFAR-100's binary version (`cifar`).
-    Cifar100Binary,
-    /// Tiny-ImageNet's folders (`tinyimagenet`).
-    TinyimagenetFolder,
-    /// WikiText's tokenized splits (`wikitext`).
-    WikitextTokens,
-    /// IWSLT'14 de-en as fairseq's prepare-iwslt14.sh leaves it (`iwslt`).
-    Iwslt14DeEn,
-    /// Atari ROMs in an extracted ale-py wheel (`atari_roms`).
-    AtariRoms,
-}
-
-impl Format {
-    /// The name pipeline.yaml uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Cifar10Binary => "cifar10-binary",
-            Format::Cifar100Binary => "cifar100-binary",
-            Format::TinyimagenetFolder => "tinyimagenet-folder",
-            Format::WikitextTokens => "wikitext-tokens",
-            Format::Iwslt14DeEn => "iwslt14-de-en",
-            Format::AtariRoms => "atari-roms",
-        }
+crate::choice::choice! {
+    /// The on-disk layouts the readers understand, as `format:` names them in pipeline.yaml.
+    /// Adding one: a variant here, its reader, and the kinds that read it list it in
+    /// `dataset_formats`.
+    pub enum Format ("dataset format") {
+        /// CIFAR-10's binary version (`cifar`).
+        Cifar10Binary = "cifar10-binary",
+        /// CIFAR-100's binary version (`cifar`).
+        Cifar100Binary = "cifar100-binary",
+        /// Tiny-ImageNet's folders (`tinyimagenet`).
+        TinyimagenetFolder = "tinyimagenet-folder",
+        /// WikiText's tokenized splits (`wikitext`).
+        WikitextTokens = "wikitext-tokens",
+        /// IWSLT'14 de-en as fairseq's prepare-iwslt14.sh leaves it (`iwslt`).
+        Iwslt14DeEn = "iwslt14-de-en",
+        /// Atari ROMs in an extracted ale-py wheel (`atari_roms`).
+        AtariRoms = "atari-roms",
     }
 }
 
@@ -107,18 +94,11 @@ mod tests {
 
     #[test]
     fn format_names_are_their_serde_names() {
-        use Format::*;
-        for f in [
-            Cifar10Binary,
-            Cifar100Binary,
-            TinyimagenetFolder,
-            WikitextTokens,
-            Iwslt14DeEn,
-            AtariRoms,
-        ] {
+        for f in Format::ALL {
             let json = serde_json::to_value(f).unwrap();
             assert_eq!(json, f.name(), "{f:?}");
             assert_eq!(serde_json::from_value::<Format>(json).unwrap(), f);
         }
+        assert_eq!(Format::parse("iwslt14-de-en").unwrap(), Format::Iwslt14DeEn);
     }
 }
