@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     };
     let b = DeviceBatch::new(&host, shape, device);
     let mut opt = Adam::new(
-        repro_torch::train::trainable_by_name(&online_vs)
+        repro_torch::train::common::trainable_by_name(&online_vs)
             .into_iter()
             .map(|(_, t)| t)
             .collect(),

@@ -19,10 +19,6 @@ pub mod vision;
 
 use serde_json::Value;
 
-pub use self::common::{
-    ScheduleShape, StepSchedule, WdSchedule, adam_from_params, load_safetensors, lr_at, total_norm,
-    trainable_by_name,
-};
 pub use self::stage::{Stage, StageContext};
 use repro_core::pipeline::kinds::KindName;
 use repro_core::pipeline::stage::{Outcome, StageDecl};

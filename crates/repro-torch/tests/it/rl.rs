@@ -4,9 +4,9 @@
 
 use repro_torch::nn::dqn::{QNetArch, build};
 use repro_torch::optim::adam::{Adam, AdamConfig, Variant};
+use repro_torch::train::common::trainable_by_name;
 use repro_torch::train::rl::dqn::{DeviceBatch, update};
 use repro_torch::train::rl::replay::Batch;
-use repro_torch::train::trainable_by_name;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
