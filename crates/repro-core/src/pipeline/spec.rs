@@ -30,6 +30,41 @@ pub struct Pipeline {
     /// Where settings the paper does not give come from (`provenance:`), in file order; labels
     /// only, listed by the report and covered by its key, never read by a run.
     pub provenance: Vec<Provenance>,
+    /// The profile used when a command names none (`default_profile:`).
+    pub default_profile: Option<DefaultProfile>,
+}
+
+/// `default_profile:`: the profile every subcommand and `make replicate` use when none is named,
+/// chosen by what this machine has. A profile with `confirm: true` cannot be one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultProfile {
+    /// Where the worker's libtorch sees a CUDA device.
+    pub cuda: String,
+    /// Everywhere else.
+    pub cpu: String,
+}
+
+/// What a profile costs, as `repro run` states it before starting and the README's profile
+/// table quotes it (docs/cost.md).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Wall-clock hours on `on`.
+    pub hours: f64,
+    /// The machine the hours are for, e.g. "one H100, runs one after another".
+    pub on: String,
+    pub basis: CostBasis,
+    /// Where the number comes from: the timed run, or the model that estimated it.
+    pub source: String,
+}
+
+/// Whether a [`Cost`] was timed or estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostBasis {
+    Measured,
+    Estimate,
 }
 
 /// One entry of `provenance:`: a setting and where it comes from (docs/paper.md#labels), e.g.
@@ -91,6 +126,12 @@ pub struct ExperimentSpec {
 pub struct ProfileSpec {
     #[serde(default)]
     pub description: Option<String>,
+    /// What running the whole profile costs (stated before `repro run` starts it).
+    #[serde(default)]
+    pub cost: Option<Cost>,
+    /// Runs only when named, with `--yes`: for profiles too costly to start by accident.
+    #[serde(default)]
+    pub confirm: bool,
     /// CPU threads per run (part of the key on CPU); default: all cores.
     #[serde(default)]
     pub threads: Option<usize>,

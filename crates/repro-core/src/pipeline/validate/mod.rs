@@ -33,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "profiles",
     "claims",
     "provenance",
+    "default_profile",
 ];
 
 impl Pipeline {
@@ -130,7 +131,12 @@ impl Pipeline {
             }
         }
 
+        let default_profile = match top.get("default_profile") {
+            None => None,
+            Some(v) => ck.parse("default_profile", v),
+        };
         let p = Pipeline {
+            default_profile,
             path: path.to_path_buf(),
             salt,
             datasets,
@@ -256,8 +262,37 @@ impl Pipeline {
             );
         }
 
+        if let Some(d) = &self.default_profile {
+            for (field, name) in [("cuda", &d.cuda), ("cpu", &d.cpu)] {
+                let at = format!("default_profile.{field}");
+                match self.profiles.get(name) {
+                    None => ck.at(
+                        &at,
+                        format!(
+                            "profile `{name}` is not declared under `profiles:`; declared: {}",
+                            self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                    Some(p) if p.confirm => ck.at(
+                        &at,
+                        format!(
+                            "a default profile cannot be `{name}`: it has `confirm: true` and runs only when named"
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
         for (pname, prof) in &self.profiles {
             let path = format!("profiles.{pname}");
+            if let Some(c) = &prof.cost
+                && !(c.hours.is_finite() && c.hours > 0.0)
+            {
+                ck.at(
+                    &format!("{path}.cost.hours"),
+                    "hours must be a positive number",
+                );
+            }
             if prof.threads == Some(0) {
                 ck.at(&format!("{path}.threads"), "threads must be at least 1");
             }
