@@ -59,6 +59,36 @@ pub struct Cost {
     pub source: String,
 }
 
+/// "about 1.0 h on 2 CPU cores (measured)": what `repro run` and the README say.
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let basis = match self.basis {
+            CostBasis::Measured => "measured",
+            CostBasis::Estimate => "estimate",
+        };
+        write!(f, "about {} on {} ({basis})", hours_text(self.hours), self.on)
+    }
+}
+
+/// Hours for people: minutes under one hour, thousands separated above.
+fn hours_text(h: f64) -> String {
+    if h < 1.0 {
+        return format!("{:.0} min", (h * 60.0).max(1.0));
+    }
+    if h < 100.0 {
+        return format!("{h:.1} h");
+    }
+    let digits = (h.round() as u64).to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped} h")
+}
+
 /// Whether a [`Cost`] was timed or estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,7 +162,8 @@ pub struct ProfileSpec {
     /// Runs only when named, with `--yes`: for profiles too costly to start by accident.
     #[serde(default)]
     pub confirm: bool,
-    /// CPU threads per run (part of the key on CPU); default: all cores.
+    /// CPU threads per run (part of the key on CPU); default: the machine's cores divided among
+    /// the runs executing at once (`--jobs`).
     #[serde(default)]
     pub threads: Option<usize>,
     /// Overrides every experiment's `determinism` in this profile (e.g. `bitwise` for smoke,
@@ -247,4 +278,18 @@ pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod cost_tests {
+    use super::hours_text;
+
+    #[test]
+    fn hours_read_as_people_write_them() {
+        assert_eq!(hours_text(0.1), "6 min");
+        assert_eq!(hours_text(1.03), "1.0 h");
+        assert_eq!(hours_text(20.1), "20.1 h");
+        assert_eq!(hours_text(5041.3), "5,041 h");
+        assert_eq!(hours_text(123456.0), "123,456 h");
+    }
 }
