@@ -60,7 +60,8 @@ pub struct DatasetView {
 pub struct DatasetFile {
     /// File name as stored under `datasets/<dataset>/` and as looked up on a mirror.
     pub name: String,
-    /// Upstream URL first, then mirrors, tried in order.
+    /// URLs tried in order (the upstream one first, then its copies), after any `--mirror` or
+    /// `REPRO_MIRROR` folder or base URL.
     #[serde(default)]
     pub urls: Vec<String>,
     /// Published md5 (hex), if any.
