@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::ctx::{Ctx, threads_for};
+use repro_core::pipeline::lockfile::LockFile;
 use repro_core::runtime::DeviceChoice;
 use repro_report::tables;
 
@@ -23,7 +24,15 @@ pub fn report_cmd(
         Some(p) => p.to_path_buf(),
         None => ctx.base.join("report"),
     };
-    let r = repro_report::build(&ctx.pipeline, &ctx.store, &plan, &states, &out_root)?;
+    let lock = LockFile::load(&ctx.lock_path)?;
+    let r = repro_report::build(
+        &ctx.pipeline,
+        &ctx.store,
+        &plan,
+        &states,
+        lock.profiles.get(profile),
+        &out_root,
+    )?;
     // Colour only for a person at a terminal, and never when NO_COLOR is set (no-color.org).
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     if !ctx.quiet {

@@ -8,10 +8,14 @@
 //! - [`observe`] reads the runs, [`select`] applies a check's `where`/`tune` to them,
 //!   [`verdict`] evaluates the checks, [`sweep`] recognises and reduces an optimizer sweep,
 //!   [`returns`] reduces RL returns to IQMs with bootstrap intervals, [`per_experiment`],
-//!   [`tables`] and [`exhibits`] shape tables and figures ([`numbers`] writes their numbers), [`figures`] draws them, [`write`] renders the documents.
+//!   [`tables`] and [`exhibits`] shape tables and figures ([`numbers`] writes their numbers), [`figures`] draws them, [`write`] renders the documents,
+//!   [`html`] the page; [`ledger`] reads what the runs' records say about them (device, dates,
+//!   wall time) and compares a bitwise profile's outputs with `pipeline.lock`.
 
 pub mod exhibits;
 pub mod figures;
+pub mod html;
+pub mod ledger;
 pub mod numbers;
 pub mod observe;
 pub mod per_experiment;
@@ -29,6 +33,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 
 use repro_core::pipeline::executor::RunState;
+use repro_core::pipeline::lockfile::LockedProfile;
 use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::spec::Pipeline;
 use repro_core::store::Store;
@@ -64,12 +69,14 @@ pub struct Report {
     pub runs_planned: usize,
 }
 
-/// Evaluate, render if the key is new, and copy the files to `out_root/<profile>/`.
+/// Evaluate, render if the key is new, and copy the files to `out_root/<profile>/`. `lock` is
+/// the profile's entry in `pipeline.lock` (a bitwise profile's runs are compared with it).
 pub fn build(
     pipeline: &Pipeline,
     store: &Store,
     plan: &Plan,
     states: &[(String, RunState)],
+    lock: Option<&LockedProfile>,
     out_root: &Path,
 ) -> Result<Report> {
     // Like a run: gc (which takes the store exclusively) waits until the report is stored.
@@ -80,7 +87,8 @@ pub fn build(
     let claims_table = tables::claims_table(&checks);
     let checks_table = tables::checks_table(&checks);
     let experiment_tables = per_experiment::tables(&inputs);
-    let manifest = manifest(pipeline, plan, &inputs);
+    let ledger = ledger::gather(store, plan, states, lock)?;
+    let manifest = manifest(pipeline, plan, &inputs, &ledger);
     let key = manifest.key();
     let doc = write::Document {
         pipeline,
@@ -92,6 +100,7 @@ pub fn build(
         claims_table: &claims_table,
         checks_table: &checks_table,
         experiment_tables: &experiment_tables,
+        ledger: &ledger,
     };
 
     let job = Job {
@@ -125,7 +134,12 @@ pub fn build(
 }
 
 /// Everything the report's files depend on.
-fn manifest(pipeline: &Pipeline, plan: &Plan, inputs: &observe::Inputs) -> Manifest {
+fn manifest(
+    pipeline: &Pipeline,
+    plan: &Plan,
+    inputs: &observe::Inputs,
+    ledger: &ledger::Ledger,
+) -> Manifest {
     let experiments: Map<String, Value> = inputs
         .experiments
         .iter()
@@ -148,6 +162,9 @@ fn manifest(pipeline: &Pipeline, plan: &Plan, inputs: &observe::Inputs) -> Manif
         params.insert("provenance".into(), json!(pipeline.provenance));
     }
     params.insert("experiments".into(), Value::Object(experiments));
+    // The provenance the page shows (records' devices, dates, wall times) and the lock entry
+    // its headline compares with: without them a cached report could show stale ones.
+    params.insert("runs_shown".into(), ledger.key_value());
     params.insert(
         "planned_runs".into(),
         json!(plan.runs.iter().map(|r| &r.id).collect::<Vec<_>>()),

@@ -301,8 +301,10 @@ pub fn html_text(s: &str) -> String {
     out.replace('\n', "<br>")
 }
 
+/// The table in a box that scrolls sideways on its own (a narrow screen never scrolls the
+/// page), with `code` spans of its text set as `<code>`.
 pub fn html(t: &Table) -> String {
-    let mut s = String::from("<table>\n<thead><tr>");
+    let mut s = String::from("<div class=\"scroll\"><table>\n<thead><tr>");
     for h in &t.headers {
         s += &format!("<th>{}</th>", html_escape(h));
     }
@@ -319,16 +321,14 @@ pub fn html(t: &Table) -> String {
                 Cell::Stat(_) | Cell::Interval(_) => {
                     format!("<td class=\"num\">{}</td>", html_escape(&c.text()))
                 }
-                Cell::Text(_) => {
-                    format!("<td>{}</td>", html_escape(&c.text()).replace('\n', "<br>"))
-                }
+                Cell::Text(_) => format!("<td>{}</td>", html_text(&c.text())),
             };
         }
         s += "</tr>\n";
     }
-    s += "</tbody>\n</table>\n";
+    s += "</tbody>\n</table></div>\n";
     if let Some(n) = &t.note {
-        s += &format!("<p class=\"note\">{}</p>\n", html_escape(n));
+        s += &format!("<p class=\"note\">{}</p>\n", html_text(n));
     }
     s
 }

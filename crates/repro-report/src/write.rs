@@ -1,8 +1,8 @@
 //! The report's files: `report.md`, `claims.json` (verdicts with the data and the digests every
 //! number came from), `claims.md` (the verdicts alone, for a README), one CSV per table, each
-//! figure as PNG and SVG, and `report.html`, one self-contained page (figures inline as SVG, no
-//! network) that opens from disk. No timestamps or host names: the same inputs give the same
-//! bytes.
+//! figure as PNG and SVG, and `report.html` ([`super::html`]: one self-contained page that opens
+//! from disk). No host names and no time of rendering: the only dates are the run records' (which
+//! the report's key covers, see [`super::ledger`]), so the same inputs give the same bytes.
 
 use std::fmt::Write as _;
 
@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::exhibits::{self, Exhibit};
 use super::figures;
+use super::ledger::Ledger;
 use super::observe::{Inputs, Origin};
-use super::tables::{self, Table, html_escape, html_text, verdict_class};
+use super::tables::{self, Table};
 use super::verdict::{CheckResult, ClaimSummary, Verdict};
 use repro_core::pipeline::spec::Pipeline;
 
@@ -30,6 +31,8 @@ pub struct Document<'a> {
     pub claims_table: &'a Table,
     pub checks_table: &'a Table,
     pub experiment_tables: &'a [Table],
+    /// The runs read, from their records, and their match with `pipeline.lock`.
+    pub ledger: &'a Ledger,
 }
 
 /// Every file of the report as (relative path, bytes).
@@ -60,7 +63,7 @@ pub fn files(doc: &Document) -> Result<Vec<(String, Vec<u8>)>> {
     out.push(("report.md".into(), markdown(doc, &exhibits).into_bytes()));
     out.push((
         "report.html".into(),
-        html(doc, &exhibits, &svgs).into_bytes(),
+        super::html::page(doc, &exhibits, &svgs).into_bytes(),
     ));
     Ok(out)
 }
@@ -81,7 +84,7 @@ fn claims_json(doc: &Document) -> Result<Vec<u8>> {
 
 /// `2 of 5`, with `, 1 diverged` when a check lost an arm to divergence and `; 3 beside` for
 /// extension and finding checks, which the claim's verdict does not count.
-fn counts(c: &ClaimSummary) -> String {
+pub(crate) fn counts(c: &ClaimSummary) -> String {
     let mut s = format!("{} of {}", c.reproduced, c.checks);
     if c.diverged > 0 {
         s += &format!(", {} diverged", c.diverged);
@@ -92,7 +95,7 @@ fn counts(c: &ClaimSummary) -> String {
     s
 }
 
-fn runs_line(doc: &Document) -> String {
+pub(crate) fn runs_line(doc: &Document) -> String {
     let planned: usize = doc.inputs.experiments.iter().map(|e| e.planned).sum();
     format!(
         "{} of {planned} runs of profile `{}` finished and read; report key `{}`.",
@@ -102,7 +105,7 @@ fn runs_line(doc: &Document) -> String {
     )
 }
 
-fn profile_description(doc: &Document) -> String {
+pub(crate) fn profile_description(doc: &Document) -> String {
     doc.pipeline
         .profiles
         .get(doc.profile)
@@ -113,7 +116,7 @@ fn profile_description(doc: &Document) -> String {
 }
 
 /// Every `provenance:` entry of the pipeline as (setting, label), trimmed.
-fn provenance(doc: &Document) -> Vec<(String, String)> {
+pub(crate) fn provenance(doc: &Document) -> Vec<(String, String)> {
     doc.pipeline
         .provenance
         .iter()
@@ -121,12 +124,12 @@ fn provenance(doc: &Document) -> Vec<(String, String)> {
         .collect()
 }
 
-const PROVENANCE_INTRO: &str = "Where the experiments' settings come from, for those the \
+pub(crate) const PROVENANCE_INTRO: &str = "Where the experiments' settings come from, for those the \
                                 paper's readable text does not give (docs/paper.md in the \
                                 repository says why):";
 
 /// Every distinct "default of ours" the checks rely on, with the checks relying on it.
-fn defaults(doc: &Document) -> Vec<(String, String)> {
+pub(crate) fn defaults(doc: &Document) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for c in doc.checks {
         let Some(d) = &c.defaults else { continue };
@@ -143,7 +146,7 @@ fn defaults(doc: &Document) -> Vec<(String, String)> {
 }
 
 /// The headline a profile whose verdicts rest on generated data must carry, naming the data.
-fn mechanism_notice(doc: &Document) -> Option<String> {
+pub(crate) fn mechanism_notice(doc: &Document) -> Option<String> {
     let mut names: Vec<&str> = doc
         .checks
         .iter()
@@ -166,7 +169,7 @@ fn mechanism_notice(doc: &Document) -> Option<String> {
 }
 
 /// `generated, simulated`: where a claim's decided, counted checks got their data.
-fn claim_data(c: &ClaimSummary) -> String {
+pub(crate) fn claim_data(c: &ClaimSummary) -> String {
     let words: Vec<&str> = c.data.iter().map(|o| o.text()).collect();
     words.join(", ")
 }
@@ -276,147 +279,8 @@ fn markdown(doc: &Document, exhibits: &[Exhibit]) -> String {
     s
 }
 
-const CSS: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;\
-color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:14px}\
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;\
-white-space:nowrap}.verdict{font-weight:bold;white-space:nowrap}.ok{color:#1a7f37}\
-.fail{color:#cf222e}.unsure{color:#9a6700}.diverged{color:#8250df}.notrun,.notcheckable{color:#6e7781}\
-figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}figcaption{color:#444;\
-font-size:14px}p.note{color:#444;font-size:14px}code{background:#f4f4f4;padding:0 3px}summary{cursor:pointer;color:#444}";
-
-fn html(doc: &Document, exhibits: &[Exhibit], svgs: &[String]) -> String {
-    let mut s = String::new();
-    let title = format!("Replication report: profile {}", doc.profile);
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        html_escape(&title),
-        html_escape(&title)
-    );
-    let _ = writeln!(s, "<p>{}.</p>", html_escape(PAPER));
-    let _ = writeln!(s, "<p>{}</p>", html_escape(&profile_description(doc)));
-    let _ = writeln!(s, "<p>{}</p>", html_text(&runs_line(doc)));
-    if let Some(n) = mechanism_notice(doc) {
-        let _ = writeln!(s, "<p><strong>{}</strong></p>", html_escape(&n));
-    }
-    let _ = writeln!(
-        s,
-        "<h2>Verdicts by claim</h2>\n<table><thead><tr><th>claim</th><th>verdict</th>\
-         <th>checks reproduced</th><th>data</th></tr></thead><tbody>"
-    );
-    for c in doc.claims {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td class=\"verdict {}\">{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(&c.claim),
-            verdict_class(c.verdict),
-            c.verdict.text(),
-            counts(c),
-            claim_data(c)
-        );
-    }
-    s += "</tbody></table>\n";
-    let legend: Vec<String> = Verdict::ALL
-        .iter()
-        .map(|v| {
-            format!(
-                "<span class=\"verdict {}\">{}</span>: {}",
-                verdict_class(*v),
-                v.text(),
-                html_escape(v.meaning())
-            )
-        })
-        .collect();
-    let _ = writeln!(s, "<p class=\"note\">Verdicts: {}.</p>", legend.join("; "));
-    s += "<h2>Checks</h2>\n";
-    s += &tables::html(doc.claims_table);
-    let _ = writeln!(
-        s,
-        "<details><summary>By experiment and metric ({} checks)</summary>",
-        doc.checks_table.rows.len()
-    );
-    s += &tables::html(doc.checks_table);
-    s += "</details>\n";
-    let defaults = defaults(doc);
-    let provenance = provenance(doc);
-    if !defaults.is_empty() || !provenance.is_empty() {
-        s += "<h3>Defaults of ours</h3>\n";
-    }
-    if !defaults.is_empty() {
-        s += "<ul>\n";
-        for (ids, d) in &defaults {
-            let _ = writeln!(s, "<li>{} ({})</li>", html_text(d), html_escape(ids));
-        }
-        s += "</ul>\n";
-    }
-    if !provenance.is_empty() {
-        let _ = writeln!(s, "<p>{}</p>\n<ul>", html_escape(PROVENANCE_INTRO));
-        for (setting, label) in &provenance {
-            let _ = writeln!(
-                s,
-                "<li>{} — <em>{}</em></li>",
-                html_text(setting),
-                html_text(label)
-            );
-        }
-        s += "</ul>\n";
-    }
-    s += "<h2>Experiments</h2>\n";
-    let figure = |s: &mut String, i: usize| {
-        let _ = writeln!(
-            s,
-            "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
-            exhibits[i].id,
-            strip_xml_declaration(&svgs[i]),
-            html_escape(&exhibits[i].caption)
-        );
-    };
-    for e in &doc.inputs.experiments {
-        let _ = writeln!(s, "<h3 id=\"{}\">{}</h3>", e.name, html_escape(&e.name));
-        if let Some(d) = &e.description {
-            let _ = writeln!(s, "<p>{}</p>", html_text(d.trim()));
-        }
-        match doc.experiment_tables.iter().find(|t| t.id == e.name) {
-            Some(t) => s += &tables::html(t),
-            None => s += "<p>No finished runs.</p>\n",
-        }
-        for (i, _) in exhibits
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| x.experiment.as_deref() == Some(&e.name))
-        {
-            figure(&mut s, i);
-        }
-    }
-    if exhibits.iter().any(|x| x.experiment.is_none()) {
-        s += "<h2>Across experiments</h2>\n";
-        for (i, _) in exhibits
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| x.experiment.is_none())
-        {
-            figure(&mut s, i);
-        }
-    }
-    s += "<h2>Provenance</h2>\n<p>Every number comes from these run outputs (sha256); \
-          <code>claims.json</code> lists them per check.</p>\n<ul>\n";
-    for (run, files) in &doc.inputs.digests {
-        for (f, d) in files.iter().filter(|(f, _)| f.ends_with(".jsonl")) {
-            let _ = writeln!(
-                s,
-                "<li><code>{}</code> {}: <code>{d}</code></li>",
-                html_escape(run.trim_start_matches("run:")),
-                html_escape(f)
-            );
-        }
-    }
-    s + "</ul>\n</body>\n</html>\n"
-}
-
 /// An SVG document without its `<?xml …?>` line, for inlining into HTML.
-fn strip_xml_declaration(svg: &str) -> &str {
+pub(crate) fn strip_xml_declaration(svg: &str) -> &str {
     match svg.find("<svg") {
         Some(i) => &svg[i..],
         None => svg,
