@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::kinds;
 use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
 use super::stage::StageDecl;
+use super::target;
 use crate::runtime::Precision;
 
 /// A dataset as a profile uses it.
@@ -135,7 +136,7 @@ impl Plan {
             }
         }
 
-        let keep = select(p, &runs, targets)?;
+        let keep = select(p, profile, &runs, targets)?;
         runs.retain(|r| keep.runs.contains(&r.id));
         let mut ds_names: BTreeSet<String> = runs
             .iter()
@@ -172,6 +173,11 @@ impl Plan {
     pub fn run(&self, id: &str) -> Option<&RunNode> {
         self.runs.iter().find(|r| r.id == id)
     }
+
+    /// The run a target names, in any spelling [`target::names_run`] accepts.
+    pub fn find(&self, target: &str) -> Option<&RunNode> {
+        target::find_run(&self.runs, target)
+    }
 }
 
 struct Selection {
@@ -179,8 +185,8 @@ struct Selection {
     datasets: BTreeSet<String>,
 }
 
-/// Targets and everything upstream of them.
-fn select(p: &Pipeline, runs: &[RunNode], targets: &[String]) -> Result<Selection> {
+/// Targets (as [`target`] matches them) and everything upstream of them.
+fn select(p: &Pipeline, profile: &str, runs: &[RunNode], targets: &[String]) -> Result<Selection> {
     let mut sel = Selection {
         runs: BTreeSet::new(),
         datasets: BTreeSet::new(),
@@ -198,16 +204,14 @@ fn select(p: &Pipeline, runs: &[RunNode], targets: &[String]) -> Result<Selectio
             .collect();
         if !by_exp.is_empty() {
             todo.extend(by_exp);
-        } else if runs.iter().any(|r| &r.id == t) {
-            todo.push(t.clone());
+        } else if let Some(r) = target::find_run(runs, t) {
+            todo.push(r.id.clone());
         } else if p.datasets.contains_key(t) {
             sel.datasets.insert(t.clone());
         } else if p.experiment(t).is_some() {
-            bail!("experiment `{t}` has no runs in this profile (skipped?)");
+            bail!("experiment `{t}` has no runs in profile `{profile}` (skipped?)");
         } else {
-            bail!(
-                "target `{t}` is neither an experiment, a run id nor a dataset of the pipeline (try `repro plan` to list run ids)"
-            );
+            bail!("{}", target::unknown_target(p, runs, profile, t));
         }
     }
     while let Some(id) = todo.pop() {

@@ -1,7 +1,7 @@
 //! repro-core's tests, without libtorch: downloads and extraction, the IWSLT preparation and
 //! its text tools (Moses, BPE) against their Python originals, BLEU against sacreBLEU, and the seed
-//! statistics against scipy, the executor's scheduling through a fake
-//! launcher, and the queue executor's loop through a fake backend.
+//! statistics against scipy, target selection and the pipeline file's lookup, the executor's
+//! scheduling through a fake launcher, and the queue executor's loop through a fake backend.
 
 mod bleu;
 mod bpe;
@@ -12,3 +12,4 @@ mod moses;
 mod queue;
 mod scheduler;
 mod stats;
+mod targets;
