@@ -34,6 +34,7 @@ fn lines_panel() -> Panel {
             y_label: "test error".into(),
             log_x: false,
             log_y: false,
+            whole_x: true,
             series: vec![
                 arm("early", 0.07, 8.0),
                 arm("late", 0.09, 14.0),
@@ -65,6 +66,7 @@ fn sweep_panel() -> Panel {
             y_label: "test error".into(),
             log_x: true,
             log_y: true,
+            whole_x: false,
             series: vec![curve("L2", 1e-4), with_zero],
             vlines: vec![],
             zero_slot: false,
@@ -159,6 +161,7 @@ fn empty_panel() -> Panel {
             y_label: "loss".into(),
             log_x: false,
             log_y: true,
+            whole_x: true,
             series: vec![Series {
                 label: "pending".into(),
                 points: vec![(1.0, f64::NAN)],

@@ -92,10 +92,11 @@ fn curves(e: &ExperimentData) -> Option<Exhibit> {
         .map(|(m, (title, log_y))| Panel {
             title: title.to_string(),
             chart: Chart::Lines {
-                x_label: "epoch".into(),
+                x_label: e.row_unit().into(),
                 y_label: label_of(e, m),
                 log_x: false,
                 log_y,
+                whole_x: true,
                 series: arms
                     .iter()
                     .map(|(c, obs)| mean_curve(e, obs, m, arm_label(c, &e.arm_axes)))
@@ -113,9 +114,10 @@ fn curves(e: &ExperimentData) -> Option<Exhibit> {
         id: format!("{}-curves", e.name),
         experiment: Some(e.name.clone()),
         caption: format!(
-            "{}: {} per epoch by arm (mean over seeds, 95% CI band where there are several).",
+            "{}: {} per {} by arm (mean over seeds, 95% CI band where there are several).",
             e.name,
-            titles.join(", ")
+            titles.join(", "),
+            e.row_unit()
         ),
         figure: Figure {
             title: format!("{}: training curves by arm", e.name),
@@ -189,10 +191,11 @@ fn growth(e: &ExperimentData) -> Option<Exhibit> {
         .map(|(c, obs)| Panel {
             title: arm_label(c, &e.arm_axes),
             chart: Chart::Lines {
-                x_label: "epoch".into(),
-                y_label: "change of Σ‖w‖² in the epoch".into(),
+                x_label: e.row_unit().into(),
+                y_label: format!("change of Σ‖w‖² in the {}", e.row_unit()),
                 log_x: false,
                 log_y: false,
+                whole_x: true,
                 series: GROWTH
                     .iter()
                     .map(|(m, label)| mean_curve(e, obs, m, label.to_string()))
@@ -304,6 +307,7 @@ fn trends(e: &ExperimentData) -> Vec<Exhibit> {
                         y_label: format!("final {}", label_of(e, &m.name)),
                         log_x,
                         log_y: false,
+                        whole_x: false,
                         series: trend_series(e, &axis, &m),
                         vlines: Vec::new(),
                         zero_slot: false,
@@ -489,6 +493,7 @@ fn norm_across(inputs: &Inputs) -> Option<Exhibit> {
                     y_label: "‖w‖ / ‖w‖ after epoch 1".into(),
                     log_x: false,
                     log_y: false,
+                    whole_x: true,
                     series,
                     vlines: Vec::new(),
                     zero_slot: false,

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use repro_core::pipeline::claims::{MetricRef, Reduce};
 use repro_core::pipeline::executor::RunState;
+use repro_core::pipeline::kinds::KindName;
 use repro_core::pipeline::plan::Plan;
 use repro_core::pipeline::plan::RunNode;
 use repro_core::pipeline::spec::{DatasetSource, Pipeline};
@@ -175,6 +176,17 @@ pub struct ExperimentData {
 }
 
 impl ExperimentData {
+    /// What one row of its per-epoch results counts, as an x axis names it: the `dqn` kind
+    /// writes a row per training iteration in its `epoch` field, the others one per epoch.
+    /// An exhaustive match, so a new kind says what its rows count.
+    pub fn row_unit(&self) -> &'static str {
+        match KindName::parse(self.kind.name) {
+            Ok(KindName::Dqn) => "iteration",
+            Ok(KindName::Vision | KindName::Lm | KindName::Translate | KindName::Sharpness)
+            | Err(_) => "epoch",
+        }
+    }
+
     /// The title of its table: its name, and how many of its runs are still to run.
     pub fn title(&self) -> String {
         let mut title = self.name.clone();

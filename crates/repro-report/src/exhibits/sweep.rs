@@ -74,6 +74,7 @@ fn lines(x_label: &str, y_label: String, log_y: bool, series: Vec<Series>) -> Ch
         y_label,
         log_x: true,
         log_y,
+        whole_x: false,
         series,
         vlines: Vec::new(),
         zero_slot: true,
@@ -360,10 +361,11 @@ fn best_curves(sw: &Sweep) -> Option<Exhibit> {
         .map(|(m, (title, log_y))| Panel {
             title: title.to_string(),
             chart: Chart::Lines {
-                x_label: "epoch".into(),
+                x_label: e.row_unit().into(),
                 y_label: label_of(e, m),
                 log_x: false,
                 log_y,
+                whole_x: true,
                 series: picked
                     .iter()
                     .map(|(label, obs, _)| mean_curve(e, obs, m, label.clone()))

@@ -636,3 +636,33 @@ fn a_paper_scale_sweep_renders_readably() {
         std::fs::write(d.join("table.md"), tables::markdown(&t[0])).unwrap();
     }
 }
+
+/// A DQN experiment writes a row per training iteration (in its `epoch` field): its curves
+/// count iterations, at whole-number ticks.
+#[test]
+fn dqn_curves_are_drawn_over_iterations() {
+    let mut e = vision_experiment();
+    e.kind = repro_core::pipeline::kinds::kind("dqn").expect("the dqn kind");
+    for o in &mut e.observations {
+        for r in &mut o.rows {
+            r.insert("eval_return".into(), json!(1.5));
+        }
+    }
+    let xs = exhibits(&inputs(vec![e]));
+    let x = find(&xs, "small-curves");
+    assert!(x.caption.contains("per iteration"), "{}", x.caption);
+    for p in &x.figure.panels {
+        let Chart::Lines {
+            x_label, whole_x, ..
+        } = &p.chart
+        else {
+            panic!("not lines: {:?}", p.chart)
+        };
+        assert_eq!((x_label.as_str(), *whole_x), ("iteration", true));
+    }
+    let vision = exhibits(&inputs(vec![vision_experiment()]));
+    let Chart::Lines { x_label, .. } = &find(&vision, "small-curves").figure.panels[0].chart else {
+        panic!("not lines")
+    };
+    assert_eq!(x_label, "epoch");
+}

@@ -1,5 +1,7 @@
-//! Shared axis machinery: data ranges with padding, tick positions and labels (linear, log and
-//! categorical), the chart frame (caption, label areas, mesh) and the "no data" panel.
+//! Shared axis machinery: data ranges with padding, tick positions (linear, whole steps, log
+//! and categorical) and tick texts precise enough that neighbours differ, the panel's frame
+//! ([`Decor`]: its title and axis labels fitted to the panel, the label areas they leave, the
+//! mesh) and the "no data" panel.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -10,7 +12,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::style::{LABEL_PX, MUTED, PANEL_TITLE_PX, Plot, TICK_PX, bold, font};
+use super::style::{LABEL_PX, MUTED, PANEL_TITLE_PX, Plot, TICK_PX, font};
+use super::text::{self, Fitted, Room};
 
 /// Fraction of the data span added on each side of an axis.
 const PAD: f64 = 0.05;
@@ -19,13 +22,46 @@ const HUGE: f64 = 1e300;
 /// Tick count a linear axis aims for at most.
 const MAX_TICKS: usize = 6;
 /// Height of the x label area (tick labels plus axis label).
-const X_LABEL_AREA: u32 = 52;
-/// Width of the y label area beyond the widest tick label (axis label, tick marks, gaps).
-const Y_DESC_SPACE: u32 = 40;
+pub(super) const X_LABEL_AREA: u32 = 52;
+/// Width in the y label area for tick marks and the gaps around tick labels.
+const TICK_SPACE: u32 = 14;
+/// Gap between the y label and the tick labels.
+const DESC_GAP: u32 = 4;
+/// A panel's margin (left, bottom, each side of the title), its top margin under the title
+/// band, and the title's distance from the panel's top.
+const MARGIN: u32 = 10;
+const TOP: u32 = 6;
+const TITLE_TOP: i32 = 8;
+/// Titles and axis labels shrink to this size, in CSS pixels, before they wrap or are cut.
+const MIN_PX: f64 = 13.0;
 
 /// Whether `v` can be placed on an axis (finite, not huge, and positive on a log axis).
 pub(super) fn usable(v: f64, log: bool) -> bool {
     v.is_finite() && v.abs() <= HUGE && (!log || v >= 1.0 / HUGE)
+}
+
+/// How tick labels are written: fixed decimals, or significant digits (log axes, and values
+/// too large or small for decimals).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TickText {
+    Decimals(usize),
+    Significant(usize),
+}
+
+impl TickText {
+    fn write(self, v: f64) -> String {
+        match self {
+            TickText::Decimals(d) => format!("{:.*}", d, v + 0.0),
+            TickText::Significant(s) => fmt_significant(v, s),
+        }
+    }
+
+    fn finer(self) -> TickText {
+        match self {
+            TickText::Decimals(d) => TickText::Decimals(d + 1),
+            TickText::Significant(s) => TickText::Significant(s + 1),
+        }
+    }
 }
 
 /// One numeric axis: its padded range, tick positions and how ticks are labelled.
@@ -35,13 +71,26 @@ pub(super) struct Axis {
     pub hi: f64,
     pub log: bool,
     pub ticks: Vec<f64>,
-    /// Decimals of linear tick labels (from the tick step).
-    decimals: usize,
+    /// The coarsest writing of tick labels in which neighbouring ticks read differently.
+    text: TickText,
 }
+
+/// Digits a tick label may gain so that neighbours differ (beyond, f64 has no more to show).
+const MAX_EXTRA_DIGITS: usize = 12;
 
 impl Axis {
     /// The axis covering the usable `values` with padding; None when no value is usable.
     pub fn fit(values: impl IntoIterator<Item = f64>, log: bool) -> Option<Axis> {
+        Axis::fit_steps(values, log, false)
+    }
+
+    /// [`Axis::fit`]; with `whole`, a linear axis is ticked at integers only (x counts whole
+    /// epochs or iterations).
+    pub fn fit_steps(
+        values: impl IntoIterator<Item = f64>,
+        log: bool,
+        whole: bool,
+    ) -> Option<Axis> {
         let (lo, hi) = values.into_iter().filter(|v| usable(*v, log)).fold(
             None,
             |acc: Option<(f64, f64)>, v| match acc {
@@ -54,18 +103,31 @@ impl Axis {
         } else {
             pad_linear(lo, hi)
         };
-        let (ticks, decimals) = if log {
-            log_ticks(lo, hi)
-        } else {
-            linear_ticks(lo, hi, MAX_TICKS)
+        let (ticks, decimals) = match (log, whole) {
+            (true, _) => log_ticks(lo, hi),
+            (false, false) => linear_ticks(lo, hi, MAX_TICKS, 0.0),
+            (false, true) => linear_ticks(lo, hi, MAX_TICKS, 1.0),
         };
-        Some(Axis {
+        let big = lo.abs().max(hi.abs());
+        let text = match decimals {
+            Some(d) if (1e-3..1e5).contains(&big) => TickText::Decimals(d),
+            _ => TickText::Significant(3),
+        };
+        let mut axis = Axis {
             lo,
             hi,
             log,
             ticks,
-            decimals,
-        })
+            text,
+        };
+        for _ in 0..MAX_EXTRA_DIGITS {
+            let labels = axis.labels();
+            if labels.windows(2).all(|w| w[0] != w[1]) {
+                break;
+            }
+            axis.text = axis.text.finer();
+        }
+        Some(axis)
     }
 
     /// The plotters coordinate of a linear axis with our ticks.
@@ -86,12 +148,7 @@ impl Axis {
 
     /// The text of the tick at `v`.
     pub fn label(&self, v: f64) -> String {
-        let big = self.lo.abs().max(self.hi.abs());
-        if self.log || !(1e-3..1e5).contains(&big) {
-            fmt_value(v)
-        } else {
-            format!("{:.*}", self.decimals, v + 0.0)
-        }
+        self.text.write(v)
     }
 
     /// Where `v` lies along the axis, 0 at `lo` and 1 at `hi` (in log space on a log axis).
@@ -135,9 +192,10 @@ fn pad_log(lo: f64, hi: f64) -> (f64, f64) {
     )
 }
 
-/// At most about `max_n` ticks at a 1-2-5 step inside [lo, hi], and the decimals that step needs.
-fn linear_ticks(lo: f64, hi: f64, max_n: usize) -> (Vec<f64>, usize) {
-    let raw = (hi - lo) / max_n as f64;
+/// At most about `max_n` ticks at a 1-2-5 step of at least `min_step` inside [lo, hi], and
+/// the decimals that step needs.
+fn linear_ticks(lo: f64, hi: f64, max_n: usize, min_step: f64) -> (Vec<f64>, Option<usize>) {
+    let raw = ((hi - lo) / max_n as f64).max(min_step);
     let mag = 10f64.powf(raw.log10().floor());
     let m = [1.0, 2.0, 5.0]
         .into_iter()
@@ -147,13 +205,13 @@ fn linear_ticks(lo: f64, hi: f64, max_n: usize) -> (Vec<f64>, usize) {
     let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
     let ticks = (first..=last).map(|k| k as f64 * step).collect();
     let decimals = (-(step.log10() + 1e-9).floor()).max(0.0) as usize;
-    (ticks, decimals)
+    (ticks, Some(decimals))
 }
 
 /// Ticks of a log axis: whole decades when there are at least three (every 2nd, 5th, 10th, …
 /// when there are too many), else 1-3, 1-2-5 or 1-2-3-5-7 per decade, else (less than a decade)
 /// linear ticks.
-fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, usize) {
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Option<usize>) {
     let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     let decades: Vec<i32> = (k0..=k1)
         .filter(|k| (lo..=hi).contains(&10f64.powi(*k)))
@@ -165,7 +223,7 @@ fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, usize) {
             .find(|e| decades.len() / *e as usize <= MAX_TICKS)
             .unwrap_or(500);
         let kept = decades.into_iter().filter(|k| k.rem_euclid(every) == 0);
-        return (kept.map(|k| 10f64.powi(k)).collect(), 0);
+        return (kept.map(|k| 10f64.powi(k)).collect(), None);
     }
     let sets: [&[f64]; 3] = [&[1.0, 3.0], &[1.0, 2.0, 5.0], &[1.0, 2.0, 3.0, 5.0, 7.0]];
     for mantissas in sets {
@@ -174,10 +232,10 @@ fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, usize) {
             .filter(|v| (lo..=hi).contains(v))
             .collect();
         if ticks.len() >= 3 {
-            return (ticks, 0);
+            return (ticks, None);
         }
     }
-    linear_ticks(lo, hi, MAX_TICKS)
+    linear_ticks(lo, hi, MAX_TICKS, 0.0)
 }
 
 /// A plotters coordinate with our tick positions and no light grid lines. (plotters' own
@@ -222,16 +280,23 @@ pub(super) fn categories(n: usize) -> Ticked<RangedCoordf64> {
 
 /// A value as short text with about three significant digits ("0.123", "12.5", "1e-4", "2.5e6").
 pub(super) fn fmt_value(v: f64) -> String {
+    fmt_significant(v, 3)
+}
+
+/// A value with about `digits` significant digits, trailing zeros dropped; exponent notation
+/// outside [1e-3, 1e5).
+fn fmt_significant(v: f64, digits: usize) -> String {
     let a = v.abs();
     if v == 0.0 || !v.is_finite() {
         return format!("{}", v + 0.0);
     }
+    let digits = digits.max(1);
     if !(1e-3..1e5).contains(&a) {
-        let s = format!("{v:.2e}");
+        let s = format!("{v:.*e}", digits - 1);
         let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
         return format!("{}e{exp}", trim_zeros(mantissa));
     }
-    let decimals = (2 - a.log10().floor() as i32).max(0) as usize;
+    let decimals = (digits as i32 - 1 - a.log10().floor() as i32).max(0) as usize;
     trim_zeros(&format!("{v:.decimals$}")).to_string()
 }
 
@@ -244,39 +309,8 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-/// Starts a chart on `area`: the panel title as caption, an x label area and a y label area wide
-/// enough for `y_labels`; `right` is the margin on the right (room for a colour bar).
-pub(super) fn chart_builder<'a, 'b, DB: DrawingBackend>(
-    area: &'a DrawingArea<DB, Shift>,
-    title: &str,
-    y_labels: &[String],
-    right: u32,
-) -> Result<ChartBuilder<'a, 'b, DB>> {
-    let tick_font = TextStyle::from(font(TICK_PX));
-    let mut widest = 0;
-    for label in y_labels {
-        widest = widest.max(
-            area.estimate_text_size(label, &tick_font)
-                .plot("a tick label")?
-                .0,
-        );
-    }
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .margin(10)
-        .margin_right(right)
-        .x_label_area_size(X_LABEL_AREA)
-        .y_label_area_size(widest + Y_DESC_SPACE);
-    if !title.is_empty() {
-        builder.caption(title, bold(PANEL_TITLE_PX));
-    }
-    Ok(builder)
-}
-
 /// How to draw the axes of a chart.
 pub(super) struct Mesh<'a> {
-    pub x_desc: &'a str,
-    pub y_desc: &'a str,
     pub x_fmt: &'a dyn Fn(&f64) -> String,
     pub y_fmt: &'a dyn Fn(&f64) -> String,
     /// Light grid lines at the x ticks (numeric x axes) and y ticks.
@@ -284,7 +318,7 @@ pub(super) struct Mesh<'a> {
     pub y_grid: bool,
 }
 
-/// Draws axes, tick labels, axis labels and (optionally) grid lines.
+/// Draws axes, tick labels and (optionally) grid lines; the axis labels are [`Decor`]'s.
 pub(super) fn draw_mesh<DB, X, Y>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     m: &Mesh<'_>,
@@ -295,10 +329,7 @@ where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let mut mesh = chart.configure_mesh();
-    mesh.x_desc(m.x_desc)
-        .y_desc(m.y_desc)
-        .axis_desc_style(font(LABEL_PX))
-        .label_style(font(TICK_PX))
+    mesh.label_style(font(TICK_PX))
         .x_label_formatter(m.x_fmt)
         .y_label_formatter(m.y_fmt)
         .bold_line_style(BLACK.mix(0.1))
@@ -318,16 +349,166 @@ pub(super) fn no_data<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
 ) -> Result<()> {
-    let (w, h) = area.dim_in_pixel();
+    let decor = Decor::new(area, &Labels::titled(title), 0)?;
+    let body = decor.body(area)?;
+    let (w, h) = body.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
-    let top = TextStyle::from(bold(PANEL_TITLE_PX)).pos(Pos::new(HPos::Center, VPos::Top));
-    area.draw(&Text::new(title, (w / 2, 10), top))
-        .plot("the panel title")?;
-    let frame = Rectangle::new([(20, 40), (w - 20, h - 20)], BLACK.mix(0.15));
-    area.draw(&frame).plot("the panel frame")?;
+    let frame = Rectangle::new([(20, 6), (w - 20, h - 20)], BLACK.mix(0.15));
+    body.draw(&frame).plot("the panel frame")?;
     let centre = TextStyle::from(font(LABEL_PX))
         .color(&MUTED)
         .pos(Pos::new(HPos::Center, VPos::Center));
-    area.draw(&Text::new("no data", (w / 2, h / 2 + 10), centre))
+    body.draw(&Text::new("no data", (w / 2, h / 2), centre))
         .plot("\"no data\"")
+}
+
+/// The texts around a chart: its title, its axis labels and its y tick labels (which set how
+/// wide the room left of the plot is).
+pub(super) struct Labels<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub y_ticks: &'a [String],
+}
+
+impl<'a> Labels<'a> {
+    /// Only a title (a panel without axes).
+    pub fn titled(title: &'a str) -> Labels<'a> {
+        Labels {
+            title,
+            x_desc: "",
+            y_desc: "",
+            y_ticks: &[],
+        }
+    }
+}
+
+/// A panel's title and axis labels fitted to the panel (shrunk, wrapped onto two lines or cut,
+/// never past the panel's edges), and the room they leave the plot.
+pub(super) struct Decor {
+    title: Fitted,
+    x_desc: Fitted,
+    y_desc: Fitted,
+    /// Width of the room left of the plot: tick labels, tick marks and the y label.
+    y_area: u32,
+    /// Margin right of the plot (room for a colour bar).
+    right: u32,
+}
+
+impl Decor {
+    /// Fits the labels to `area`, with `right` pixels kept free right of the plot.
+    pub fn new<DB: DrawingBackend>(
+        area: &DrawingArea<DB, Shift>,
+        labels: &Labels<'_>,
+        right: u32,
+    ) -> Result<Decor> {
+        let (w, h) = area.dim_in_pixel();
+        let title = text::fit(
+            labels.title,
+            Room {
+                width: w.saturating_sub(2 * MARGIN),
+                max_lines: 2,
+                px: PANEL_TITLE_PX,
+                min_px: MIN_PX,
+                bold: true,
+            },
+        )?;
+        let band = title_band(&title) as u32;
+        let plot_h = h.saturating_sub(band + TOP + MARGIN + X_LABEL_AREA);
+        let y_desc = text::fit(
+            labels.y_desc,
+            Room {
+                width: plot_h.max(1),
+                max_lines: 2,
+                px: LABEL_PX,
+                min_px: MIN_PX,
+                bold: false,
+            },
+        )?;
+        let mut widest = 0;
+        for label in labels.y_ticks {
+            widest = widest.max(text::measure(label, TICK_PX, false)?.0);
+        }
+        let y_area = widest + TICK_SPACE + y_desc.height().max(0) as u32 + DESC_GAP;
+        let plot_w = w.saturating_sub(MARGIN + y_area + right);
+        let x_desc = text::fit(
+            labels.x_desc,
+            Room {
+                width: plot_w.max(1),
+                max_lines: 1,
+                px: LABEL_PX,
+                min_px: MIN_PX,
+                bold: false,
+            },
+        )?;
+        Ok(Decor {
+            title,
+            x_desc,
+            y_desc,
+            y_area,
+            right,
+        })
+    }
+
+    /// Draws the title at the top of `area` and gives the area below it.
+    pub fn body<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> Result<DrawingArea<DB, Shift>> {
+        let (w, _) = area.dim_in_pixel();
+        self.title
+            .draw(area, (w as i32 / 2, TITLE_TOP), HPos::Center, &BLACK)?;
+        Ok(area.split_vertically(title_band(&self.title)).1)
+    }
+
+    /// The chart builder on the body: margins and label areas as fitted.
+    pub fn builder<'a, 'b, DB: DrawingBackend>(
+        &self,
+        body: &'a DrawingArea<DB, Shift>,
+    ) -> ChartBuilder<'a, 'b, DB> {
+        let mut builder = ChartBuilder::on(body);
+        builder
+            .margin(MARGIN)
+            .margin_top(TOP)
+            .margin_right(self.right)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(self.y_area);
+        builder
+    }
+
+    /// Draws the axis labels of `chart` (built on `body` by [`Decor::builder`]): the x label
+    /// at the bottom under the plot's middle, the y label reading upwards at the left edge.
+    pub fn draw_descs<DB, X, Y>(
+        &self,
+        body: &DrawingArea<DB, Shift>,
+        chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    ) -> Result<()>
+    where
+        DB: DrawingBackend,
+        X: Ranged,
+        Y: Ranged,
+    {
+        let (xr, yr) = chart.plotting_area().get_pixel_range();
+        let (bx, by) = body.get_base_pixel();
+        let (_, h) = body.dim_in_pixel();
+        let x_mid = (xr.start + xr.end) / 2 - bx;
+        let bottom = h as i32 - MARGIN as i32 + 4;
+        self.x_desc.draw(
+            body,
+            (x_mid, bottom - self.x_desc.height()),
+            HPos::Center,
+            &BLACK,
+        )?;
+        let y_mid = (yr.start + yr.end) / 2 - by;
+        self.y_desc
+            .draw_upwards(body, (MARGIN as i32 + 1, y_mid), &BLACK)
+    }
+}
+
+/// Height of the band above a panel's plot that holds its title.
+fn title_band(title: &Fitted) -> i32 {
+    match title.lines.is_empty() {
+        true => TITLE_TOP,
+        false => TITLE_TOP + title.height() + 2,
+    }
 }

@@ -4,9 +4,12 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::axes::{self, Axis, Mesh, usable};
+use plotters::style::text_anchor::HPos;
+
+use super::axes::{self, Axis, Decor, Labels, Mesh, usable};
 use super::model::Bar;
-use super::style::{Plot, colour};
+use super::style::{Plot, TICK_PX, colour};
+use super::text::{self, Room};
 
 /// Half the width of a bar, in slots (one slot per bar).
 const HALF_WIDTH: f64 = 0.35;
@@ -15,6 +18,10 @@ const DOT_SPREAD: f64 = 0.2;
 const CAP: f64 = 0.1;
 /// Opacity of a bar's fill (its outline is the full palette colour).
 const FILL_ALPHA: f64 = 0.45;
+/// Room between the names of neighbouring bars, and the smallest size a name shrinks to (the
+/// smallest text of a figure).
+const NAME_GAP: i32 = 8;
+const MIN_NAME_PX: f64 = 13.0;
 /// Dots and whiskers.
 const INK: RGBColor = RGBColor(30, 30, 30);
 
@@ -40,32 +47,62 @@ pub(super) fn draw<DB: DrawingBackend>(
     let Some(y) = Axis::fit(data.into_iter().chain([0.0]), false) else {
         return axes::no_data(area, title);
     };
-    let mut builder = axes::chart_builder(area, title, &y.labels(), 20)?;
-    let mut chart = builder
-        .build_cartesian_2d(axes::categories(bars.len()), y.linear())
-        .plot("the chart")?;
-    let x_fmt = |v: &f64| bar_label(bars, *v);
-    let y_fmt = |v: &f64| y.label(*v);
-    let mesh = Mesh {
+    let labels = Labels {
+        title,
         x_desc: "",
         y_desc: y_label,
+        y_ticks: &y.labels(),
+    };
+    let decor = Decor::new(area, &labels, 20)?;
+    let body = decor.body(area)?;
+    let mut chart = decor
+        .builder(&body)
+        .build_cartesian_2d(axes::categories(bars.len()), y.linear())
+        .plot("the chart")?;
+    // The bars' names are drawn below by `draw_names`, wrapped to their slots.
+    let x_fmt = |_: &f64| String::new();
+    let y_fmt = |v: &f64| y.label(*v);
+    let mesh = Mesh {
         x_fmt: &x_fmt,
         y_fmt: &y_fmt,
         x_grid: false,
         y_grid: true,
     };
     axes::draw_mesh(&mut chart, &mesh)?;
+    decor.draw_descs(&body, &chart)?;
     for (i, bar) in bars.iter().enumerate() {
         draw_bar(&mut chart, i, bar)?;
     }
-    Ok(())
+    draw_names(&body, &chart, bars)
 }
 
-/// The label of the bar whose slot is at `v`.
-fn bar_label(bars: &[Bar], v: f64) -> String {
-    let i = v.round();
-    let bar = if i >= 0.0 { bars.get(i as usize) } else { None };
-    bar.map(|b| b.label.clone()).unwrap_or_default()
+/// Each bar's name under its slot, shrunk, wrapped onto two lines or cut to the slot's width.
+fn draw_names<DB, X, Y>(
+    body: &DrawingArea<DB, Shift>,
+    chart: &Ctx<'_, DB, X, Y>,
+    bars: &[Bar],
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let (bx, by) = body.get_base_pixel();
+    let slot = (xr.end - xr.start) / bars.len().max(1) as i32;
+    let room = Room {
+        width: (slot - NAME_GAP).max(1) as u32,
+        max_lines: 2,
+        px: TICK_PX,
+        min_px: MIN_NAME_PX,
+        bold: false,
+    };
+    for (i, bar) in bars.iter().enumerate() {
+        let name = text::fit(&bar.label, room)?;
+        let centre = chart.backend_coord(&(i as f64, 0.0)).0 - bx;
+        name.draw(body, (centre, yr.end - by + 8), HPos::Center, &BLACK)?;
+    }
+    Ok(())
 }
 
 type Ctx<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;

@@ -8,9 +8,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axes::{self, Mesh, fmt_value, usable};
+use super::axes::{self, Decor, Labels, Mesh, fmt_value, usable};
 use super::model::ColourScale;
 use super::style::{LABEL_PX, Plot, TICK_PX, font};
+use super::text::{self, Room};
 
 /// Fill of a cell without a value.
 pub(super) const MISSING: RGBColor = RGBColor(190, 190, 190);
@@ -34,6 +35,8 @@ const BAR_LABEL_GAP: i32 = 6;
 const VALUE_LABEL_SPACE: u32 = 28;
 /// Outline of the marked cell (vermillion, seen on every viridis colour).
 const MARK: RGBColor = RGBColor(213, 94, 0);
+/// The widest a y tick (a row's name) may be, as a share of the panel's width.
+const Y_TICK_SHARE: f64 = 0.3;
 /// Cell value text is shrunk to fit a cell, but not below this size.
 const MIN_CELL_PX: f64 = 9.0;
 
@@ -150,26 +153,42 @@ pub(super) fn draw<DB: DrawingBackend>(
     };
     let bar_ticks = bar_ticks(grid, (vmin, vmax));
     let right = colour_bar_space(area, &bar_ticks)?;
-    let mut builder = axes::chart_builder(area, title, grid.y_ticks, right)?;
-    let (xc, yc) = (axes::categories(columns), axes::categories(rows));
-    let mut chart = builder.build_cartesian_2d(xc, yc).plot("the chart")?;
-    let x_fmt = |v: &f64| tick(grid.x_ticks, slot(*v));
-    let y_fmt = |v: &f64| {
-        tick(
-            grid.y_ticks,
-            slot(*v).and_then(|i| (rows - 1).checked_sub(i)),
-        )
+    let (w, _) = area.dim_in_pixel();
+    // Tick texts cut to their room: a y tick to a share of the panel, an x tick to its column.
+    let y_ticks = grid
+        .y_ticks
+        .iter()
+        .map(|t| text::one_line(t, (w as f64 * Y_TICK_SHARE) as u32, TICK_PX))
+        .collect::<Result<Vec<_>>>()?;
+    let labels = Labels {
+        title,
+        x_desc: grid.x_label,
+        y_desc: grid.y_label,
+        y_ticks: &y_ticks,
     };
-    let (x_desc, y_desc) = (grid.x_label, grid.y_label);
+    let decor = Decor::new(area, &labels, right)?;
+    let body = decor.body(area)?;
+    let (xc, yc) = (axes::categories(columns), axes::categories(rows));
+    let mut chart = decor
+        .builder(&body)
+        .build_cartesian_2d(xc, yc)
+        .plot("the chart")?;
+    let column_w = chart.plotting_area().dim_in_pixel().0 / columns as u32;
+    let x_ticks = grid
+        .x_ticks
+        .iter()
+        .map(|t| text::one_line(t, column_w.saturating_sub(4), TICK_PX))
+        .collect::<Result<Vec<_>>>()?;
+    let x_fmt = |v: &f64| tick(&x_ticks, slot(*v));
+    let y_fmt = |v: &f64| tick(&y_ticks, slot(*v).and_then(|i| (rows - 1).checked_sub(i)));
     let mesh = Mesh {
-        x_desc,
-        y_desc,
         x_fmt: &x_fmt,
         y_fmt: &y_fmt,
         x_grid: false,
         y_grid: false,
     };
     axes::draw_mesh(&mut chart, &mesh)?;
+    decor.draw_descs(&body, &chart)?;
     let norm = |v: f64| grid.fraction(v, (vmin, vmax));
     let text_px = cell_text_px(area, &chart, grid, columns)?;
     for r in 0..rows {
@@ -185,7 +204,7 @@ pub(super) fn draw<DB: DrawingBackend>(
             .draw_series([Rectangle::new(corners, MARK.stroke_width(3))])
             .plot("the marked cell")?;
     }
-    draw_colour_bar(area, &chart, &bar_ticks, &norm, grid.value_label)
+    draw_colour_bar(&body, &chart, &bar_ticks, &norm, grid.value_label)
 }
 
 type Ctx<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;
@@ -331,12 +350,15 @@ where
             .plot("a colour bar label")?;
     }
     let (w, _) = area.dim_in_pixel();
-    let rotated = TextStyle::from(font(LABEL_PX).transform(FontTransform::Rotate270));
-    let style = rotated.pos(Pos::new(HPos::Center, VPos::Center));
-    let centre = (
-        w as i32 - VALUE_LABEL_SPACE as i32 / 2 - 4,
-        (top + bottom) / 2,
-    );
-    area.draw(&Text::new(value_label, centre, style))
-        .plot("the value label")
+    let room = Room {
+        width: height.max(1) as u32,
+        max_lines: 1,
+        px: LABEL_PX,
+        min_px: TICK_PX,
+        bold: false,
+    };
+    let label = text::fit(value_label, room)?;
+    let left =
+        w as i32 - VALUE_LABEL_SPACE as i32 + (VALUE_LABEL_SPACE as i32 - 8 - label.height()) / 2;
+    label.draw_upwards(area, (left, (top + bottom) / 2), &BLACK)
 }

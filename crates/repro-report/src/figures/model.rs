@@ -25,11 +25,14 @@ pub enum Chart {
     /// With `zero_slot` on a log x axis, points at x = 0 (λ = 0) are drawn in a slot left of
     /// the smallest positive x, behind a dashed break, unconnected to the line, with a CI
     /// whisker for their band entry and a tick labelled "0"; without it they are skipped.
+    /// With `whole_x`, x counts whole steps (epochs, iterations: `x_label` names the unit) and is
+    /// ticked at integers only.
     Lines {
         x_label: String,
         y_label: String,
         log_x: bool,
         log_y: bool,
+        whole_x: bool,
         series: Vec<Series>,
         vlines: Vec<(f64, String)>,
         zero_slot: bool,
@@ -75,7 +78,9 @@ pub struct Panel {
     pub chart: Chart,
 }
 
-/// A figure: a title and panels laid out in `columns` columns.
+/// A figure: a title and panels laid out in `columns` columns. The series of its line and
+/// scatter panels share one legend below the panels, so a series label should name the same
+/// arm (and keep its position, hence its colour) in every panel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     pub title: String,

@@ -19,6 +19,7 @@ fn lines(series: Vec<Series>, log_y: bool) -> Chart {
         y_label: "test error (%)".into(),
         log_x: false,
         log_y,
+        whole_x: true,
         series,
         vlines: vec![(3.0, "Tₛ".into())],
         zero_slot: false,
@@ -175,10 +176,11 @@ fn png_has_the_grid_size_and_draws_the_first_series() {
     // No bars: bar 0 is drawn in the first palette colour too.
     let fig = figure(2, vec![two_lines(), heatmap(), lines(vec![], false)]);
     let img = decode(&render_png(&fig).unwrap());
-    assert_eq!(
-        img.dimensions(),
-        (2 * PANEL_SIZE.0, 2 * PANEL_SIZE.1 + TITLE_STRIP)
-    );
+    let (w, h) = img.dimensions();
+    assert_eq!(w, 2 * PANEL_SIZE.0);
+    // The grid, and below it the legend strip of the two-series panel (one row).
+    let grid = 2 * PANEL_SIZE.1 + TITLE_STRIP;
+    assert!((grid + 20..grid + 60).contains(&h), "{h}");
     assert!(
         count_colour(&img, PALETTE[0]) > 50,
         "first palette colour not drawn"
@@ -188,7 +190,7 @@ fn png_has_the_grid_size_and_draws_the_first_series() {
 
 #[test]
 fn zero_columns_means_one() {
-    let img = decode(&render_png(&figure(0, vec![two_lines(), bars()])).unwrap());
+    let img = decode(&render_png(&figure(0, vec![bars(), heatmap()])).unwrap());
     assert_eq!(
         img.dimensions(),
         (PANEL_SIZE.0, 2 * PANEL_SIZE.1 + TITLE_STRIP)
@@ -412,6 +414,7 @@ fn lambda_lines(zero_slot: bool) -> Chart {
         y_label: "perplexity".into(),
         log_x: true,
         log_y: false,
+        whole_x: false,
         series: vec![s, series("adam_l2", &[(0.0, 201.0), (1e-2, 400.0)])],
         vlines: vec![],
         zero_slot,
@@ -422,9 +425,10 @@ fn lambda_lines(zero_slot: bool) -> Chart {
 fn zero_slot_draws_x_zero_left_of_a_log_axis_with_a_tick_and_whisker() {
     let with = render_svg(&figure(1, vec![lambda_lines(true)])).unwrap();
     let without = render_svg(&figure(1, vec![lambda_lines(false)])).unwrap();
-    // 5 + 2 markers with the slot; the two λ = 0 points are skipped without it.
-    assert_eq!(with.matches("<circle").count(), 7);
-    assert_eq!(without.matches("<circle").count(), 5);
+    // 5 + 2 markers with the slot; the two λ = 0 points are skipped without it. Each has a
+    // legend entry with a dot besides.
+    assert_eq!(with.matches("<circle").count(), 7 + 2);
+    assert_eq!(without.matches("<circle").count(), 5 + 2);
     assert!(has_text(&with, "0"), "the slot's tick");
     assert!(!has_text(&without, "0"));
     for tick in ["1e-5", "1e-4", "0.001", "0.01"] {
@@ -443,6 +447,7 @@ fn zero_slot_is_not_made_for_zeros_a_log_y_cannot_draw() {
         y_label: "ratio".into(),
         log_x: true,
         log_y: true,
+        whole_x: false,
         series: vec![series("s", &[(0.0, 0.0), (1e-3, 0.1), (1e-1, 10.0)])],
         vlines: vec![],
         zero_slot: true,
@@ -463,6 +468,7 @@ fn zero_slot_with_only_zero_or_one_positive_x_still_draws() {
             y_label: "y".into(),
             log_x: true,
             log_y: true,
+            whole_x: false,
             series: vec![series("s", &pts)],
             vlines: vec![],
             zero_slot: true,

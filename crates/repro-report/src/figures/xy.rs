@@ -1,6 +1,6 @@
-//! Lines and scatter charts: numeric x and y axes (linear or log), CI bands, marked x positions,
-//! a slot for x = 0 left of a log x axis, and a legend put in the corner of the plot that
-//! covers the least data.
+//! Lines and scatter charts: numeric x and y axes (linear or log, x in whole steps where it
+//! counts epochs or iterations), CI bands, marked x positions and a slot for x = 0 left of a
+//! log x axis. Series are told apart by the figure's one legend (`legend.rs`), outside the plot.
 
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -8,17 +8,15 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axes::{self, Axis, Mesh, usable};
+use super::axes::{self, Axis, Decor, Labels, Mesh, usable};
 use super::model::Series;
 use super::style::{MUTED, Plot, TICK_PX, colour, font};
+use super::text;
 
 /// Lines with at most this many points also get a marker at each point.
 const MARKER_MAX: usize = 40;
 /// Opacity of a CI band.
 const BAND_ALPHA: f64 = 0.18;
-/// Width of the legend's sample line, and the legend's inner margin (as plotters lays it out).
-const LEGEND_SAMPLE: i32 = 30;
-const LEGEND_MARGIN: i32 = 10;
 /// The zero slot sits one grid ratio left of the smallest positive x (the ratio of the two
 /// smallest), kept within these ratios so it is neither crowded nor far off.
 const ZERO_RATIO: (f64, f64) = (3.0, 10.0);
@@ -30,6 +28,8 @@ pub(super) struct Xy<'a> {
     pub y_label: &'a str,
     pub log_x: bool,
     pub log_y: bool,
+    /// x counts whole steps: integer ticks only.
+    pub whole_x: bool,
     pub series: &'a [Series],
     pub vlines: &'a [(f64, String)],
     /// Whether points at x = 0 get a slot left of a log x axis (see [`super::Chart::Lines`]).
@@ -153,11 +153,6 @@ impl Xy<'_> {
             .map(|(x, a, b)| (x, a.min(b), a.max(b)))
             .collect()
     }
-
-    /// Whether the chart gets a legend (more than one series).
-    fn legend(&self) -> bool {
-        self.series.len() > 1
-    }
 }
 
 /// Fits the axes to the data and draws with the coordinate types the log flags call for.
@@ -183,7 +178,7 @@ fn draw<DB: DrawingBackend>(
         xy.points(s).map(|p| p.1).chain(band_ys).collect::<Vec<_>>()
     });
     let y = Axis::fit(ys, xy.log_y);
-    let x = Axis::fit(xs.chain(vline_xs), xy.log_x);
+    let x = Axis::fit_steps(xs.chain(vline_xs), xy.log_x, xy.whole_x);
     let (Some(mut x), Some(y)) = (x, y) else {
         return axes::no_data(area, title);
     };
@@ -226,8 +221,18 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
         X: Ranged<ValueType = f64> + ValueFormatter<f64>,
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
-        let mut builder = axes::chart_builder(self.area, self.title, &self.y.labels(), 20)?;
-        let mut chart = builder.build_cartesian_2d(xc, yc).plot("the chart")?;
+        let labels = Labels {
+            title: self.title,
+            x_desc: self.xy.x_label,
+            y_desc: self.xy.y_label,
+            y_ticks: &self.y.labels(),
+        };
+        let decor = Decor::new(self.area, &labels, 20)?;
+        let body = decor.body(self.area)?;
+        let mut chart = decor
+            .builder(&body)
+            .build_cartesian_2d(xc, yc)
+            .plot("the chart")?;
         let x_fmt = |v: &f64| {
             if self.xy.in_slot(*v) {
                 "0".to_string()
@@ -236,16 +241,14 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
             }
         };
         let y_fmt = |v: &f64| self.y.label(*v);
-        let (x_desc, y_desc) = (self.xy.x_label, self.xy.y_label);
         let mesh = Mesh {
-            x_desc,
-            y_desc,
             x_fmt: &x_fmt,
             y_fmt: &y_fmt,
             x_grid: true,
             y_grid: true,
         };
         axes::draw_mesh(&mut chart, &mesh)?;
+        decor.draw_descs(&body, &chart)?;
         if self.kind == Kind::Lines {
             self.draw_bands(&mut chart)?;
             self.draw_vlines(&mut chart)?;
@@ -256,9 +259,6 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
                 Kind::Lines => self.draw_line(&mut chart, i, s)?,
                 Kind::Scatter => self.draw_points(&mut chart, i, s)?,
             }
-        }
-        if self.xy.legend() {
-            self.draw_legend(&mut chart)?;
         }
         Ok(())
     }
@@ -349,7 +349,18 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
                 (5, HPos::Left)
             };
             let style = font(TICK_PX).color(&MUTED).pos(Pos::new(h, VPos::Top));
-            let text = EmptyElement::at((*x, y_axis.hi)) + Text::new(label.clone(), (dx, 4), style);
+            // A light backing so the label reads where a line passes under it.
+            let (w, th) = text::measure(label, TICK_PX, false)?;
+            let (w, th) = (w as i32, th as i32);
+            let (x0, x1) = if right_half {
+                (dx - w - 2, dx + 2)
+            } else {
+                (dx - 2, dx + w + 2)
+            };
+            let backing = Rectangle::new([(x0, 3), (x1, 5 + th)], WHITE.mix(0.8).filled());
+            let text = EmptyElement::at((*x, y_axis.hi))
+                + backing
+                + Text::new(label.clone(), (dx, 4), style);
             chart
                 .draw_series(std::iter::once(text))
                 .plot("a marked x label")?;
@@ -365,11 +376,7 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
         let style = colour(i).stroke_width(2);
         let runs = self.xy.segments(s);
         let lines = runs.iter().map(|run| PathElement::new(run.clone(), style));
-        let anno = chart.draw_series(lines).plot("a line")?;
-        if self.xy.legend() {
-            anno.label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], style));
-        }
+        chart.draw_series(lines).plot("a line")?;
         // Long lines get no markers, except a point in the zero slot, which has no line.
         let all = runs.iter().map(Vec::len).sum::<usize>() <= MARKER_MAX;
         let markers = runs
@@ -388,118 +395,7 @@ impl<DB: DrawingBackend> Frame<'_, '_, DB> {
     {
         let fill = colour(i).filled();
         let points = self.xy.points(s).map(|p| Circle::new(p, 4, fill));
-        let anno = chart.draw_series(points).plot("points")?;
-        if self.xy.legend() {
-            anno.label(s.label.as_str())
-                .legend(move |(x, y)| Circle::new((x + 11, y), 4, fill));
-        }
+        chart.draw_series(points).plot("points")?;
         Ok(())
     }
-
-    fn draw_legend<'c, X, Y>(&self, chart: &mut Ctx<'c, DB, X, Y>) -> Result<()>
-    where
-        DB: 'c,
-        X: Ranged<ValueType = f64>,
-        Y: Ranged<ValueType = f64>,
-    {
-        let position = self.legend_corner(chart)?;
-        chart
-            .configure_series_labels()
-            .position(position)
-            .margin(LEGEND_MARGIN)
-            .legend_area_size(LEGEND_SAMPLE)
-            .background_style(WHITE.mix(0.85).filled())
-            .border_style(BLACK.mix(0.3))
-            .label_font(font(TICK_PX))
-            .draw()
-            .plot("the legend")
-    }
-
-    /// The plot corner (upper right first) where the legend box covers the fewest data samples.
-    fn legend_corner<X, Y>(&self, chart: &Ctx<'_, DB, X, Y>) -> Result<SeriesLabelPosition>
-    where
-        X: Ranged<ValueType = f64>,
-        Y: Ranged<ValueType = f64>,
-    {
-        let (w, h) = self.legend_size()?;
-        let (xr, yr) = chart.plotting_area().get_pixel_range();
-        let samples = self.samples(chart);
-        let (left, right) = (xr.start + 5, xr.end - w - 5);
-        let (top, bottom) = (yr.start + 5, yr.end - h - 5);
-        let corners = [(right, top), (left, top), (right, bottom), (left, bottom)];
-        let covered = |(x0, y0): (i32, i32)| {
-            let inside =
-                |(x, y): &(i32, i32)| (x0..=x0 + w).contains(x) && (y0..=y0 + h).contains(y);
-            samples.iter().filter(|p| inside(p)).count()
-        };
-        let best = (0..corners.len())
-            .min_by_key(|&c| (covered(corners[c]), c))
-            .unwrap_or(0);
-        Ok(match best {
-            0 => SeriesLabelPosition::UpperRight,
-            1 => SeriesLabelPosition::UpperLeft,
-            2 => SeriesLabelPosition::LowerRight,
-            _ => SeriesLabelPosition::LowerLeft,
-        })
-    }
-
-    /// The legend box size as plotters lays it out (text lines at 1.25 line height).
-    fn legend_size(&self) -> Result<(i32, i32)> {
-        let tick_font = TextStyle::from(font(TICK_PX));
-        let (mut width, mut height) = (0, 0);
-        for s in self.xy.series {
-            let (w, h) = self
-                .area
-                .estimate_text_size(&s.label, &tick_font)
-                .plot("the legend")?;
-            (width, height) = (width.max(w as i32), h as i32);
-        }
-        let lines = (self.xy.series.len() as f64 * f64::from(height) * 1.25) as i32;
-        Ok((
-            width + LEGEND_SAMPLE + 2 * LEGEND_MARGIN,
-            lines + 2 * LEGEND_MARGIN,
-        ))
-    }
-
-    /// Pixel positions covered by data: points, and for lines samples along each segment and
-    /// along the marked x positions.
-    fn samples<X, Y>(&self, chart: &Ctx<'_, DB, X, Y>) -> Vec<(i32, i32)>
-    where
-        X: Ranged<ValueType = f64>,
-        Y: Ranged<ValueType = f64>,
-    {
-        let pixel = |p: &(f64, f64)| chart.backend_coord(p);
-        let mut runs: Vec<Vec<(i32, i32)>> = match self.kind {
-            Kind::Scatter => self
-                .xy
-                .series
-                .iter()
-                .map(|s| self.xy.points(s).map(|p| pixel(&p)).collect())
-                .collect(),
-            Kind::Lines => self
-                .xy
-                .series
-                .iter()
-                .flat_map(|s| self.xy.segments(s))
-                .map(|run| run.iter().map(pixel).collect())
-                .collect(),
-        };
-        if self.kind == Kind::Lines {
-            let vlines = self.xy.vlines.iter().filter(|v| usable(v.0, self.x.log));
-            let cut = self.xy.zero.map(|z| z.cut);
-            let xs = vlines.map(|v| v.0).chain(cut);
-            runs.extend(xs.map(|x| vec![pixel(&(x, self.y.lo)), pixel(&(x, self.y.hi))]));
-        }
-        runs.iter().flat_map(|run| densify(run)).collect()
-    }
-}
-
-/// The points of a pixel polyline with 8 samples along each segment.
-fn densify(run: &[(i32, i32)]) -> Vec<(i32, i32)> {
-    let mut out: Vec<(i32, i32)> = run.first().copied().into_iter().collect();
-    for pair in run.windows(2) {
-        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
-        out.extend((1..=8).map(|k| (x0 + (x1 - x0) * k / 8, y0 + (y1 - y0) * k / 8)));
-    }
-    out
 }

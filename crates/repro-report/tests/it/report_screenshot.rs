@@ -29,6 +29,7 @@ fn figure() -> Figure {
         y_label: "loss".into(),
         log_x: false,
         log_y: false,
+        whole_x: true,
         series: vec![line("early", 0.1), line("late", 0.3)],
         vlines: vec![(5.0, "Tₛ".into())],
         zero_slot: false,
