@@ -28,6 +28,8 @@ pub(super) struct Ctx {
     pub datasets_dir: PathBuf,
     pub lock_path: PathBuf,
     pub quiet: bool,
+    /// Columns the printed tables may take; `None` with `--wide` (see `term::table_width`).
+    pub width: Option<usize>,
 }
 
 impl Ctx {

@@ -2,30 +2,29 @@
 //! thin layer over the pipeline, store and report libraries. Exit codes: 0 success, 1 work or
 //! verification failed, 2 bad usage or invalid pipeline.
 
-use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use tabled::settings::Style;
-use tabled::{Table, Tabled};
+use clap::{FromArgMatches, Parser, Subcommand};
 
-use repro_core::pipeline::executor::RunState;
-use repro_core::pipeline::lockfile::LockFile;
-use repro_core::pipeline::spec::{Determinism, Pipeline};
-use repro_core::pipeline::{datasets, verify};
+use repro_core::pipeline::spec::Pipeline;
 use repro_core::runtime::DeviceChoice;
 use repro_core::store::Store;
 
+mod about;
 mod ctx;
+mod inspect;
+mod maintain;
 mod plan;
 mod progress;
 mod queue;
 mod report;
 mod run;
+mod term;
 
-use ctx::{Ctx, Failure, threads_for};
+use ctx::{Ctx, Failure};
+use inspect::{status_cmd, verify_cmd};
+use maintain::{fetch_cmd, gc_cmd, lock_cmd};
 use queue::{ExecutorKind, QueueArgs};
 use run::{Parallel, RunFlags, run_cmd};
 
@@ -33,7 +32,8 @@ use run::{Parallel, RunFlags, run_cmd};
 #[command(
     name = "repro",
     version,
-    about = "Replicate 'Understanding Decoupled and Early Weight Decay' as a content-addressed pipeline"
+    about = "Replicate 'Understanding Decoupled and Early Weight Decay' as a content-addressed pipeline",
+    after_help = about::EXAMPLES
 )]
 pub struct Cli {
     /// The pipeline file.
@@ -57,6 +57,10 @@ pub struct Cli {
     /// Only errors and the final summary; no progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Print tables with every column at full width instead of wrapping them to the terminal
+    /// (`$COLUMNS`, else the terminal's width, else 100 columns when piped).
+    #[arg(long, global = true)]
+    wide: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -64,9 +68,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Show every run with cached / will-run and the reason; changes nothing.
+    #[command(after_help = about::PLAN_EXAMPLES)]
     Plan {
         #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
         profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// One JSON object per run (id, experiment, kind, resolved params, upstream, state, key,
@@ -79,6 +86,7 @@ enum Cmd {
     /// Run targets and their dependencies; cached runs are skipped. A run is cached when its
     /// record exists and every output is intact (stat unchanged since it was verified, else
     /// re-hashed); a corrupt output is moved to quarantine/ and its run rebuilt.
+    #[command(after_help = about::RUN_EXAMPLES)]
     Run {
         #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
         profile: String,
@@ -93,6 +101,8 @@ enum Cmd {
         no_repair: bool,
         #[command(flatten)]
         parallel: Parallel,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// A folder or base URL holding dataset files, tried before upstream.
@@ -104,14 +114,18 @@ enum Cmd {
         executor: ExecutorKind,
         #[command(flatten)]
         queue: QueueArgs,
+        /// Experiments, run ids or datasets to run, with what they depend on (default: all).
         targets: Vec<String>,
     },
     /// Internal: run exactly one run of a runs file against the store (what a Slurm job does);
     /// its upstream runs must be finished.
     #[command(hide = true)]
     ExecRun {
+        /// The profile the runs file was written for.
         #[arg(long)]
         profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// One run id per line.
@@ -125,10 +139,16 @@ enum Cmd {
     Status {
         #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
         profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// One JSON document on stdout: per-experiment runs, cached and to-run counts, totals.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash every object the run records and the lock reference; compare locked digests.
+    #[command(after_help = about::VERIFY_EXAMPLES)]
     Verify {
         /// Also compare this profile's locked run outputs (default: only re-hash).
         #[arg(long)]
@@ -137,9 +157,13 @@ enum Cmd {
         /// name, e.g. a few runs rerun on a fresh store.
         #[arg(requires = "profile")]
         targets: Vec<String>,
+        /// One JSON document on stdout: the counts and the problems found (exit 1 all the same).
+        #[arg(long)]
+        json: bool,
     },
     /// Download datasets (all declared ones by default) and check their digests.
     Fetch {
+        /// A folder or base URL holding dataset files, tried before upstream.
         #[arg(long)]
         mirror: Option<String>,
         /// Accept a new file for these datasets' files that pipeline.yaml gives no digest for:
@@ -147,37 +171,60 @@ enum Cmd {
         /// what is fetched now (the runs that read them get new keys).
         #[arg(long, value_name = "DATASET")]
         repin: Vec<String>,
+        /// Datasets to fetch (default: every declared one).
         #[arg(value_name = "DATASET")]
         names: Vec<String>,
     },
     /// List objects no run record or lock entry refers to; `--apply` deletes them.
     Gc {
+        /// Delete what is listed (default: only list it).
         #[arg(long)]
         apply: bool,
     },
     /// Evaluate the claims on the profile's finished runs; print the tables and write
     /// report/<profile>/ (report.md, report.html, claims.json, CSVs, figures).
+    #[command(after_help = about::REPORT_EXAMPLES)]
     Report {
         #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
         profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// Folder the report folders go in (default: `report/` beside the pipeline file).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// One JSON document on stdout instead of the tables: claims, checks (verdict,
+        /// measured, per-arm means and 95% intervals), the report key and its files.
+        #[arg(long)]
+        json: bool,
     },
     /// Rewrite the profile's entry of pipeline.lock from the store.
     Lock {
         #[arg(long, default_value = "smoke", env = "REPRO_PROFILE")]
         profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+    /// Print a shell completion script, e.g. `repro completions bash >
+    /// ~/.local/share/bash-completion/completions/repro`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `repro man > ~/.local/share/man/man1/repro.1`.
+    Man,
 }
 
 /// Parse arguments, run, and return the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = about::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -190,7 +237,13 @@ pub fn main() -> i32 {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    match dispatch(cli) {
+    // Neither needs a pipeline file.
+    let done = match cli.cmd {
+        Cmd::Completions { shell } => about::completions(shell),
+        Cmd::Man => about::man(),
+        _ => dispatch(cli),
+    };
+    match done {
         Ok(()) => 0,
         Err(e) => {
             if let Some(spec) = e.downcast_ref::<repro_core::pipeline::spec::SpecErrors>() {
@@ -228,6 +281,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         pipeline,
         store,
         quiet: cli.quiet,
+        width: term::table_width(cli.wide),
     };
     match cli.cmd {
         Cmd::Plan {
@@ -282,8 +336,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             runs_file,
             index,
         } => queue::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
-        Cmd::Status { profile, device } => status_cmd(&ctx, &profile, device),
-        Cmd::Verify { profile, targets } => verify_cmd(&ctx, profile, &targets),
+        Cmd::Status {
+            profile,
+            device,
+            json,
+        } => status_cmd(&ctx, &profile, device, json),
+        Cmd::Verify {
+            profile,
+            targets,
+            json,
+        } => verify_cmd(&ctx, profile, &targets, json),
         Cmd::Fetch {
             mirror,
             repin,
@@ -294,206 +356,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             profile,
             device,
             out,
-        } => report::report_cmd(&ctx, &profile, device, out.as_deref()),
+            json,
+        } => report::report_cmd(&ctx, &profile, device, out.as_deref(), json),
         Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
+        // `main` answers these before a pipeline is loaded.
+        Cmd::Completions { shell } => about::completions(shell),
+        Cmd::Man => about::man(),
     }
-}
-
-/// What `repro run` does with cached runs.
-#[derive(Tabled)]
-struct StatusRow {
-    experiment: String,
-    runs: usize,
-    cached: usize,
-    to_run: usize,
-}
-
-fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
-    let plan = ctx.plan(profile, &[])?;
-    let device = ctx.device(device)?;
-    let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
-    let mut rows: Vec<StatusRow> = Vec::new();
-    for (run, (_, s)) in plan.runs.iter().zip(&states) {
-        if rows.last().is_none_or(|r| r.experiment != run.experiment) {
-            rows.push(StatusRow {
-                experiment: run.experiment.clone(),
-                runs: 0,
-                cached: 0,
-                to_run: 0,
-            });
-        }
-        if let Some(r) = rows.last_mut() {
-            r.runs += 1;
-            match s {
-                RunState::Cached { .. } => r.cached += 1,
-                RunState::WillRun { .. } => r.to_run += 1,
-            }
-        }
-    }
-    println!("{}", Table::new(&rows).with(Style::sharp()));
-    let records = ctx.store.record_count();
-    println!(
-        "profile {profile}: {} runs, {} cached; store {}: {records} run records",
-        states.len(),
-        states
-            .iter()
-            .filter(|(_, s)| matches!(s, RunState::Cached { .. }))
-            .count(),
-        ctx.store.root().display()
-    );
-    Ok(())
-}
-
-fn verify_cmd(ctx: &Ctx, profile: Option<String>, targets: &[String]) -> Result<()> {
-    let lock = LockFile::load(&ctx.lock_path)?;
-    let mut profiles = Vec::new();
-    if let Some(p) = profile {
-        let plan = ctx.plan(&p, targets)?;
-        let generation_keys = plan
-            .datasets
-            .iter()
-            .filter_map(|d| {
-                datasets::generation_manifest(&ctx.pipeline.salt, d)
-                    .map(|m| (d.name.clone(), m.key()))
-            })
-            .collect();
-        // A target's upstream runs are checked with it: they are in the plan, and ran. Only
-        // bitwise runs are locked.
-        let runs = (!targets.is_empty()).then(|| {
-            plan.runs
-                .iter()
-                .filter(|r| r.determinism == Determinism::Bitwise)
-                .map(|r| r.id.clone())
-                .collect()
-        });
-        profiles.push(verify::ProfileCheck {
-            profile: p,
-            generation_keys,
-            runs,
-        });
-    }
-    let v = verify::verify(&ctx.store, &lock, &ctx.datasets_dir, &profiles)?;
-    if !v.problems.is_empty() {
-        for p in &v.problems {
-            eprintln!("mismatch: {p}");
-        }
-        return Err(Failure::Work(format!(
-            "verification failed: {} problem(s)",
-            v.problems.len()
-        ))
-        .into());
-    }
-    println!(
-        "verified {} objects, {} locked runs, {} dataset files, {} extracted files: all match",
-        v.objects, v.locked_runs, v.dataset_files, v.extracted_files
-    );
-    Ok(())
-}
-
-fn fetch_cmd(ctx: &Ctx, mirror: Option<String>, repin: &[String], names: &[String]) -> Result<()> {
-    let mut names: Vec<String> = if names.is_empty() && repin.is_empty() {
-        ctx.pipeline.datasets.keys().cloned().collect()
-    } else {
-        names.to_vec()
-    };
-    for r in repin {
-        if !names.contains(r) {
-            names.push(r.clone());
-        }
-    }
-    let fancy = !ctx.quiet && std::io::stderr().is_terminal();
-    let opts = datasets::fetch_options(&ctx.store, mirror.as_deref(), fancy);
-    let _held = ctx.store.lock_named("pipeline-lock")?;
-    let mut lock = LockFile::load(&ctx.lock_path)?;
-    let mut failures = Vec::new();
-    for name in &names {
-        let Some(spec) = ctx.pipeline.datasets.get(name) else {
-            return Err(Failure::Usage(format!(
-                "dataset `{name}` is not declared in {}",
-                ctx.pipeline.path.display()
-            ))
-            .into());
-        };
-        let repinning = repin.contains(name);
-        for f in &spec.files {
-            let locked = lock.datasets.get(name).and_then(|m| m.get(&f.name));
-            let (pins, from_lock) = if repinning {
-                // pipeline.yaml's own digests still hold; only the lock's are forgotten.
-                (f.clone(), false)
-            } else {
-                datasets::effective_pins(f, locked)
-            };
-            let was = locked.map(|l| l.sha256.clone());
-            match repro_core::data::fetch::fetch_file(&pins, &ctx.datasets_dir.join(name), &opts) {
-                Ok(got) => {
-                    let changed = was.as_ref().filter(|w| **w != got.sha256);
-                    println!(
-                        "{name}/{}: ok ({} bytes, sha256 {}){}",
-                        f.name,
-                        got.size,
-                        got.sha256,
-                        match changed {
-                            Some(w) => format!("; repinned (was {w})"),
-                            None => String::new(),
-                        }
-                    );
-                    lock.record_dataset_file(name, &f.name, &got.sha256, &got.md5, got.size);
-                }
-                Err(e) => {
-                    eprintln!("{name}/{}: {e:#}", f.name);
-                    if from_lock {
-                        eprintln!(
-                            "  (pipeline.lock pinned this file's sha256 at its first verified \
-                             download; to accept a new file, put it in {} and run `repro fetch \
-                             --repin {name}`)",
-                            ctx.datasets_dir.join(name).display()
-                        );
-                    }
-                    failures.push(format!("{name}/{}", f.name));
-                }
-            }
-        }
-    }
-    lock.save(&ctx.lock_path)?;
-    if !failures.is_empty() {
-        return Err(Failure::Work(format!("could not fetch: {}", failures.join(", "))).into());
-    }
-    Ok(())
-}
-
-fn gc_cmd(ctx: &Ctx, apply: bool) -> Result<()> {
-    let lock = LockFile::load(&ctx.lock_path)?;
-    let keep: BTreeSet<String> = lock.digests().cloned().collect();
-    let found = ctx.store.gc(&keep, apply)?;
-    let verb = if apply { "removed" } else { "would remove" };
-    for key in &found.finished_work {
-        println!("{verb} work folder of finished run {key}");
-    }
-    for key in &found.interrupted_work {
-        println!("kept work folder of interrupted run {key} (the next run resumes from it)");
-    }
-    for (sha, size) in &found.objects {
-        println!("{verb} {sha} ({size} bytes)");
-    }
-    let (n, bytes) = (found.objects.len(), found.bytes());
-    if apply {
-        println!("removed {n} objects, {bytes} bytes");
-    } else {
-        println!("{n} unreferenced objects, {bytes} bytes; run `repro gc --apply` to remove them");
-    }
-    Ok(())
-}
-
-fn lock_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice) -> Result<()> {
-    let plan = ctx.plan(profile, &[])?;
-    let device = ctx.device(device)?;
-    let mut lock = LockFile::load(&ctx.lock_path)?;
-    let n = verify::lock_profile(&ctx.exec(), &plan, &mut lock, &device, threads_for(&plan))
-        .map_err(|e| Failure::Work(format!("{e:#}")))?;
-    lock.save(&ctx.lock_path)?;
-    println!(
-        "locked {n} bitwise runs of profile {profile} in {}",
-        ctx.lock_path.display()
-    );
-    Ok(())
 }

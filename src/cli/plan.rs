@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::json;
-use tabled::settings::Style;
-use tabled::{Table, Tabled};
+use tabled::Tabled;
 
 use super::ctx::{Ctx, threads_for};
+use super::term::grid_rows;
 use repro_core::pipeline::executor::RunState;
 use repro_core::runtime::DeviceChoice;
+use repro_report::tables;
 
 #[derive(Tabled)]
 struct PlanRow {
@@ -80,7 +81,7 @@ pub(super) fn plan_cmd(
             }
         });
     }
-    println!("{}", Table::new(rows).with(Style::sharp()));
+    println!("{}", tables::grid(grid_rows(&rows), ctx.width));
     println!(
         "profile {profile}: {} runs, {} cached, {will} to run",
         states.len(),

@@ -4,6 +4,7 @@
 mod adam_stages;
 mod binaries;
 mod cli;
+mod cli_manners;
 mod common;
 mod engine;
 mod gpu_check;

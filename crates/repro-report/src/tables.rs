@@ -1,11 +1,11 @@
 //! The report's tables: what a table is ([`Table`] of [`Cell`]s), the claims and checks tables
-//! (the experiments' tables are [`super::per_experiment`]'s), and their renderings for the
-//! terminal (tabled, colour only when asked), Markdown, CSV (numbers unrounded, CI bounds in their
-//! own columns) and HTML.
+//! (the experiments' tables are [`super::per_experiment`]'s), and their renderings: the
+//! terminal's in [`terminal`] (fitted to a width), Markdown, CSV (numbers unrounded, CI bounds
+//! in their own columns) and HTML.
 
-use tabled::builder::Builder;
-use tabled::settings::object::Columns;
-use tabled::settings::{Modify, Style, Width};
+mod terminal;
+
+pub use terminal::{CLAIMS_TABLE_MIN_WIDTH, grid, terminal, wrap_text};
 
 use super::numbers::num;
 use super::verdict::{CheckResult, Verdict, combine, counted};
@@ -175,39 +175,6 @@ pub fn claims_table(checks: &[CheckResult]) -> Table {
         .to_vec(),
         rows,
         note: None,
-    }
-}
-
-fn paint(v: Verdict, s: &str) -> String {
-    let code = match v {
-        Verdict::Reproduced => "32",
-        Verdict::NotReproduced => "31",
-        Verdict::Inconclusive => "33",
-        Verdict::Diverged => "35",
-        Verdict::NotRun | Verdict::NotCheckable => "2",
-    };
-    format!("\x1b[{code}m{s}\x1b[0m")
-}
-
-/// The table for a terminal; `colour` adds ANSI colours to verdicts.
-pub fn terminal(t: &Table, colour: bool) -> String {
-    let mut b = Builder::default();
-    b.push_record(t.headers.clone());
-    for r in &t.rows {
-        b.push_record(r.iter().map(|c| match c {
-            Cell::Verdict(v) if colour => paint(*v, v.text()),
-            _ => c.text(),
-        }));
-    }
-    let mut table = b.build();
-    table.with(Style::sharp());
-    if t.id == "claims" {
-        table.with(Modify::new(Columns::new(2..3)).with(Width::wrap(28).keep_words(true)));
-        table.with(Modify::new(Columns::new(3..4)).with(Width::wrap(72).keep_words(true)));
-    }
-    match &t.note {
-        Some(n) => format!("{}\n{table}\n{n}", t.title),
-        None => format!("{}\n{table}", t.title),
     }
 }
 
