@@ -1,14 +1,24 @@
 //! How `repro run` shows the executor's events: on a terminal an overall bar and one bar per
-//! running run, with each event's line printed above them; otherwise plain lines on stderr
-//! (`--quiet`: none).
+//! running run (its position, throughput, last loss, elapsed and ETA from the worker's ticks),
+//! with each event's line printed above them; otherwise plain lines on stderr, a run's progress
+//! every [`PLAIN_EVERY`] and at each epoch's end (`--quiet`: none).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use repro_core::pipeline::executor::{At, Reporter, RunEvent};
+use repro_core::pipeline::progress::Progress;
+
+/// How often a run's progress becomes a plain line without a terminal (besides unit ends): the
+/// worker ticks far more often, which a log of stderr does not need.
+const PLAIN_EVERY: Duration = Duration::from_secs(30);
+
+/// A run's bar length: ticks give a fraction, whatever the unit.
+const BAR_STEPS: u64 = 1000;
 
 pub struct Terminal {
     quiet: bool,
@@ -18,6 +28,8 @@ pub struct Terminal {
     overall: Mutex<Option<ProgressBar>>,
     /// Bars of the runs in progress, by plan position.
     bars: Mutex<BTreeMap<usize, ProgressBar>>,
+    /// Without a terminal: which progress ticks become lines.
+    plain: Mutex<Thinning>,
 }
 
 impl Terminal {
@@ -28,6 +40,7 @@ impl Terminal {
             multi: MultiProgress::new(),
             overall: Mutex::new(None),
             bars: Mutex::new(BTreeMap::new()),
+            plain: Mutex::new(Thinning::new(PLAIN_EVERY)),
         }
     }
 
@@ -47,8 +60,18 @@ impl Terminal {
         pb
     }
 
+    /// Whether run `n`'s tick becomes a plain line now.
+    fn plain_due(&self, n: usize, tick: &Progress) -> bool {
+        let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        plain.due(n, Instant::now(), tick.unit_end)
+    }
+
     /// The run's bar is done with; the overall bar counts it.
     fn finished(&self, n: usize) {
+        self.plain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(n);
         if let Some(pb) = self
             .bars
             .lock()
@@ -99,23 +122,26 @@ impl Reporter for Terminal {
                     reasons.join("; ")
                 ));
                 if self.fancy {
-                    let pb = self.bar("{prefix:>8} [{bar:30}] {pos}/{len} {msg}", 1);
+                    let template = "{prefix:>8} [{bar:30}] {percent:>3}% {wide_msg}";
+                    let pb = self.bar(template, BAR_STEPS);
                     pb.set_prefix(format!("{n}/{total}"));
+                    pb.set_message(format!("{run} starting"));
                     self.bars
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(n, pb);
                 }
             }
-            RunEvent::Progress { pos, len, message } => {
+            RunEvent::Progress(tick) => {
                 let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
                 match bars.get(&n) {
                     Some(pb) => {
-                        pb.set_length(len);
-                        pb.set_position(pos);
-                        pb.set_message(format!("{run} {message}"));
+                        pb.set_position((tick.fraction() * BAR_STEPS as f64) as u64);
+                        pb.set_message(format!("{run} {tick}"));
                     }
-                    None if !self.quiet => eprintln!("[{n}/{total}] {run} {pos}/{len} {message}"),
+                    None if !self.quiet && self.plain_due(n, tick) => {
+                        eprintln!("[{n}/{total}] {run} {tick}")
+                    }
                     None => {}
                 }
             }
@@ -147,5 +173,62 @@ impl Reporter for Terminal {
 
     fn interactive(&self) -> bool {
         self.fancy
+    }
+}
+
+/// Thins a stream of ticks per run: a run's first tick, every unit end, and otherwise at most
+/// one tick per `every`.
+struct Thinning {
+    every: Duration,
+    /// When each run's last line went out, by plan position.
+    last: BTreeMap<usize, Instant>,
+}
+
+impl Thinning {
+    fn new(every: Duration) -> Thinning {
+        Thinning {
+            every,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// Whether run `n`'s tick at `now` is shown (and if so, the clock restarts).
+    fn due(&mut self, n: usize, now: Instant, unit_end: bool) -> bool {
+        let due = unit_end
+            || self
+                .last
+                .get(&n)
+                .is_none_or(|&t| now.saturating_duration_since(t) >= self.every);
+        if due {
+            self.last.insert(n, now);
+        }
+        due
+    }
+
+    fn forget(&mut self, n: usize) {
+        self.last.remove(&n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_come_every_interval_and_at_unit_ends() {
+        let mut thin = Thinning::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Ticks every 2 s of run 1; an epoch ends at 41 s.
+        let shown: Vec<u64> = (0..40)
+            .map(|i| 2 * i + 1)
+            .filter(|&s| thin.due(1, at(s), s == 41))
+            .collect();
+        assert_eq!(shown, [1, 31, 41, 71]);
+        // Each run has its own clock, and a finished run's is dropped.
+        assert!(thin.due(2, at(72), false));
+        assert!(!thin.due(2, at(73), false));
+        thin.forget(2);
+        assert!(thin.due(2, at(74), false));
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod engine;
 mod gpu_check;
 mod kinds;
+mod progress;
 mod lm_stage;
 mod report;
 mod resume;

@@ -10,8 +10,10 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 
 use crate::libtorch;
+use crate::train::progress::ProgressOut;
 use crate::train::{StageContext, run_stage};
-use repro_core::pipeline::stage::{Outcome, PARENT_ENV, PROGRESS_PREFIX, Task};
+use repro_core::pipeline::progress::Progress;
+use repro_core::pipeline::stage::{Outcome, PARENT_ENV, Task};
 use repro_core::store::atomic::write_atomic;
 
 /// Entry point of the worker binary; returns the exit code.
@@ -72,9 +74,9 @@ fn exec(task_path: &Path, outcome_path: &Path) -> Result<()> {
     )
     .with_context(|| format!("{} is not a valid task", task_path.display()))?;
     libtorch::apply(&task.settings);
-    let progress = |pos: u64, len: u64, msg: &str| {
+    let emit = |tick: &Progress| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{PROGRESS_PREFIX}{pos} {len} {msg}");
+        let _ = writeln!(out, "{}", tick.to_line());
         let _ = out.flush();
     };
     let ctx = StageContext {
@@ -85,7 +87,7 @@ fn exec(task_path: &Path, outcome_path: &Path) -> Result<()> {
         out_dir: task.out_dir.clone(),
         device: libtorch::tch_device(&task.settings.device),
         precision: task.settings.precision,
-        progress: &progress,
+        progress: ProgressOut::from_env(&emit)?,
         checkpoints: task
             .checkpoints
             .clone()

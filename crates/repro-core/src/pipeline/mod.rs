@@ -1,9 +1,9 @@
 //! The pipeline engine: `pipeline.yaml` ([`spec`], read and checked by [`validate`]) → concrete
 //! runs ([`plan`]) → content addresses ([`crate::store::key`]) → execution against the store,
 //! locally ([`executor`]) or through a cluster's queue ([`queue`]), with datasets prepared by
-//! [`datasets`], stage kinds declared in [`kinds`] (the engine↔worker protocol in [`stage`]),
-//! the paper's claims as checks in [`claims`], and the lock and verification in [`lockfile`]
-//! and [`verify`].
+//! [`datasets`], stage kinds declared in [`kinds`] (the engine↔worker protocol in [`stage`],
+//! its progress ticks in [`progress`]), the paper's claims as checks in [`claims`], and the lock
+//! and verification in [`lockfile`] and [`verify`].
 
 pub mod claims;
 pub mod datasets;
@@ -15,6 +15,7 @@ pub mod params;
 pub mod placement;
 pub mod plan;
 pub mod problem;
+pub mod progress;
 pub mod queue;
 pub mod spec;
 pub mod stage;

@@ -1,6 +1,7 @@
 //! Stage kinds as the engine sees them: each kind declares its parameters and an implementation
 //! version (part of every run key). The engine hands a run to the worker process as a [`Task`]
-//! and gets an [`Outcome`] back; the implementations live in `train` and run only there.
+//! and gets an [`Outcome`] back (with [`super::progress`] ticks on the worker's stdout while it
+//! runs); the implementations live in `train` and run only there.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -140,9 +141,6 @@ impl Outcome {
         }
     }
 }
-
-/// The line prefix the worker uses on stdout to report progress: `progress POS LEN MESSAGE`.
-pub const PROGRESS_PREFIX: &str = "progress ";
 
 /// The engine's pid, passed so the worker can tell whether its engine is still there.
 pub const PARENT_ENV: &str = "REPRO_ENGINE_PID";

@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use repro_core::pipeline::executor::{At, Launcher, Reporter, RunEvent, RunOptions};
 use repro_core::pipeline::placement::Placement;
 use repro_core::pipeline::plan::Plan;
+use repro_core::pipeline::progress::{Progress, Unit};
 use repro_core::pipeline::stage::{Outcome, Task};
 use repro_core::runtime::Device;
 use repro_core::store::memo::Scratch;
@@ -43,7 +44,7 @@ impl Launcher for Fake {
         scratch: &Scratch,
         _log: &Path,
         slot: &Placement,
-        progress: &dyn Fn(u64, u64, &str),
+        progress: &dyn Fn(&Progress),
     ) -> Result<Outcome> {
         {
             let mut s = self.seen.lock().unwrap();
@@ -56,7 +57,7 @@ impl Launcher for Fake {
             let ups = task.upstream.iter().map(|u| u.run_id.clone()).collect();
             s.upstream_inputs.insert(task.run_id.clone(), ups);
         }
-        progress(1, 2, "halfway");
+        progress(&Progress::at(Unit::Epoch, 1, 2, "halfway"));
         std::thread::sleep(self.hold);
         {
             let mut s = self.seen.lock().unwrap();

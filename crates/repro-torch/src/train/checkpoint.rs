@@ -107,7 +107,7 @@ mod tests {
     fn a_checkpoint_of_another_format_is_not_resumed_from() {
         let dir = tempfile::tempdir().unwrap();
         let work = WorkDir::open(dir.path().join("work")).unwrap();
-        let progress = |_: u64, _: u64, _: &str| {};
+        let emit = |_: &repro_core::pipeline::progress::Progress| {};
         let (params, datasets) = (Map::new(), BTreeMap::new());
         let ctx = StageContext {
             run_id: "r",
@@ -117,7 +117,11 @@ mod tests {
             out_dir: work.out_dir(),
             device: tch::Device::Cpu,
             precision: Default::default(),
-            progress: &progress,
+            progress: crate::train::progress::ProgressOut {
+                emit: &emit,
+                every: std::time::Duration::ZERO,
+                started: std::time::Instant::now(),
+            },
             checkpoints: Some(work.checkpoints()),
         };
         let mut state = State::default();

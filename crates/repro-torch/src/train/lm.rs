@@ -25,6 +25,7 @@ use tch::{Kind, Tensor};
 
 use super::common::{StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use super::epochs::EpochLog;
+use super::progress::{Plan, Ticker};
 use super::stage::{Stage, StageContext};
 use super::vision::single_dataset;
 use crate::data::bptt::{batchify, get_batch};
@@ -34,6 +35,7 @@ use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::wikitext::Corpus;
 use repro_core::pipeline::kinds::{LM, LmParams};
+use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Autocast;
 
@@ -114,9 +116,12 @@ impl Stage for Lm {
             schedule,
             autocast: ctx.precision.autocast,
         };
+        let per_epoch = steps_per_epoch as u64;
+        let plan = Plan::even(Unit::Epoch, p.epochs as u64, per_epoch, Samples::Tokens);
+        let mut ticks = Ticker::new(ctx.progress, plan, log.first_epoch as u64);
         for epoch in log.first_epoch..p.epochs {
             let start = Instant::now();
-            let (row, train_secs) = t.epoch(epoch, &mut opt, &mut log, start)?;
+            let (row, train_secs) = t.epoch(epoch, &mut opt, &mut log, &mut ticks, start)?;
             log.metrics.write(&row)?;
             log.last = json!({
                 "epoch": epoch, "train_ppl": row.train_ppl, "valid_ppl": row.valid_ppl,
@@ -125,8 +130,7 @@ impl Stage for Lm {
             log.seconds.push(start.elapsed().as_secs_f64());
             log.tokens_per_s
                 .push(((rows - 1) * p.batch_size) as f64 / train_secs);
-            let msg = format!("valid ppl {:.2}", row.valid_ppl);
-            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+            ticks.unit_end(epoch, &format!("valid ppl {:.2}", row.valid_ppl));
             if !row.train_loss.is_finite() {
                 log.diverged_epoch = Some(epoch);
                 break;
@@ -200,13 +204,14 @@ struct Trainer<'a> {
 
 impl Trainer<'_> {
     /// One pass over the training stream in `bptt` windows (clip, step at the schedule's lr,
-    /// sample the diagnostic), then validation and test; the row and the training pass's
+    /// sample the diagnostic, tick), then validation and test; the row and the training pass's
     /// seconds since `start`.
     fn epoch(
         &self,
         epoch: usize,
         opt: &mut Adam,
         log: &mut EpochLog,
+        ticks: &mut Ticker,
         start: Instant,
     ) -> Result<(EpochRow, f64)> {
         let (p, d, vocab) = (self.p, self.data, self.data.vocab);
@@ -230,6 +235,10 @@ impl Trainer<'_> {
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
             log.sample_drown_out(opt, epoch, self.group, &mut epoch_drown)?;
+            let tokens = (seq_len * p.batch_size) as u64;
+            ticks.part(epoch, (i / p.bptt) as u64 + 1, tokens, || {
+                loss.double_value(&[])
+            });
             i += p.bptt;
         }
         let train_secs = start.elapsed().as_secs_f64();

@@ -1,7 +1,7 @@
 //! Training: the stage implementations (run inside the worker process) and their registry,
 //! [`implementation`]. `stage` holds what an implementation sees and is (`StageContext`, the
 //! `Stage` trait), `common` what they share (the lr and weight-decay schedules, the Adam family
-//! from a kind's parameters, norms); the kinds: `vision` (with the norm statistics of `norms`),
+//! from a kind's parameters, norms), `progress` the ticks their loops send; the kinds: `vision` (with the norm statistics of `norms`),
 //! `sharpness`, `lm` (language modelling with the Adam family), `rl` (DQN on MinAtar and Atari
 //! with the Adam family) and `translate` (IWSLT'14 De→En with the Adam family). The kinds import
 //! `stage` and `common`, never this file, so no file imports one that imports it.
@@ -11,6 +11,7 @@ pub mod common;
 pub mod epochs;
 pub mod lm;
 pub mod norms;
+pub mod progress;
 pub mod rl;
 pub mod sharpness;
 pub mod stage;

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use tch::Tensor;
 
 use super::common::{load_safetensors, trainable_by_name};
+use super::progress::{Plan, Ticker};
 use super::stage::{Stage, StageContext};
 use super::vision::{evaluate, single_dataset, training_set};
 use crate::data::images;
@@ -23,6 +24,7 @@ use crate::nn::build;
 use crate::sharpness as sh;
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::{SHARPNESS, SharpnessParams, VisionParams};
+use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl, UpstreamRun};
 use repro_core::runtime::Precision;
 
@@ -38,11 +40,18 @@ impl Stage for Sharpness {
         let mut out = JsonLines::create(&ctx.out_dir.join("sharpness.jsonl"))?;
         let mut upstream: Vec<&UpstreamRun> = ctx.upstream.iter().collect();
         upstream.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        let n = upstream.len() as u64;
+        let mut ticks = Ticker::new(
+            ctx.progress,
+            Plan::even(Unit::Run, n, 1, Samples::Images),
+            0,
+        );
         for (i, up) in upstream.iter().enumerate() {
+            ticks.starting(i, &format!("measuring {}", up.run_id));
             let row = measure(ctx, p, up, &train_all, &test)
                 .with_context(|| format!("measuring upstream run {}", up.run_id))?;
             out.write(&row)?;
-            (ctx.progress)(i as u64 + 1, upstream.len() as u64, &up.run_id);
+            ticks.unit_end(i, &up.run_id);
         }
         out.finish()?;
         Ok(Outcome::default())

@@ -20,8 +20,8 @@ pub struct StageContext<'a> {
     pub device: tch::Device,
     /// The profile's precision options this kind applies (see [`repro_core::runtime::Precision`]).
     pub precision: repro_core::runtime::Precision,
-    /// Reports progress (units done of a total) to the executor's progress bar.
-    pub progress: &'a dyn Fn(u64, u64, &str),
+    /// Where progress ticks go (see [`super::progress::Ticker`]).
+    pub progress: super::progress::ProgressOut<'a>,
     /// Where the run's checkpoints go (see [`super::checkpoint`]); `None`: the stage does not save any.
     pub checkpoints: Option<repro_core::store::work::Checkpoints>,
 }

@@ -34,6 +34,7 @@ use tch::{Device, Kind, Tensor};
 use super::common::{StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use super::epochs::EpochLog;
 use super::lm::clip_grad_norm;
+use super::progress::{Plan, Ticker};
 use super::stage::{Stage, StageContext};
 use super::vision::single_dataset;
 use crate::libtorch::autocast_guard;
@@ -44,6 +45,7 @@ use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::data::iwslt::{self, Bitext, Dictionary, Pair, batch_by_size, ordered_indices};
 use repro_core::metrics::bleu::{BleuOptions, corpus_bleu};
 use repro_core::pipeline::kinds::{TRANSLATE, TranslateParams};
+use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Autocast;
 
@@ -253,9 +255,12 @@ impl Stage for Translate {
             autocast: ctx.precision.autocast,
             dev: ctx.device,
         };
+        let per_epoch = data.batches.len() as u64;
+        let plan = Plan::even(Unit::Epoch, p.epochs as u64, per_epoch, Samples::Tokens);
+        let mut ticks = Ticker::new(ctx.progress, plan, log.first_epoch as u64);
         for epoch in log.first_epoch..p.epochs {
             let start = Instant::now();
-            let (row, tokens, train_secs) = t.epoch(ctx, epoch, &mut opt, &mut log, start)?;
+            let (row, tokens, train_secs) = t.epoch(ctx, epoch, &mut opt, &mut log, &mut ticks)?;
             log.metrics.write(&row)?;
             log.last = json!({
                 "epoch": epoch, "train_loss": row.train_loss, "valid_loss": row.valid_loss,
@@ -264,8 +269,7 @@ impl Stage for Translate {
             });
             log.seconds.push(start.elapsed().as_secs_f64());
             log.tokens_per_s.push(tokens as f64 / train_secs);
-            let msg = format!("valid loss {:.3}", row.valid_loss);
-            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+            ticks.unit_end(epoch, &format!("valid loss {:.3}", row.valid_loss));
             if !row.train_loss.is_finite() {
                 log.diverged_epoch = Some(epoch);
                 break;
@@ -376,16 +380,17 @@ struct Trainer<'a> {
 
 impl Trainer<'_> {
     /// One pass over the training batches in the epoch's seeded order (clip, step at the
-    /// schedule's lr, sample the diagnostic), then validation and, after the last epoch, test
-    /// BLEU; the row, the tokens (source and target) trained on and the pass's seconds.
+    /// schedule's lr, sample the diagnostic, tick), then validation and, after the last epoch,
+    /// test BLEU; the row, the tokens (source and target) trained on and the pass's seconds.
     fn epoch(
         &self,
         ctx: &StageContext,
         epoch: usize,
         opt: &mut Adam,
         log: &mut EpochLog,
-        start: Instant,
+        ticks: &mut Ticker,
     ) -> Result<(EpochRow, i64, f64)> {
+        let start = Instant::now();
         let (p, d) = (self.p, self.data);
         let mut order: Vec<usize> = (0..d.batches.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
@@ -395,7 +400,7 @@ impl Trainer<'_> {
         let (mut loss_sum, mut nll_sum, mut grad_norm_sum) = (acc(), acc(), acc());
         let (mut ntokens, mut src_tokens) = (0i64, 0i64);
         let mut epoch_drown = DrownOutMean::default();
-        for &bi in &order {
+        for (k, &bi) in order.iter().enumerate() {
             let b = collate(&d.train, &d.batches[bi], self.dev);
             let (loss, nll) = batch_loss(self.model, &b, p.label_smoothing, true, self.autocast);
             opt.zero_grad();
@@ -405,16 +410,19 @@ impl Trainer<'_> {
             opt.step(log.lr, p.weight_decay);
             log.step += 1;
             ntokens += b.ntokens;
-            src_tokens += d.batches[bi]
+            let src: i64 = d.batches[bi]
                 .iter()
                 .map(|&i| d.train[i].src.len() as i64)
-                .sum::<i64>();
+                .sum();
+            src_tokens += src;
             tch::no_grad(|| {
                 loss_sum += loss.detach().to_kind(Kind::Double);
                 nll_sum += nll.detach().to_kind(Kind::Double);
                 grad_norm_sum += grad_norm.to_kind(Kind::Double);
             });
             log.sample_drown_out(opt, epoch, self.group, &mut epoch_drown)?;
+            let per_token = || loss.double_value(&[]) / b.ntokens as f64;
+            ticks.part(epoch, k as u64 + 1, (b.ntokens + src) as u64, per_token);
         }
         let train_secs = start.elapsed().as_secs_f64();
         let train_loss = loss_sum.double_value(&[]) / ntokens as f64;
@@ -456,7 +464,9 @@ impl Trainer<'_> {
         if n == 0 {
             return Ok((None, None));
         }
-        (ctx.progress)(epoch as u64, p.epochs as u64, "translating the test set");
+        let msg = "translating the test set";
+        ctx.progress
+            .say(Unit::Epoch, epoch as u64, p.epochs as u64, msg);
         let beam = BeamOptions {
             beam: p.beam,
             len_penalty: p.len_penalty,

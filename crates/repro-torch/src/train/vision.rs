@@ -13,6 +13,7 @@ use tch::{Kind, Tensor};
 
 use super::common::{lr_at, trainable_by_name};
 use super::norms::{EpochNorms, NormTracker};
+use super::progress::{Plan, Ticker};
 use super::stage::{Stage, StageContext};
 use crate::checkpoint::{COUNTERS, State};
 use crate::data::images;
@@ -23,6 +24,7 @@ use crate::optim::sgd::Sgd;
 use repro_core::data::DatasetView;
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::{VISION, VisionParams};
+use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Precision;
 
@@ -94,9 +96,12 @@ impl Stage for Vision {
                 ..Counters::default()
             },
         };
+        let per_epoch = t.loader.batches_per_epoch() as u64;
+        let plan = Plan::even(Unit::Epoch, p.epochs as u64, per_epoch, Samples::Images);
+        let mut ticks = Ticker::new(ctx.progress, plan, c.epochs_done as u64);
         for epoch in c.epochs_done..p.epochs {
             let start = Instant::now();
-            let row = t.epoch(epoch, ctx.precision);
+            let row = t.epoch(epoch, ctx.precision, &mut ticks);
             metrics.write(&row)?;
             c.last = json!({
                 "epoch": epoch, "train_loss": row.train_loss, "train_acc": row.train_acc,
@@ -111,8 +116,7 @@ impl Stage for Vision {
                 save_weights(&t.vs, &ctx.out_dir.join("switch.safetensors"))?;
             }
             t.checkpoint(ctx, &c)?;
-            let msg = format!("test acc {:.3}", row.test_acc);
-            (ctx.progress)(epoch as u64 + 1, p.epochs as u64, &msg);
+            ticks.unit_end(epoch, &format!("test acc {:.3}", row.test_acc));
         }
         metrics.finish()?;
         save_weights(&t.vs, &ctx.out_dir.join("final.safetensors"))?;
@@ -215,8 +219,9 @@ impl<'p> Trainer<'p> {
     }
 
     /// One epoch of SGD at the epoch's lr and λ (λ while the schedule has weight decay on),
-    /// then the test set; losses and accuracies accumulate on the device and are read once.
-    fn epoch(&mut self, epoch: usize, prec: Precision) -> EpochRow {
+    /// then the test set; losses and accuracies accumulate on the device and are read once (a
+    /// batch's loss also when a progress tick is due).
+    fn epoch(&mut self, epoch: usize, prec: Precision, ticks: &mut Ticker) -> EpochRow {
         let p = self.p;
         let lr = lr_at(p.lr, p.lr_decay, epoch);
         let wd_now = if p.schedule.active(epoch, p.switch_epoch) {
@@ -227,7 +232,7 @@ impl<'p> Trainer<'p> {
         let dev = self.vs.device();
         let acc = || Tensor::zeros([], (Kind::Double, dev));
         let (mut loss_sum, mut correct) = (acc(), acc());
-        for (x, y) in self.loader.epoch(epoch) {
+        for (i, (x, y)) in self.loader.epoch(epoch).enumerate() {
             let (logits, loss) = forward_loss(&*self.model.net, &x, &y, true, prec);
             self.opt.zero_grad();
             loss.backward();
@@ -243,6 +248,8 @@ impl<'p> Trainer<'p> {
                     .expect("a momentum buffer exists after a step")
                     * lr
             });
+            let n = y.size()[0] as u64;
+            ticks.part(epoch, i as u64 + 1, n, || loss.double_value(&[]));
         }
         let net = &*self.model.net;
         let (test_loss, test_acc) = evaluate(net, &self.test, &self.normalize, dev, 500, prec);

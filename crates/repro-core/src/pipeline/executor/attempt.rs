@@ -12,6 +12,7 @@ use super::launch::Launcher;
 use crate::data::DatasetView;
 use crate::pipeline::placement::Placement;
 use crate::pipeline::plan::{Plan, RunNode};
+use crate::pipeline::progress::Progress;
 use crate::pipeline::stage::{Task, UpstreamRun};
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
@@ -101,10 +102,7 @@ impl Runs<'_> {
             resumable: true,
             host: &runtime::hostname(),
         };
-        let progress = |pos, len, message: &str| {
-            self.reporter
-                .event(at, RunEvent::Progress { pos, len, message })
-        };
+        let progress = |tick: &Progress| self.reporter.event(at, RunEvent::Progress(tick));
         let memo = self.store.memoize(m, job, |scratch| {
             let attempt = Attempt {
                 run,
@@ -134,7 +132,7 @@ impl Runs<'_> {
         &self,
         a: &Attempt,
         scratch: &Scratch,
-        progress: &dyn Fn(u64, u64, &str),
+        progress: &dyn Fn(&Progress),
     ) -> Result<Computed> {
         let (run, settings, slot) = (a.run, a.settings, a.slot);
         let mut upstream = Vec::new();

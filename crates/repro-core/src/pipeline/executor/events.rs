@@ -2,6 +2,8 @@
 //! free-form notes (datasets prepared, objects quarantined). The executor only emits them; the
 //! CLI renders them (progress bars on a terminal, plain lines otherwise) and tests collect them.
 
+use crate::pipeline::progress::Progress;
+
 /// Which run an event is about: its position in the plan (1-based) and its id.
 #[derive(Debug, Clone, Copy)]
 pub struct At<'a> {
@@ -19,12 +21,8 @@ pub enum RunEvent<'a> {
     CachedByOther,
     /// It starts (or resumes) computing, for these reasons.
     Started { key: &'a str, reasons: &'a [String] },
-    /// The worker reports `pos` units of `len` done.
-    Progress {
-        pos: u64,
-        len: u64,
-        message: &'a str,
-    },
+    /// The worker's progress tick (position, throughput, last loss, elapsed, ETA).
+    Progress(&'a Progress),
     /// It finished and its record is written.
     Done { seconds: f64 },
     /// It failed; its downstream runs will be skipped.

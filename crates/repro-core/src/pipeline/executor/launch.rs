@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 
 use crate::pipeline::placement::Placement;
-use crate::pipeline::stage::{Outcome, PARENT_ENV, PROGRESS_PREFIX, Task};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::stage::{Outcome, PARENT_ENV, Task};
 use crate::runtime;
 use crate::store::atomic::write_atomic;
 use crate::store::memo::Scratch;
@@ -18,19 +19,20 @@ use crate::store::memo::Scratch;
 /// Runs one task to its outcome; every file it leaves in `scratch.out` becomes an output.
 pub trait Launcher: Sync {
     /// `log` is the run's log file (appended to, one section per attempt); `progress` receives
-    /// (units done, units in all, message).
+    /// the run's progress ticks.
     fn launch(
         &self,
         task: &Task,
         scratch: &Scratch,
         log: &Path,
         slot: &Placement,
-        progress: &dyn Fn(u64, u64, &str),
+        progress: &dyn Fn(&Progress),
     ) -> Result<Outcome>;
 }
 
 /// The `repro-worker` binary beside `repro`: the task goes in as JSON, progress comes back as
-/// lines on its stdout, its stderr goes to the log, its outcome comes back as JSON.
+/// lines on its stdout (each also written to the log with a timestamp), its stderr goes to the
+/// log, its outcome comes back as JSON.
 pub struct Worker;
 
 impl Launcher for Worker {
@@ -40,7 +42,7 @@ impl Launcher for Worker {
         scratch: &Scratch,
         log_path: &Path,
         slot: &Placement,
-        progress: &dyn Fn(u64, u64, &str),
+        progress: &dyn Fn(&Progress),
     ) -> Result<Outcome> {
         let task_path = scratch.root.join("task.json");
         let outcome_path = scratch.root.join("outcome.json");
@@ -62,6 +64,8 @@ impl Launcher for Worker {
             }
         )?;
         let this_attempt = log.metadata()?.len() as usize;
+        // The engine's own lines (progress ticks) beside the worker's stderr; both append.
+        let mut ticks_log = log.try_clone()?;
         let worker = runtime::probe::worker_path()?;
         let mut cmd = Command::new(&worker);
         slot.apply(&mut cmd);
@@ -79,12 +83,16 @@ impl Launcher for Worker {
         if let Some(out) = child.stdout.take() {
             for line in BufReader::new(out).lines() {
                 let line = line?;
-                if let Some(rest) = line.strip_prefix(PROGRESS_PREFIX) {
-                    let mut parts = rest.splitn(3, ' ');
-                    let pos = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                    let len = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                    progress(pos, len, parts.next().unwrap_or(""));
-                }
+                let logged = match Progress::parse_line(&line) {
+                    Some(Ok(tick)) => {
+                        progress(&tick);
+                        format!("progress {tick}")
+                    }
+                    Some(Err(unreadable)) => unreadable,
+                    None => format!("stdout: {line}"),
+                };
+                let now = humantime::format_rfc3339_seconds(SystemTime::now());
+                writeln!(ticks_log, "{now} {logged}")?;
             }
         }
         let status = child.wait()?;

@@ -43,6 +43,7 @@ use tch::{Kind, Tensor};
 use self::dqn::{DeviceBatch, FrameStack, linearly_decaying_epsilon, update};
 use self::replay::Replay;
 use super::common::{adam_from_params, total_norm, trainable_by_name};
+use super::progress::{Plan, Ticker};
 use super::stage::{Stage, StageContext};
 use crate::checkpoint::{COUNTERS, State};
 use crate::games::{self, Env, EnvSpec};
@@ -51,6 +52,7 @@ use crate::optim::adam::Adam;
 use crate::optim::drown_out::{DrownOut, DrownOutMean};
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::{DQN, DqnParams};
+use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 
 #[derive(Serialize)]
@@ -287,8 +289,16 @@ impl Stage for Dqn {
             (first_iteration, last) = a.restore(st)?;
         }
         let mut diverged_iteration = None;
+        let plan = Plan {
+            unit: Unit::Iteration,
+            total: iterations as u64,
+            per_unit: p.iteration_steps,
+            total_parts: p.frames,
+            samples: Samples::EnvSteps,
+        };
+        let mut ticks = Ticker::new(ctx.progress, plan, first_iteration as u64);
         for iteration in first_iteration..iterations {
-            let pass = a.train(iteration, &mut episodes)?;
+            let pass = a.train(iteration, &mut episodes, &mut ticks)?;
             let row = a.finish_iteration(iteration, pass, &mut episodes)?;
             // serde_json writes a non-finite f64 as null.
             metrics.write(&row)?;
@@ -296,14 +306,15 @@ impl Stage for Dqn {
                 "iteration": iteration, "frames": a.step, "train_return": row.train_return,
                 "eval_return": row.eval_return,
             });
-            let done = (iteration as u64 + 1, iterations as u64);
             if row.diverged {
-                (ctx.progress)(done.0, done.1, "diverged (non-finite TD loss or Q)");
+                ticks.unit_end(iteration, "diverged (non-finite TD loss or Q)");
                 diverged_iteration = Some(iteration);
                 break;
             }
-            let msg = format!("eval return {}", fmt_opt(row.eval_return));
-            (ctx.progress)(done.0, done.1, &msg);
+            ticks.unit_end(
+                iteration,
+                &format!("eval return {}", fmt_opt(row.eval_return)),
+            );
             a.checkpoint(ctx, iteration, &last)?;
         }
         metrics.finish()?;
@@ -364,6 +375,8 @@ struct Pass {
     /// ε of the last step.
     eps: f64,
     diverged: bool,
+    /// The TD loss of the last update (detached), read only when a progress tick is due.
+    last_loss: Option<Tensor>,
 }
 
 impl<'p> Agent<'p> {
@@ -488,8 +501,13 @@ impl<'p> Agent<'p> {
 
     /// The iteration's training steps: act ε-greedily, store the transition, update every
     /// `update_every` steps once the memory holds `min_replay`, copy the target network every
-    /// `target_update` steps; stops early when the TD loss or Q sums stop being finite.
-    fn train(&mut self, iteration: usize, episodes: &mut JsonLines) -> Result<Pass> {
+    /// `target_update` steps, tick; stops early when the TD loss or Q sums stop being finite.
+    fn train(
+        &mut self,
+        iteration: usize,
+        episodes: &mut JsonLines,
+        ticks: &mut Ticker,
+    ) -> Result<Pass> {
         let p = self.p;
         let zero = || Tensor::zeros([], (Kind::Double, self.dev));
         let mut pass = Pass {
@@ -501,7 +519,9 @@ impl<'p> Agent<'p> {
             drown: DrownOutMean::default(),
             eps: 1.0,
             diverged: false,
+            last_loss: None,
         };
+        let first = iteration as u64 * p.iteration_steps;
         let end = p.frames.min(self.step + p.iteration_steps);
         while self.step < end && !pass.diverged {
             let t0 = Instant::now();
@@ -534,6 +554,9 @@ impl<'p> Agent<'p> {
             if self.step.is_multiple_of(p.target_update) {
                 self.target_vs.copy(&self.vs)?;
             }
+            let last_loss = pass.last_loss.as_ref();
+            let loss = || last_loss.map_or(f64::NAN, |l| l.double_value(&[]));
+            ticks.part(iteration, self.step - first, 1, loss);
         }
         pass.diverged = pass.diverged || !finite_so_far(&pass);
         Ok(pass)
@@ -560,6 +583,7 @@ impl<'p> Agent<'p> {
             pass.q_sum += q.to_kind(Kind::Double);
             pass.grad_sum += g.to_kind(Kind::Double);
         });
+        pass.last_loss = Some(loss);
         self.updates += 1;
         pass.updates += 1;
         pass.diverged =
