@@ -7,20 +7,26 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{FromArgMatches, Parser, Subcommand};
 
+use repro_core::pipeline::locate::locate;
 use repro_core::pipeline::spec::Pipeline;
 use repro_core::runtime::DeviceChoice;
 use repro_core::store::Store;
 
 mod about;
+mod checkout;
 mod ctx;
+mod dag;
 mod inspect;
 mod maintain;
+mod pick;
 mod plan;
 mod progress;
 mod queue;
 mod report;
 mod run;
+mod show;
 mod term;
+mod tidy;
 
 use ctx::{Ctx, Failure};
 use inspect::{status_cmd, verify_cmd};
@@ -36,14 +42,10 @@ use run::{Parallel, RunFlags, run_cmd};
     after_help = about::EXAMPLES
 )]
 pub struct Cli {
-    /// The pipeline file.
-    #[arg(
-        long,
-        global = true,
-        default_value = "pipeline.yaml",
-        env = "REPRO_PIPELINE"
-    )]
-    pipeline: PathBuf,
+    /// The pipeline file; default: the nearest `pipeline.yaml` in this folder or a folder above
+    /// it.
+    #[arg(long, global = true, env = "REPRO_PIPELINE", value_name = "FILE")]
+    pipeline: Option<PathBuf>,
     /// The store (objects, run records); default: `artifacts/` beside the pipeline file.
     #[arg(long, global = true, env = "REPRO_STORE")]
     store: Option<PathBuf>,
@@ -208,6 +210,76 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+    /// One run: its parameters, key, state (cached, will run and why, failed), outputs with
+    /// their store paths, upstream runs and the end of its log.
+    Show {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// One JSON object instead of the text.
+        #[arg(long)]
+        json: bool,
+        /// How many lines of the end of its log to print.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        log_lines: usize,
+        /// A run id, `experiment/axis=value,…` with its pairs in any order.
+        run: String,
+    },
+    /// Put a finished run's outputs in DIR under their own names (hard links to the store
+    /// objects where possible, else copies); .safetensors files carry the run in their metadata.
+    Checkout {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Replace files in DIR that differ from the run's outputs.
+        #[arg(long)]
+        force: bool,
+        /// A run id, `experiment/axis=value,…` with its pairs in any order.
+        run: String,
+        /// The folder to put the outputs in (created).
+        dir: PathBuf,
+    },
+    /// Every finished run × step × metric of a profile as one long CSV
+    /// (experiment,run,kind,step_unit,step,metric,value,params), for pandas.
+    Tidy {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Write the CSV to FILE (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The plan's graph: datasets and runs with what each reads, as text or Graphviz DOT.
+    Dag {
+        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
+        profile: String,
+        /// Graphviz DOT (`repro dag --dot | dot -Tsvg > plan.svg`) instead of the text.
+        #[arg(long)]
+        dot: bool,
+        /// Experiments, run ids or datasets, with what they depend on (default: all).
+        targets: Vec<String>,
+    },
+    /// Reserved for a later release.
+    #[command(hide = true)]
+    Export {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Reserved for a later release.
+    #[command(hide = true)]
+    Import {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a shell completion script, e.g. `repro completions bash >
     /// ~/.local/share/bash-completion/completions/repro`.
     Completions {
@@ -265,10 +337,11 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    let pipeline = Pipeline::load(&cli.pipeline)?;
-    let pipeline_path = cli.pipeline.clone();
-    let base = cli
-        .pipeline
+    let cwd = std::env::current_dir()?;
+    let pipeline_path =
+        locate(cli.pipeline.as_deref(), &cwd).map_err(|e| Failure::Usage(e.to_string()))?;
+    let pipeline = Pipeline::load(&pipeline_path)?;
+    let base = pipeline_path
         .parent()
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
@@ -359,6 +432,63 @@ fn dispatch(cli: Cli) -> Result<()> {
             json,
         } => report::report_cmd(&ctx, &profile, device, out.as_deref(), json),
         Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
+        Cmd::Show {
+            profile,
+            device,
+            json,
+            log_lines,
+            run,
+        } => {
+            let args = show::ShowArgs {
+                profile: &profile,
+                device,
+                json,
+                log_lines,
+                target: &run,
+            };
+            show::show_cmd(&ctx, &args)
+        }
+        Cmd::Checkout {
+            profile,
+            device,
+            force,
+            run,
+            dir,
+        } => {
+            let args = checkout::CheckoutArgs {
+                profile: &profile,
+                device,
+                target: &run,
+                dir: &dir,
+                force,
+            };
+            checkout::checkout_cmd(&ctx, &args)
+        }
+        Cmd::Tidy {
+            profile,
+            device,
+            out,
+        } => tidy::tidy_cmd(&ctx, &profile, device, out.as_deref()),
+        Cmd::Dag {
+            profile,
+            dot,
+            targets,
+        } => {
+            let plan = ctx.plan(&profile, &targets)?;
+            print!(
+                "{}",
+                if dot {
+                    dag::dot(&plan)
+                } else {
+                    dag::text(&plan)
+                }
+            );
+            Ok(())
+        }
+        Cmd::Export { .. } | Cmd::Import { .. } => Err(Failure::Usage(
+            "`repro export` and `repro import` are reserved for a later release".into(),
+        )
+        .into()),
         // `main` answers these before a pipeline is loaded.
         Cmd::Completions { shell } => about::completions(shell),
         Cmd::Man => about::man(),
