@@ -10,6 +10,7 @@ mod engine;
 mod gpu_check;
 mod inspect_runs;
 mod kinds;
+mod progress;
 mod lm_stage;
 mod report;
 mod resume;
