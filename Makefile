@@ -1,15 +1,21 @@
-# repro: the two commands are `make replicate` (PROFILE=paper|reduced|cpu|cpu-real|smoke) and `make test`.
+# repro: the two commands are `make replicate` and `make test`.
 # Everything else is set up on first use: scripts/setup.sh finds or makes a venv with
 # torch==2.11.0 (the libtorch tch 0.24 links against) under ~/.cache/repro, once per machine.
-
-PROFILE ?= paper
+#
+# `make replicate` runs the profile this machine can finish (pipeline.yaml's default_profile:
+# `reduced` where CUDA is available, else `cpu`) and says which and why; PROFILE=<name> picks
+# another. `paper` (thousands of GPU-hours) runs only with YES=1.
+PROFILE ?=
 DEVICE ?= auto
-# Runs at once (`repro run --jobs`): 2 for the cpu profile on 2 cores (it fixes 1 thread a run).
-JOBS ?= 1
+# Runs at once (`repro run --jobs`); unset, as many as the profile's fixed threads fit the cores.
+JOBS ?=
+YES ?=
 REPRO := ./target/release/repro
 ENV := eval "$$(scripts/setup.sh)" &&
+PROFILE_ARG := $(if $(PROFILE),--profile $(PROFILE))
+RUN_ARGS := $(PROFILE_ARG) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 1 yes true,$(YES)),--yes)
 
-.PHONY: all setup build test replicate bench lint fmt lock clean
+.PHONY: all setup build test replicate bench lint fmt lock docs clean
 
 all: build
 
@@ -24,10 +30,10 @@ build: setup
 test: build
 	$(ENV) cargo test --release --workspace
 
-# Runs the profile, then the report: the claims table and the path of report/$(PROFILE)/ last.
+# Runs the profile, then the report: the claims table and the path of report/<profile>/ last.
 replicate: build
-	$(REPRO) run --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
-	$(REPRO) report --profile $(PROFILE) --device $(DEVICE)
+	$(REPRO) run $(RUN_ARGS)
+	$(REPRO) report $(PROFILE_ARG) --device $(DEVICE)
 
 # Every benchmark row against its baseline in one run; rewrites BENCHMARKS.md's generated block.
 bench: build
@@ -38,6 +44,13 @@ lint: setup
 
 fmt:
 	cargo fmt --all
+
+# README.md's generated blocks (profile table, cpu results, the smoke report's excerpt and figure):
+# runs the smoke profile if needed, then lets tests/it/readme.rs rewrite what drifted.
+docs: build
+	$(REPRO) run --profile smoke --quiet
+	$(REPRO) report --profile smoke --quiet
+	$(ENV) REPRO_UPDATE_DOCS=1 cargo test --release -p repro --test it readme -- --include-ignored
 
 # Re-pin the smoke profile's outputs in pipeline.lock after an intended change.
 lock: build

@@ -20,6 +20,7 @@ mod inspect;
 mod maintain;
 mod pick;
 mod plan;
+mod profile;
 mod progress;
 mod queue;
 mod report;
@@ -72,8 +73,9 @@ enum Cmd {
     /// Show every run with cached / will-run and the reason; changes nothing.
     #[command(after_help = about::PLAN_EXAMPLES)]
     Plan {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -90,11 +92,16 @@ enum Cmd {
     /// re-hashed); a corrupt output is moved to quarantine/ and its run rebuilt.
     #[command(after_help = about::RUN_EXAMPLES)]
     Run {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Rerun the targets (not their dependencies) even when cached.
         #[arg(long)]
         force: bool,
+        /// Start a profile that asks for confirmation (`confirm: true`, the paper's), after its
+        /// runs and cost are printed.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Re-hash every output of cached runs instead of trusting unchanged stats.
         #[arg(long)]
         verify: bool,
@@ -139,8 +146,9 @@ enum Cmd {
     },
     /// Summarise the store and the profile's runs.
     Status {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -187,8 +195,9 @@ enum Cmd {
     /// report/<profile>/ (report.md, report.html, claims.json, CSVs, figures).
     #[command(after_help = about::REPORT_EXAMPLES)]
     Report {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -203,8 +212,9 @@ enum Cmd {
     },
     /// Rewrite the profile's entry of pipeline.lock from the store.
     Lock {
-        #[arg(long, default_value = "smoke", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -213,8 +223,9 @@ enum Cmd {
     /// One run: its parameters, key, state (cached, will run and why, failed), outputs with
     /// their store paths, upstream runs and the end of its log.
     Show {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -231,8 +242,9 @@ enum Cmd {
     /// Put a finished run's outputs in DIR under their own names (hard links to the store
     /// objects where possible, else copies); .safetensors files carry the run in their metadata.
     Checkout {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -248,8 +260,9 @@ enum Cmd {
     /// Every finished run × step × metric of a profile as one long CSV
     /// (experiment,run,kind,step_unit,step,metric,value,params), for pandas.
     Tidy {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
         /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
         /// cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
@@ -260,8 +273,13 @@ enum Cmd {
     },
     /// The plan's graph: datasets and runs with what each reads, as text or Graphviz DOT.
     Dag {
-        #[arg(long, default_value = "paper", env = "REPRO_PROFILE")]
-        profile: String,
+        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+        #[arg(long, env = "REPRO_PROFILE")]
+        profile: Option<String>,
+        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
         /// Graphviz DOT (`repro dag --dot | dot -Tsvg > plan.svg`) instead of the text.
         #[arg(long)]
         dot: bool,
@@ -362,10 +380,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             device,
             json,
             targets,
-        } => plan::plan_cmd(&ctx, &profile, device, json, &targets),
+        } => {
+            let profile = ctx.pick_profile(profile.as_deref(), device)?;
+            plan::plan_cmd(&ctx, &profile, device, json, &targets)
+        }
         Cmd::Run {
             profile,
             force,
+            yes,
             verify,
             no_repair,
             parallel,
@@ -374,35 +396,40 @@ fn dispatch(cli: Cli) -> Result<()> {
             executor,
             queue,
             targets,
-        } => match queue.backend(executor) {
-            None => {
-                if verify {
-                    ctx.store.set_rehash(true);
+        } => {
+            let chosen = ctx.profile(profile.as_deref(), device)?;
+            ctx.before_running(&chosen, &ctx.plan(&chosen.name, &targets)?, yes)?;
+            let profile = chosen.name;
+            match queue.backend(executor) {
+                None => {
+                    if verify {
+                        ctx.store.set_rehash(true);
+                    }
+                    let flags = RunFlags { force, no_repair };
+                    run_cmd(&ctx, &profile, flags, &parallel, device, mirror, &targets)
                 }
-                let flags = RunFlags { force, no_repair };
-                run_cmd(&ctx, &profile, flags, &parallel, device, mirror, &targets)
-            }
-            Some(backend) => {
-                if force {
-                    return Err(Failure::Usage(format!(
-                        "--force is not supported with --executor {}: run the targets with \
+                Some(backend) => {
+                    if force {
+                        return Err(Failure::Usage(format!(
+                            "--force is not supported with --executor {}: run the targets with \
                          --force locally, or remove their records",
-                        backend.name()
-                    ))
-                    .into());
+                            backend.name()
+                        ))
+                        .into());
+                    }
+                    queue::queue_cmd(
+                        &ctx,
+                        &pipeline_path,
+                        &profile,
+                        device,
+                        mirror,
+                        backend.as_ref(),
+                        &queue.options(),
+                        &targets,
+                    )
                 }
-                queue::queue_cmd(
-                    &ctx,
-                    &pipeline_path,
-                    &profile,
-                    device,
-                    mirror,
-                    backend.as_ref(),
-                    &queue.options(),
-                    &targets,
-                )
             }
-        },
+        }
         Cmd::ExecRun {
             profile,
             device,
@@ -413,7 +440,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             profile,
             device,
             json,
-        } => status_cmd(&ctx, &profile, device, json),
+        } => status_cmd(
+            &ctx,
+            &ctx.pick_profile(profile.as_deref(), device)?,
+            device,
+            json,
+        ),
         Cmd::Verify {
             profile,
             targets,
@@ -430,8 +462,13 @@ fn dispatch(cli: Cli) -> Result<()> {
             device,
             out,
             json,
-        } => report::report_cmd(&ctx, &profile, device, out.as_deref(), json),
-        Cmd::Lock { profile, device } => lock_cmd(&ctx, &profile, device),
+        } => {
+            let profile = ctx.pick_profile(profile.as_deref(), device)?;
+            report::report_cmd(&ctx, &profile, device, out.as_deref(), json)
+        }
+        Cmd::Lock { profile, device } => {
+            lock_cmd(&ctx, &ctx.pick_profile(profile.as_deref(), device)?, device)
+        }
         Cmd::Show {
             profile,
             device,
@@ -439,6 +476,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             log_lines,
             run,
         } => {
+            let profile = ctx.pick_profile(profile.as_deref(), device)?;
             let args = show::ShowArgs {
                 profile: &profile,
                 device,
@@ -455,6 +493,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             run,
             dir,
         } => {
+            let profile = ctx.pick_profile(profile.as_deref(), device)?;
             let args = checkout::CheckoutArgs {
                 profile: &profile,
                 device,
@@ -468,13 +507,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             profile,
             device,
             out,
-        } => tidy::tidy_cmd(&ctx, &profile, device, out.as_deref()),
+        } => {
+            let profile = ctx.pick_profile(profile.as_deref(), device)?;
+            tidy::tidy_cmd(&ctx, &profile, device, out.as_deref())
+        }
         Cmd::Dag {
             profile,
+            device,
             dot,
             targets,
         } => {
-            let plan = ctx.plan(&profile, &targets)?;
+            let plan = ctx.plan(&ctx.pick_profile(profile.as_deref(), device)?, &targets)?;
             print!(
                 "{}",
                 if dot {

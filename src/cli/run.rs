@@ -15,9 +15,10 @@ use repro_core::runtime::{Device, DeviceChoice};
 pub(super) struct Parallel {
     /// Runs executed at once, each in its own worker process. On the CPU, a profile without a
     /// fixed `threads:` gives each run cores/N threads (on the CPU the thread count is part of
-    /// the key); each run is pinned to its own cores when they fit.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// the key); each run is pinned to its own cores when they fit. Default: as many runs as
+    /// the cores hold when the profile fixes `threads:` (2 for `cpu` on 2 cores), else 1.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// GPUs to spread runs over, e.g. 0,1,2,3 (each worker sees one as CUDA_VISIBLE_DEVICES);
     /// runs at once = GPUs × --runs-per-gpu, whatever --jobs says.
     #[arg(long, value_parser = parse_gpu_list)]
@@ -38,7 +39,7 @@ pub(super) fn parse_gpu_list(s: &str) -> Result<GpuList, String> {
 impl Parallel {
     pub(super) fn one() -> Parallel {
         Parallel {
-            jobs: 1,
+            jobs: Some(1),
             gpus: None,
             runs_per_gpu: 1,
         }
@@ -62,9 +63,10 @@ pub(super) fn run_cmd(
     mirror: Option<String>,
     targets: &[String],
 ) -> Result<()> {
+    let plan = ctx.plan(profile, targets)?;
     let gpus = parallel.gpus.clone().map(|g| g.0).unwrap_or_default();
     let jobs = if gpus.is_empty() {
-        parallel.jobs
+        parallel.jobs.unwrap_or_else(|| jobs_that_fit(&plan))
     } else {
         gpus.len() * parallel.runs_per_gpu
     };
@@ -78,7 +80,6 @@ pub(super) fn run_cmd(
         // SAFETY: no other thread exists yet in this process.
         unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
     }
-    let plan = ctx.plan(profile, targets)?;
     let device = ctx.device(device)?;
     let threads = threads_for_jobs(&plan, if gpus.is_empty() { jobs } else { 1 });
     if !gpus.is_empty() && !matches!(device, Device::Cuda { .. }) {
@@ -112,6 +113,13 @@ pub(super) fn run_cmd(
     let reporter = progress::Terminal::new(ctx.quiet);
     let summary = ctx.exec().run(&plan, &opts, &reporter, &Worker)?;
     report_summary(ctx, profile, "", &summary)
+}
+
+/// Runs at once when `--jobs` is not given: the cores over the profile's fixed threads per run
+/// (a profile without them gives one run all the cores).
+fn jobs_that_fit(plan: &repro_core::pipeline::plan::Plan) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    plan.threads.map_or(1, |t| (cores / t.max(1)).max(1))
 }
 
 /// The last lines of `repro run`: counts, then each failure with its log; exit 1 on failures.

@@ -66,7 +66,12 @@ impl std::fmt::Display for Cost {
             CostBasis::Measured => "measured",
             CostBasis::Estimate => "estimate",
         };
-        write!(f, "about {} on {} ({basis})", hours_text(self.hours), self.on)
+        write!(
+            f,
+            "about {} on {} ({basis})",
+            hours_text(self.hours),
+            self.on
+        )
     }
 }
 
