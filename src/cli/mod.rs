@@ -32,6 +32,7 @@ mod tidy;
 use ctx::{Ctx, Failure};
 use inspect::{status_cmd, verify_cmd};
 use maintain::{fetch_cmd, gc_cmd, lock_cmd};
+use profile::Selection;
 use queue::{ExecutorKind, QueueArgs};
 use run::{Parallel, RunFlags, run_cmd};
 
@@ -73,13 +74,8 @@ enum Cmd {
     /// Show every run with cached / will-run and the reason; changes nothing.
     #[command(after_help = about::PLAN_EXAMPLES)]
     Plan {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// One JSON object per run (id, experiment, kind, resolved params, upstream, state, key,
         /// reasons) instead of the table, for scripts such as scripts/cost_model.py.
         #[arg(long)]
@@ -92,9 +88,8 @@ enum Cmd {
     /// re-hashed); a corrupt output is moved to quarantine/ and its run rebuilt.
     #[command(after_help = about::RUN_EXAMPLES)]
     Run {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
+        #[command(flatten)]
+        on: Selection,
         /// Rerun the targets (not their dependencies) even when cached.
         #[arg(long)]
         force: bool,
@@ -110,10 +105,6 @@ enum Cmd {
         no_repair: bool,
         #[command(flatten)]
         parallel: Parallel,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
         /// A folder or base URL holding dataset files, tried before upstream.
         #[arg(long)]
         mirror: Option<String>,
@@ -146,13 +137,8 @@ enum Cmd {
     },
     /// Summarise the store and the profile's runs.
     Status {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// One JSON document on stdout: per-experiment runs, cached and to-run counts, totals.
         #[arg(long)]
         json: bool,
@@ -195,13 +181,8 @@ enum Cmd {
     /// report/<profile>/ (report.md, report.html, claims.json, CSVs, figures).
     #[command(after_help = about::REPORT_EXAMPLES)]
     Report {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// Folder the report folders go in (default: `report/` beside the pipeline file).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -212,24 +193,14 @@ enum Cmd {
     },
     /// Rewrite the profile's entry of pipeline.lock from the store.
     Lock {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
     },
     /// One run: its parameters, key, state (cached, will run and why, failed), outputs with
     /// their store paths, upstream runs and the end of its log.
     Show {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// One JSON object instead of the text.
         #[arg(long)]
         json: bool,
@@ -242,13 +213,8 @@ enum Cmd {
     /// Put a finished run's outputs in DIR under their own names (hard links to the store
     /// objects where possible, else copies); .safetensors files carry the run in their metadata.
     Checkout {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// Replace files in DIR that differ from the run's outputs.
         #[arg(long)]
         force: bool,
@@ -260,26 +226,16 @@ enum Cmd {
     /// Every finished run × step × metric of a profile as one long CSV
     /// (experiment,run,kind,step_unit,step,metric,value,params), for pandas.
     Tidy {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// Write the CSV to FILE (atomically) instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// The plan's graph: datasets and runs with what each reads, as text or Graphviz DOT.
     Dag {
-        /// The profile; default: pipeline.yaml's `default_profile` for this machine.
-        #[arg(long, env = "REPRO_PROFILE")]
-        profile: Option<String>,
-        /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU),
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
+        #[command(flatten)]
+        on: Selection,
         /// Graphviz DOT (`repro dag --dot | dot -Tsvg > plan.svg`) instead of the text.
         #[arg(long)]
         dot: bool,
@@ -375,29 +331,24 @@ fn dispatch(cli: Cli) -> Result<()> {
         width: term::table_width(cli.wide),
     };
     match cli.cmd {
-        Cmd::Plan {
-            profile,
-            device,
-            json,
-            targets,
-        } => {
-            let profile = ctx.pick_profile(profile.as_deref(), device)?;
-            plan::plan_cmd(&ctx, &profile, device, json, &targets)
+        Cmd::Plan { on, json, targets } => {
+            let profile = ctx.pick_profile(&on)?;
+            plan::plan_cmd(&ctx, &profile, on.device, json, &targets)
         }
         Cmd::Run {
-            profile,
+            on,
             force,
             yes,
             verify,
             no_repair,
             parallel,
-            device,
             mirror,
             executor,
             queue,
             targets,
         } => {
-            let chosen = ctx.profile(profile.as_deref(), device)?;
+            let chosen = ctx.profile(&on)?;
+            let device = on.device;
             ctx.before_running(&chosen, &ctx.plan(&chosen.name, &targets)?, yes)?;
             let profile = chosen.name;
             match queue.backend(executor) {
@@ -436,16 +387,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             runs_file,
             index,
         } => queue::exec_run_cmd(&ctx, &profile, device, &runs_file, index),
-        Cmd::Status {
-            profile,
-            device,
-            json,
-        } => status_cmd(
-            &ctx,
-            &ctx.pick_profile(profile.as_deref(), device)?,
-            device,
-            json,
-        ),
+        Cmd::Status { on, json } => status_cmd(&ctx, &ctx.pick_profile(&on)?, on.device, json),
         Cmd::Verify {
             profile,
             targets,
@@ -457,29 +399,21 @@ fn dispatch(cli: Cli) -> Result<()> {
             names,
         } => fetch_cmd(&ctx, mirror, &repin, &names),
         Cmd::Gc { apply } => gc_cmd(&ctx, apply),
-        Cmd::Report {
-            profile,
-            device,
-            out,
-            json,
-        } => {
-            let profile = ctx.pick_profile(profile.as_deref(), device)?;
-            report::report_cmd(&ctx, &profile, device, out.as_deref(), json)
+        Cmd::Report { on, out, json } => {
+            let profile = ctx.pick_profile(&on)?;
+            report::report_cmd(&ctx, &profile, on.device, out.as_deref(), json)
         }
-        Cmd::Lock { profile, device } => {
-            lock_cmd(&ctx, &ctx.pick_profile(profile.as_deref(), device)?, device)
-        }
+        Cmd::Lock { on } => lock_cmd(&ctx, &ctx.pick_profile(&on)?, on.device),
         Cmd::Show {
-            profile,
-            device,
+            on,
             json,
             log_lines,
             run,
         } => {
-            let profile = ctx.pick_profile(profile.as_deref(), device)?;
+            let profile = ctx.pick_profile(&on)?;
             let args = show::ShowArgs {
                 profile: &profile,
-                device,
+                device: on.device,
                 json,
                 log_lines,
                 target: &run,
@@ -487,37 +421,27 @@ fn dispatch(cli: Cli) -> Result<()> {
             show::show_cmd(&ctx, &args)
         }
         Cmd::Checkout {
-            profile,
-            device,
+            on,
             force,
             run,
             dir,
         } => {
-            let profile = ctx.pick_profile(profile.as_deref(), device)?;
+            let profile = ctx.pick_profile(&on)?;
             let args = checkout::CheckoutArgs {
                 profile: &profile,
-                device,
+                device: on.device,
                 target: &run,
                 dir: &dir,
                 force,
             };
             checkout::checkout_cmd(&ctx, &args)
         }
-        Cmd::Tidy {
-            profile,
-            device,
-            out,
-        } => {
-            let profile = ctx.pick_profile(profile.as_deref(), device)?;
-            tidy::tidy_cmd(&ctx, &profile, device, out.as_deref())
+        Cmd::Tidy { on, out } => {
+            let profile = ctx.pick_profile(&on)?;
+            tidy::tidy_cmd(&ctx, &profile, on.device, out.as_deref())
         }
-        Cmd::Dag {
-            profile,
-            device,
-            dot,
-            targets,
-        } => {
-            let plan = ctx.plan(&ctx.pick_profile(profile.as_deref(), device)?, &targets)?;
+        Cmd::Dag { on, dot, targets } => {
+            let plan = ctx.plan(&ctx.pick_profile(&on)?, &targets)?;
             print!(
                 "{}",
                 if dot {

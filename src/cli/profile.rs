@@ -8,6 +8,18 @@ use super::ctx::{Ctx, Failure};
 use repro_core::pipeline::plan::Plan;
 use repro_core::runtime::{Device, DeviceChoice};
 
+/// `--profile` and `--device`, which every command that reads a profile takes.
+#[derive(clap::Args, Debug, Clone)]
+pub(super) struct Selection {
+    /// The profile; default: pipeline.yaml's `default_profile` for this machine.
+    #[arg(long, env = "REPRO_PROFILE")]
+    pub profile: Option<String>,
+    /// Where runs execute (keys differ by device): auto (CUDA when found, else the CPU), cpu,
+    /// cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
 /// A profile and, when it was not named, why it was chosen.
 pub(super) struct Chosen {
     pub name: String,
@@ -16,8 +28,9 @@ pub(super) struct Chosen {
 
 impl Ctx {
     /// The named profile, else the default for the device `choice` resolves to here.
-    pub(super) fn profile(&self, named: Option<&str>, choice: DeviceChoice) -> Result<Chosen> {
-        if let Some(name) = named {
+    pub(super) fn profile(&self, on: &Selection) -> Result<Chosen> {
+        let choice = on.device;
+        if let Some(name) = &on.profile {
             return Ok(Chosen {
                 name: name.to_string(),
                 why: None,
@@ -50,8 +63,8 @@ impl Ctx {
     }
 
     /// The profile's name, saying on stderr (unless quiet) why when it was not named.
-    pub(super) fn pick_profile(&self, named: Option<&str>, choice: DeviceChoice) -> Result<String> {
-        let chosen = self.profile(named, choice)?;
+    pub(super) fn pick_profile(&self, on: &Selection) -> Result<String> {
+        let chosen = self.profile(on)?;
         if let (Some(why), false) = (&chosen.why, self.quiet) {
             eprintln!(
                 "profile {}: {why}; name another with --profile",
