@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::ctx::{Ctx, Failure};
 use repro_core::pipeline::plan::Plan;
+use repro_core::pipeline::spec::ProfileSpec;
 use repro_core::runtime::{Device, DeviceChoice};
 
 /// `--profile` and `--device`, which every command that reads a profile takes.
@@ -75,12 +76,14 @@ impl Ctx {
     }
 
     /// Before `run` starts anything: a chosen profile is explained with the others' runs and
-    /// costs; a `confirm: true` profile with runs to do needs `yes`, else its runs and cost are
-    /// listed and the command stops (exit 2).
+    /// costs; a `confirm: true` profile needs `yes`, else its runs and cost are listed and the
+    /// command stops (exit 2). `plan` is the chosen profile's, so the profile exists.
     pub(super) fn before_running(&self, chosen: &Chosen, plan: &Plan, yes: bool) -> Result<()> {
-        let spec = &self.pipeline.profiles[&chosen.name];
+        let Some(spec) = self.pipeline.profiles.get(&chosen.name) else {
+            return Ok(());
+        };
         if chosen.why.is_some() && !self.quiet {
-            eprintln!("{}", self.explain(chosen, plan.runs.len()));
+            eprintln!("{}", self.explain(chosen, spec, plan.runs.len()));
         }
         if !spec.confirm || yes {
             return Ok(());
@@ -115,15 +118,15 @@ impl Ctx {
     }
 
     /// What was chosen and why, then the command, runs and cost of every other profile.
-    fn explain(&self, chosen: &Chosen, runs: usize) -> String {
-        let spec = &self.pipeline.profiles[&chosen.name];
+    fn explain(&self, chosen: &Chosen, spec: &ProfileSpec, runs: usize) -> String {
+        let cost = spec
+            .cost
+            .as_ref()
+            .map_or("cost not stated".into(), ToString::to_string);
         let mut out = format!(
-            "profile {}: {}\n  {runs} runs, {}\nother profiles:",
+            "profile {}: {}\n  {runs} runs, {cost}\nother profiles:",
             chosen.name,
             chosen.why.as_deref().unwrap_or("named"),
-            spec.cost
-                .as_ref()
-                .map_or("cost not stated".into(), ToString::to_string)
         );
         let rows: Vec<(String, String)> = self
             .pipeline
