@@ -50,7 +50,7 @@ fmt:
 docs: build
 	$(REPRO) run --profile smoke --quiet
 	$(REPRO) report --profile smoke --quiet
-	$(ENV) REPRO_UPDATE_DOCS=1 cargo test --release -p repro --test it readme -- --include-ignored
+	$(ENV) REPRO_UPDATE_DOCS=1 cargo test --release --workspace --test it -- --include-ignored readme::
 
 # Re-pin the smoke profile's outputs in pipeline.lock after an intended change.
 lock: build
