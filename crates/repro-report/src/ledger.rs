@@ -5,7 +5,7 @@
 //! [`Ledger::key_value`] puts what the page shows of them into the report's key, so a cached
 //! report never shows stale dates or a stale lock headline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -160,11 +160,10 @@ pub fn compare(
     let Some(locked) = lock.and_then(|l| l.runs.get(run_id)) else {
         return LockMatch::NotLocked;
     };
-    let names: BTreeSet<&String> = outputs.keys().chain(locked.outputs.keys()).collect();
-    let differ: Vec<String> = names
-        .into_iter()
-        .filter(|n| outputs.get(*n) != locked.outputs.get(*n))
-        .cloned()
+    let differ: Vec<String> = locked
+        .differences(outputs)
+        .iter()
+        .map(|d| d.name().to_string())
         .collect();
     if differ.is_empty() {
         LockMatch::Matches

@@ -74,6 +74,53 @@ pub struct LockedRun {
     pub outputs: BTreeMap<String, String>,
 }
 
+/// How one output of a run differs from what the lock pins for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputDiff {
+    /// Locked, but the run did not produce it.
+    Missing { name: String },
+    /// Produced with another digest.
+    Differs {
+        name: String,
+        got: String,
+        want: String,
+    },
+    /// Produced, but the lock does not name it.
+    Unlocked { name: String },
+}
+
+impl OutputDiff {
+    pub fn name(&self) -> &str {
+        match self {
+            OutputDiff::Missing { name }
+            | OutputDiff::Differs { name, .. }
+            | OutputDiff::Unlocked { name } => name,
+        }
+    }
+}
+
+impl LockedRun {
+    /// Every way a run's output digests (name → sha256) differ from the locked ones, in name
+    /// order; empty when the run reproduced them bit for bit.
+    pub fn differences(&self, actual: &BTreeMap<String, String>) -> Vec<OutputDiff> {
+        let names: std::collections::BTreeSet<&String> =
+            actual.keys().chain(self.outputs.keys()).collect();
+        names
+            .into_iter()
+            .filter_map(|n| match (actual.get(n), self.outputs.get(n)) {
+                (None, Some(_)) => Some(OutputDiff::Missing { name: n.clone() }),
+                (Some(_), None) => Some(OutputDiff::Unlocked { name: n.clone() }),
+                (Some(got), Some(want)) if got != want => Some(OutputDiff::Differs {
+                    name: n.clone(),
+                    got: got.clone(),
+                    want: want.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 const HEADER: &str = "# pipeline.lock: written by `repro lock` and `repro fetch`; checked by `repro verify`.\n# Commit it. Digests are sha256 unless named.\n";
 
 impl LockFile {
@@ -152,5 +199,37 @@ mod tests {
         std::fs::write(&p, "version: 1\nbogus: 2\n").unwrap();
         let e = LockFile::load(&p).unwrap_err().to_string();
         assert!(e.contains("pipeline.lock") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_run_differs_from_its_lock_by_each_missing_changed_or_unlocked_output() {
+        let digests = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect()
+        };
+        let locked = LockedRun {
+            key: "k".into(),
+            outputs: digests(&[("a", "1"), ("b", "2"), ("c", "3")]),
+        };
+        assert!(locked.differences(&locked.outputs).is_empty());
+        let got = locked.differences(&digests(&[("a", "1"), ("b", "9"), ("d", "4")]));
+        assert_eq!(
+            got,
+            vec![
+                OutputDiff::Differs {
+                    name: "b".into(),
+                    got: "9".into(),
+                    want: "2".into()
+                },
+                OutputDiff::Missing { name: "c".into() },
+                OutputDiff::Unlocked { name: "d".into() },
+            ]
+        );
+        assert_eq!(
+            got.iter().map(OutputDiff::name).collect::<Vec<_>>(),
+            ["b", "c", "d"]
+        );
     }
 }

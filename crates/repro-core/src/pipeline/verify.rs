@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use super::datasets::{generation_manifest, tree_stat};
 use super::executor::{Executor, RunState};
-use super::lockfile::{LockFile, LockedRun};
+use super::lockfile::{LockFile, LockedRun, OutputDiff};
 use super::plan::Plan;
 use super::spec::{DatasetSource, Determinism};
 use crate::data::extract::{MANIFEST, MARKER, check_tree};
@@ -125,17 +125,18 @@ pub fn verify(
                 v.problems.push(format!("{id}: locked for profile {p} but not in this store; run `repro run --profile {p}` first"));
                 continue;
             };
-            let actual: BTreeMap<String, String> = rec.output_digests();
-            for (name, want) in &l.outputs {
-                match actual.get(name) {
-                    None => v.problems.push(format!("{id}: locked output {name} was not produced")),
-                    Some(got) if got != want => v.problems.push(format!("{id}: output {name} is {got}, pipeline.lock has {want} (not bitwise reproduced)")),
-                    Some(_) => {}
-                }
-            }
-            for name in actual.keys().filter(|n| !l.outputs.contains_key(*n)) {
-                v.problems
-                    .push(format!("{id}: output {name} is not in pipeline.lock"));
+            for d in l.differences(&rec.output_digests()) {
+                v.problems.push(match d {
+                    OutputDiff::Missing { name } => {
+                        format!("{id}: locked output {name} was not produced")
+                    }
+                    OutputDiff::Differs { name, got, want } => format!(
+                        "{id}: output {name} is {got}, pipeline.lock has {want} (not bitwise reproduced)"
+                    ),
+                    OutputDiff::Unlocked { name } => {
+                        format!("{id}: output {name} is not in pipeline.lock")
+                    }
+                });
             }
         }
     }
