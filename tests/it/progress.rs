@@ -4,32 +4,26 @@
 
 use crate::common::{Project, ok, text};
 
-/// One small vision run: 4 batches per epoch, 2 epochs.
-const PIPELINE: &str = r#"version: 1
-salt: test
-datasets:
-  cifar10:
-    format: cifar10-binary
-    files: [{name: cifar-10-binary.tar.gz, md5: c32a1d4ab5d03f1284b67883e8d87530}]
-    generate: {generator: cifar10, params: {train_per_class: 20, test_per_class: 2, seed: 0}}
-experiments:
-  small:
-    kind: vision
-    datasets: [cifar10]
-    determinism: bitwise
-    params: {model: small_cnn, width: 0.125, epochs: 2, batch_size: 50, lr: 0.05, seed: 0}
-profiles:
-  smoke:
-    threads: 1
-    datasets:
-      cifar10: {source: generate}
-"#;
+/// The test pipeline as one run: 200 generated images in batches of 50, so 4 batches per epoch,
+/// 2 epochs.
+fn pipeline() -> String {
+    let one_run = crate::common::PIPELINE.replace(
+        "    grid:\n      schedule: [none, early]\n      seed: [0, 1]\n",
+        "",
+    );
+    assert_ne!(
+        one_run,
+        crate::common::PIPELINE,
+        "the test pipeline's grid moved"
+    );
+    one_run
+}
 
 const EVERY_MS: &str = "REPRO_PROGRESS_EVERY_MS";
 
 #[test]
 fn ticks_inside_epochs_reach_the_log_and_leave_outputs_unchanged() {
-    let ticking = Project::new(PIPELINE);
+    let ticking = Project::new(&pipeline());
     let out = ticking
         .cmd(&["run", "--profile", "smoke", "--device", "cpu"])
         .env(EVERY_MS, "0")
@@ -61,12 +55,12 @@ fn ticks_inside_epochs_reach_the_log_and_leave_outputs_unchanged() {
     assert!(!stderr.contains("batch 2/4"), "{stderr}");
 
     // The default interval ticks far less; reading the loss at every batch changed nothing.
-    let plain = Project::new(PIPELINE);
+    let plain = Project::new(&pipeline());
     ok(plain.smoke(&["--quiet"]));
     assert_eq!(plain.record("small")["outputs"], rec["outputs"]);
 
     // A malformed interval fails the run with the variable, its value and what would do.
-    let bad = Project::new(PIPELINE);
+    let bad = Project::new(&pipeline());
     let out = bad
         .cmd(&["run", "--profile", "smoke", "--device", "cpu"])
         .env(EVERY_MS, "2s")
