@@ -54,6 +54,16 @@ Examples:
   # One line per claim, as on a narrow terminal
   COLUMNS=80 repro report --profile cpu";
 
+pub(super) const SHARE_EXAMPLES: &str = "\
+Examples:
+  # The lab publishes its finished paper profile (remotes: {lab: s3://bucket/repro} in pipeline.yaml)
+  repro push --profile paper --remote lab
+  # A reviewer, on any machine: fetch, check every byte, render the same report, training nothing
+  repro pull --profile paper --remote https://example.org/repro-results
+  repro verify --profile paper && repro report --profile paper
+  # One bundle file instead of a remote
+  repro export --profile paper paper.tar && repro import paper.tar";
+
 pub(super) const VERIFY_EXAMPLES: &str = "\
 Examples:
   # Re-hash every stored object and dataset file

@@ -20,11 +20,13 @@ struct StatusRow {
     experiment: String,
     runs: usize,
     cached: usize,
+    /// Made elsewhere, taken from a pulled publication.
+    pulled: usize,
     to_run: usize,
 }
 
-/// `--json`: `{profile, store, records, experiments: [{experiment, runs, cached, to_run}],
-/// totals: {runs, cached, to_run}}`.
+/// `--json`: `{profile, store, records, experiments: [{experiment, runs, cached, pulled,
+/// to_run}], totals: {runs, cached, pulled, to_run}}`.
 pub(super) fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, json: bool) -> Result<()> {
     let plan = ctx.plan(profile, &[])?;
     let device = ctx.device(device)?;
@@ -36,6 +38,7 @@ pub(super) fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, json: b
                 experiment: run.experiment.clone(),
                 runs: 0,
                 cached: 0,
+                pulled: 0,
                 to_run: 0,
             });
         }
@@ -43,21 +46,21 @@ pub(super) fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, json: b
             r.runs += 1;
             match s {
                 RunState::Cached { .. } => r.cached += 1,
+                RunState::Pulled { .. } => r.pulled += 1,
                 RunState::WillRun { .. } => r.to_run += 1,
             }
         }
     }
     let records = ctx.store.record_count();
-    let cached = states
-        .iter()
-        .filter(|(_, s)| matches!(s, RunState::Cached { .. }))
-        .count();
+    let count = |pick: fn(&RunState) -> bool| states.iter().filter(|(_, s)| pick(s)).count();
+    let cached = count(|s| matches!(s, RunState::Cached { .. }));
+    let pulled = count(|s| matches!(s, RunState::Pulled { .. }));
     if json {
         let experiments: Vec<Value> = rows
             .iter()
             .map(|r| {
                 json!({"experiment": r.experiment, "runs": r.runs, "cached": r.cached,
-                       "to_run": r.to_run})
+                       "pulled": r.pulled, "to_run": r.to_run})
             })
             .collect();
         let doc = json!({
@@ -65,15 +68,21 @@ pub(super) fn status_cmd(ctx: &Ctx, profile: &str, device: DeviceChoice, json: b
             "store": ctx.store.root(),
             "records": records,
             "experiments": experiments,
-            "totals": {"runs": states.len(), "cached": cached, "to_run": states.len() - cached},
+            "totals": {"runs": states.len(), "cached": cached, "pulled": pulled,
+                       "to_run": states.len() - cached - pulled},
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("{}", tables::grid(grid_rows(&rows), ctx.width));
     println!(
-        "profile {profile}: {} runs, {cached} cached; store {}: {records} run records",
+        "profile {profile}: {} runs, {cached} cached{}; store {}: {records} run records",
         states.len(),
+        if pulled > 0 {
+            format!(", {pulled} pulled")
+        } else {
+            String::new()
+        },
         ctx.store.root().display()
     );
     Ok(())

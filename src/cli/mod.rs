@@ -25,6 +25,7 @@ mod progress;
 mod queue;
 mod report;
 mod run;
+mod share;
 mod show;
 mod term;
 mod tidy;
@@ -242,17 +243,47 @@ enum Cmd {
         /// Experiments, run ids or datasets, with what they depend on (default: all).
         targets: Vec<String>,
     },
-    /// Reserved for a later release.
-    #[command(hide = true)]
-    Export {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+    /// Copy the profile's finished runs (records and objects), its generated datasets and its
+    /// report to a remote, skipping objects already there; the publication goes last.
+    #[command(after_help = about::SHARE_EXAMPLES)]
+    Push {
+        #[command(flatten)]
+        on: Selection,
+        /// A remote's name (pipeline.yaml's or your config's `remotes:`) or URL: file://PATH,
+        /// s3://BUCKET/PREFIX; default: the only remote declared.
+        #[arg(long, env = "REPRO_REMOTE")]
+        remote: Option<String>,
+        /// Experiments or run ids to push, with their upstream runs (default: the profile).
+        targets: Vec<String>,
     },
-    /// Reserved for a later release.
-    #[command(hide = true)]
+    /// Bring a profile's published runs from a remote into the store, each object checked
+    /// against its sha256; `verify` and `report` then read them, training nothing.
+    #[command(after_help = about::SHARE_EXAMPLES)]
+    Pull {
+        #[command(flatten)]
+        on: Selection,
+        /// A remote's name or URL: file://PATH, s3://BUCKET/PREFIX, https://HOST/PATH
+        /// (read-only); default: the only remote declared.
+        #[arg(long, env = "REPRO_REMOTE")]
+        remote: Option<String>,
+        /// Experiments or run ids to pull, with their upstream runs (default: the profile).
+        targets: Vec<String>,
+    },
+    /// Write the profile's finished runs, generated datasets, report, pipeline.yaml and lock
+    /// entry to one tar file with a manifest of every digest (for Zenodo or a paper's page).
+    Export {
+        #[command(flatten)]
+        on: Selection,
+        /// The tar file to write.
+        file: PathBuf,
+        /// Experiments or run ids to export, with their upstream runs (default: the profile).
+        targets: Vec<String>,
+    },
+    /// Read a bundle from `repro export` into the store; every digest is checked before
+    /// anything enters it.
     Import {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        /// The tar file to read.
+        file: PathBuf,
     },
     /// Print a shell completion script, e.g. `repro completions bash >
     /// ~/.local/share/bash-completion/completions/repro`.
@@ -452,10 +483,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Export { .. } | Cmd::Import { .. } => Err(Failure::Usage(
-            "`repro export` and `repro import` are reserved for a later release".into(),
-        )
-        .into()),
+        Cmd::Push {
+            on,
+            remote,
+            targets,
+        } => share::push_cmd(&ctx, &on, remote.as_deref(), &targets),
+        Cmd::Pull {
+            on,
+            remote,
+            targets,
+        } => share::pull_cmd(&ctx, &on, remote.as_deref(), &targets),
+        Cmd::Export { on, file, targets } => share::export_cmd(&ctx, &on, &file, &targets),
+        Cmd::Import { file } => share::import_cmd(&ctx, &file),
         // `main` answers these before a pipeline is loaded.
         Cmd::Completions { shell } => about::completions(shell),
         Cmd::Man => about::man(),

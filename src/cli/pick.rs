@@ -63,7 +63,7 @@ pub(super) fn one_run(
     let device = ctx.device(device)?;
     let states = ctx.exec().states(&plan, &device, threads_for(&plan))?;
     let record = match &states[index].1 {
-        RunState::Cached { key } => ctx.store.read_record(key)?,
+        RunState::Cached { key } | RunState::Pulled { key, .. } => ctx.store.read_record(key)?,
         RunState::WillRun { .. } => None,
     };
     Ok(OneRun {

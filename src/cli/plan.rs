@@ -36,6 +36,9 @@ pub(super) fn plan_cmd(
         for (id, s) in &states {
             let (state, key, reasons) = match s {
                 RunState::Cached { key } => ("cached", Some(key.clone()), Vec::new()),
+                RunState::Pulled { key, made_with } => {
+                    ("pulled", Some(key.clone()), made_with.clone())
+                }
                 RunState::WillRun { key, reasons } => ("will run", key.clone(), reasons.clone()),
             };
             let node = nodes[id.as_str()];
@@ -67,6 +70,12 @@ pub(super) fn plan_cmd(
                 key: key[..12].into(),
                 reason: String::new(),
             },
+            RunState::Pulled { key, made_with } => PlanRow {
+                run: id.clone(),
+                state: "pulled".into(),
+                key: key[..12].into(),
+                reason: made_elsewhere(made_with),
+            },
             RunState::WillRun { key, reasons } => {
                 will += 1;
                 PlanRow {
@@ -88,4 +97,13 @@ pub(super) fn plan_cmd(
         states.len() - will
     );
     Ok(())
+}
+
+/// A pulled run's reason column: how the machine that made it differs from this one.
+fn made_elsewhere(made_with: &[String]) -> String {
+    if made_with.is_empty() {
+        "pulled, made as here".into()
+    } else {
+        format!("pulled, made with {}", made_with.join(", "))
+    }
 }

@@ -109,6 +109,10 @@ impl Reporter for Terminal {
                 self.say(format!("[{n}/{total}] {run} cached ({})", &key[..12]));
                 self.finished(n);
             }
+            RunEvent::Pulled { key } => {
+                self.say(format!("[{n}/{total}] {run} pulled ({})", &key[..12]));
+                self.finished(n);
+            }
             RunEvent::CachedByOther => {
                 self.say(format!(
                     "[{n}/{total}] {run} cached (finished by another process)"

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 
 use super::ctx::{Ctx, Failure, threads_for};
 use super::run::{Parallel, RunFlags, report_summary, run_cmd};
-use repro_core::pipeline::executor::RunState;
 use repro_core::pipeline::queue::slurm::Slurm;
 use repro_core::pipeline::queue::{Invocation, Queue, QueueBackend, QueueOptions};
 use repro_core::runtime::DeviceChoice;
@@ -166,7 +165,7 @@ pub(super) fn exec_run_cmd(
     let dev = ctx.device(device)?;
     let threads = threads_for(&plan);
     for (id, state) in ctx.exec().states(&plan, &dev, threads)? {
-        if id != run && !matches!(state, RunState::Cached { .. }) {
+        if id != run && state.done_key().is_none() {
             return Err(Failure::Work(format!(
                 "upstream run {id} of {run} is not finished: its job must succeed first"
             ))

@@ -135,9 +135,14 @@ pub(super) fn report_summary(
         format!(" ({executor})")
     };
     println!(
-        "profile {profile}: {} ran, {} cached, {} failed, {} skipped{via}; store: {}",
+        "profile {profile}: {} ran, {} cached, {}{} failed, {} skipped{via}; store: {}",
         summary.ran.len(),
         summary.cached.len(),
+        if summary.pulled.is_empty() {
+            String::new()
+        } else {
+            format!("{} pulled, ", summary.pulled.len())
+        },
         summary.failed.len(),
         summary.skipped.len(),
         ctx.store.root().display()

@@ -41,6 +41,7 @@ pub(super) fn show_cmd(ctx: &Ctx, a: &ShowArgs) -> Result<()> {
 fn state_fields(ctx: &Ctx, s: &RunState) -> (&'static str, Option<String>, Vec<String>) {
     match s {
         RunState::Cached { key } => ("cached", Some(key.clone()), Vec::new()),
+        RunState::Pulled { key, made_with } => ("pulled", Some(key.clone()), made_with.clone()),
         RunState::WillRun { key, reasons } => {
             let attempted = key
                 .as_deref()

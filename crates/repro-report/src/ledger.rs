@@ -183,8 +183,8 @@ pub fn gather(
     let state: BTreeMap<&str, &RunState> = states.iter().map(|(id, s)| (id.as_str(), s)).collect();
     let mut runs = Vec::new();
     for run in &plan.runs {
-        let record = match state.get(run.id.as_str()) {
-            Some(RunState::Cached { key }) => Some(
+        let record = match state.get(run.id.as_str()).and_then(|s| s.done_key()) {
+            Some(key) => Some(
                 store
                     .read_record(key)?
                     .with_context(|| format!("run {} ({key}) has no record", run.id))?,

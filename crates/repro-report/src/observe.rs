@@ -247,7 +247,7 @@ pub fn gather(
         };
         let exp = &mut experiments[i];
         exp.planned += 1;
-        let Some(RunState::Cached { key }) = state.get(run.id.as_str()) else {
+        let Some(key) = state.get(run.id.as_str()).and_then(|s| s.done_key()) else {
             exp.missing.push(run.id.clone());
             continue;
         };
@@ -280,7 +280,7 @@ pub fn gather(
             rows.push(row);
         }
         let source = Source {
-            run_key: key.clone(),
+            run_key: key.to_string(),
             file: file.to_string(),
             sha256: obj.sha256.clone(),
         };

@@ -3,7 +3,8 @@
 //! locally ([`executor`]) or through a cluster's queue ([`queue`]), with datasets prepared by
 //! [`datasets`], stage kinds declared in [`kinds`] (the engine↔worker protocol in [`stage`],
 //! its progress ticks in [`progress`]), the paper's claims as checks in [`claims`], and the lock
-//! and verification in [`lockfile`] and [`verify`].
+//! and verification in [`lockfile`] and [`verify`], what a profile shares with others in
+//! [`publish`].
 
 pub mod claims;
 pub mod datasets;
@@ -16,6 +17,7 @@ pub mod placement;
 pub mod plan;
 pub mod problem;
 pub mod progress;
+pub mod publish;
 pub mod queue;
 pub mod spec;
 pub mod stage;

@@ -32,7 +32,46 @@ pub struct Pipeline {
     pub provenance: Vec<Provenance>,
     /// The profile used when a command names none (`default_profile:`).
     pub default_profile: Option<DefaultProfile>,
+    /// Where `repro push`/`pull` share results (`remotes:`), by name.
+    pub remotes: BTreeMap<String, RemoteDecl>,
 }
+
+/// A remote of `remotes:`: a URL (`file://`, `s3://bucket/prefix`, `https://` read-only), or the
+/// URL with an S3-compatible endpoint (MinIO, Ceph). Credentials never go here: they come from
+/// each backend's own environment variables and files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RemoteDecl {
+    Url(String),
+    Full(RemoteFull),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteFull {
+    pub url: String,
+    /// An S3-compatible server's endpoint, e.g. `https://minio.example.org:9000`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+impl RemoteDecl {
+    pub fn url(&self) -> &str {
+        match self {
+            RemoteDecl::Url(u) => u,
+            RemoteDecl::Full(f) => &f.url,
+        }
+    }
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            RemoteDecl::Url(_) => None,
+            RemoteDecl::Full(f) => f.endpoint.as_deref(),
+        }
+    }
+}
+
+/// The URL schemes a remote may use.
+pub const REMOTE_SCHEMES: &[&str] = &["file", "s3", "https", "http"];
 
 /// `default_profile:`: the profile every subcommand and `make replicate` use when none is named,
 /// chosen by what this machine has. A profile with `confirm: true` cannot be one.

@@ -216,7 +216,7 @@ pub fn lock_profile(
             continue;
         }
         match state {
-            RunState::Cached { key } => {
+            RunState::Cached { key } | RunState::Pulled { key, .. } => {
                 if let Some(r) = exec.store.read_record(&key)? {
                     entry.runs.insert(
                         id,

@@ -6,7 +6,8 @@
 //!   taken exclusively by `gc`), `tmp/`: scratch on the same filesystem, `cache/`: the stat cache;
 //! - `work/<key>/`: the outputs and checkpoints of a run in progress, where an interrupted run
 //!   resumes (see [`work`]); removed once its record is written;
-//! - `quarantine/`: objects found corrupt, moved aside (never deleted) before their runs rebuild.
+//! - `quarantine/`: objects found corrupt, moved aside (never deleted) before their runs rebuild;
+//! - `published/<profile>.json`: a profile's results as pulled or imported (see [`published`]).
 //!
 //! Every write is atomic (temp, fsync, rename), so a crash never leaves a partial file visible.
 //! An object counts as present only when it is intact: its stat matches the verified-stat cache
@@ -18,6 +19,7 @@ pub mod gc;
 pub mod hash;
 pub mod key;
 pub mod memo;
+pub mod published;
 pub mod record;
 pub mod statcache;
 pub mod work;
@@ -229,6 +231,23 @@ impl Store {
             .with_context(|| format!("cannot move object into {}", dest.display()))?;
         self.stat().record_trusted(&dest, &o.sha256);
         Ok(o)
+    }
+
+    /// Move `file` into the store as object `o`, its bytes already hashed to `o` as they were
+    /// written (a pulled or imported object), without reading them again. Like [`Store::put_file`],
+    /// an intact object already there is kept and a damaged one replaced.
+    pub fn put_verified(&self, file: &Path, o: &ObjectRef) -> Result<()> {
+        let dest = self.object_path(&o.sha256);
+        if self.check_object(o).is_intact() {
+            fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
+            return Ok(());
+        }
+        fs::set_permissions(file, fs::Permissions::from_mode(0o444))
+            .with_context(|| format!("cannot make {} read-only", file.display()))?;
+        rename_durable(file, &dest)
+            .with_context(|| format!("cannot move object into {}", dest.display()))?;
+        self.stat().record_trusted(&dest, &o.sha256);
+        Ok(())
     }
 
     /// Whether an object is present with the size and bytes it is named by: from the stat

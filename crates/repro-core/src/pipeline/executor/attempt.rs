@@ -31,6 +31,8 @@ pub struct Runs<'a> {
     pub device: &'a Device,
     pub threads: usize,
     pub force: &'a BTreeSet<String>,
+    /// Run id → the pulled record that stands for it (not run here).
+    pub pulled: &'a BTreeMap<String, RunRecord>,
     pub no_repair: bool,
     pub reporter: &'a dyn Reporter,
     pub launcher: &'a dyn Launcher,
@@ -50,6 +52,10 @@ impl Runs<'_> {
             total: self.plan.runs.len(),
             run: &run.id,
         };
+        if let Some(r) = self.pulled.get(&run.id) {
+            self.reporter.event(at, RunEvent::Pulled { key: &r.key });
+            return Ok((r.clone(), false));
+        }
         let settings = keys::settings(run, self.device, self.threads);
         let m = keys::manifest(
             self.salt,

@@ -17,6 +17,8 @@ pub struct At<'a> {
 pub enum RunEvent<'a> {
     /// Its record was in the store: nothing to do.
     Cached { key: &'a str },
+    /// A pulled publication holds it, made elsewhere with the same parameters and inputs.
+    Pulled { key: &'a str },
     /// Another process finished it while this one waited for the key's lock.
     CachedByOther,
     /// It starts (or resumes) computing, for these reasons.

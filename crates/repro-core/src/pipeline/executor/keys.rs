@@ -8,6 +8,8 @@ use crate::pipeline::spec::Determinism;
 use crate::runtime::{Device, RunSettings};
 use crate::store::Store;
 use crate::store::key::{Manifest, diff};
+use crate::store::published::Publication;
+use crate::store::record::RunRecord;
 
 /// Output file → sha256.
 pub type Digests = BTreeMap<String, String>;
@@ -81,4 +83,28 @@ pub fn reasons(store: &Store, profile: &str, run_id: &str, m: &Manifest) -> Vec<
             }
         }
     }
+}
+
+/// The published run that stands for `run_id` on this machine, whose manifest `m` is: the
+/// publication's record for it, intact, made with the same salt, stage, parameters and inputs
+/// (only its environment may differ). With its key and how that environment differs.
+pub fn pulled(
+    store: &Store,
+    published: &Publication,
+    run_id: &str,
+    m: &Manifest,
+) -> Option<(String, RunRecord, Vec<String>)> {
+    let key = published.runs.get(run_id)?;
+    let r = store.read_record(key).ok()??;
+    let p = &r.manifest;
+    let same_run = p.salt == m.salt
+        && p.kind == m.kind
+        && p.kind_version == m.kind_version
+        && p.params == m.params
+        && p.inputs == m.inputs;
+    if !same_run || r.key != *key || p.key() != *key || !store.damaged_outputs(&r).is_empty() {
+        return None;
+    }
+    let made_with = diff(p, m);
+    Some((key.clone(), r, made_with))
 }

@@ -33,11 +33,26 @@ pub use schedule::Summary;
 pub enum RunState {
     /// Record and objects present.
     Cached { key: String },
+    /// Not run on this machine, but the profile's pulled publication holds it, made with the
+    /// same parameters and inputs elsewhere: taken as done (`run --force` runs it here). Its
+    /// key is the published one; `made_with` says how its environment differs from this
+    /// machine's ("device cuda→cpu").
+    Pulled { key: String, made_with: Vec<String> },
     /// Would run, with the reasons.
     WillRun {
         key: Option<String>,
         reasons: Vec<String>,
     },
+}
+
+impl RunState {
+    /// The key of the record that stands for the run: its own, or the pulled one.
+    pub fn done_key(&self) -> Option<&str> {
+        match self {
+            RunState::Cached { key } | RunState::Pulled { key, .. } => Some(key),
+            RunState::WillRun { .. } => None,
+        }
+    }
 }
 
 /// Options of one `repro run`.
@@ -75,6 +90,7 @@ impl Executor<'_> {
         threads: usize,
     ) -> Result<Vec<(String, RunState)>> {
         let locked = LockFile::load(&self.lock_path)?.datasets;
+        let published = self.store.publication(&plan.profile)?;
         let mut ds_ids = BTreeMap::new();
         for d in &plan.datasets {
             ds_ids.insert(
@@ -116,15 +132,25 @@ impl Executor<'_> {
                             .filter(|_| damage.is_empty())
                             .map(|r| r.output_digests()),
                     );
+                    let pulled = match (&record, &published) {
+                        (None, Some(p)) => keys::pulled(self.store, p, &run.id, &m),
+                        _ => None,
+                    };
+                    if let Some((_, r, _)) = &pulled {
+                        keys.insert(run.id.clone(), Some(r.output_digests()));
+                    }
                     match record {
                         Some(_) if damage.is_empty() => RunState::Cached { key },
                         Some(_) => RunState::WillRun {
                             reasons: damage.iter().map(|d| d.to_string()).collect(),
                             key: Some(key),
                         },
-                        None => RunState::WillRun {
-                            reasons: keys::reasons(self.store, &plan.profile, &run.id, &m),
-                            key: Some(key),
+                        None => match pulled {
+                            Some((key, _, made_with)) => RunState::Pulled { key, made_with },
+                            None => RunState::WillRun {
+                                reasons: keys::reasons(self.store, &plan.profile, &run.id, &m),
+                                key: Some(key),
+                            },
                         },
                     }
                 }
@@ -155,7 +181,26 @@ impl Executor<'_> {
         launcher: &dyn Launcher,
     ) -> Result<Summary> {
         let _shared = self.store.lock_shared()?;
-        let views = self.datasets(plan, opts.mirror.as_deref(), reporter)?;
+        // Runs a pulled publication holds are taken as they are (`--force` runs them here);
+        // only the datasets of the others are prepared.
+        let mut pulled = BTreeMap::new();
+        if self.store.publication(&plan.profile)?.is_some() {
+            for (id, state) in self.states(plan, &opts.device, opts.threads)? {
+                if let RunState::Pulled { key, .. } = state
+                    && !opts.force.contains(&id)
+                    && let Some(r) = self.store.read_record(&key)?
+                {
+                    pulled.insert(id, r);
+                }
+            }
+        }
+        let needed: BTreeSet<&str> = plan
+            .runs
+            .iter()
+            .filter(|r| !pulled.contains_key(&r.id))
+            .flat_map(|r| r.datasets.iter().map(String::as_str))
+            .collect();
+        let views = self.datasets(plan, &needed, opts.mirror.as_deref(), reporter)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let slots = placement::slots(
             opts.jobs,
@@ -172,6 +217,7 @@ impl Executor<'_> {
             device: &opts.device,
             threads: opts.threads,
             force: &opts.force,
+            pulled: &pulled,
             no_repair: opts.no_repair,
             reporter,
             launcher,
@@ -184,6 +230,13 @@ impl Executor<'_> {
         if let Err(e) = self.store.save_stat() {
             tracing::warn!("{e:#}");
         }
+        let mut summary = summary;
+        let (pulled_ids, cached) = summary
+            .cached
+            .into_iter()
+            .partition(|id| pulled.contains_key(id));
+        summary.cached = cached;
+        summary.pulled = pulled_ids;
         Ok(summary)
     }
 
@@ -196,7 +249,8 @@ impl Executor<'_> {
         reporter: &dyn Reporter,
     ) -> Result<()> {
         let _shared = self.store.lock_shared()?;
-        self.datasets(plan, mirror, reporter)?;
+        let all = plan.datasets.iter().map(|d| d.name.as_str()).collect();
+        self.datasets(plan, &all, mirror, reporter)?;
         Ok(())
     }
 
@@ -205,6 +259,7 @@ impl Executor<'_> {
     fn datasets(
         &self,
         plan: &Plan,
+        needed: &BTreeSet<&str>,
         mirror: Option<&str>,
         reporter: &dyn Reporter,
     ) -> Result<Views> {
@@ -212,7 +267,11 @@ impl Executor<'_> {
         let fetch = datasets::fetch_options(self.store, mirror, reporter.interactive());
         let mut views = BTreeMap::new();
         let mut first_seen = Vec::new();
-        for d in &plan.datasets {
+        for d in plan
+            .datasets
+            .iter()
+            .filter(|d| needed.contains(d.name.as_str()))
+        {
             let t = Instant::now();
             let p = datasets::prepare(
                 self.store,

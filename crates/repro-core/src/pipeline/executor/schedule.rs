@@ -16,6 +16,8 @@ use crate::store::record::RunRecord;
 #[derive(Debug, Default)]
 pub struct Summary {
     pub cached: Vec<String>,
+    /// Taken from a pulled publication (made on another machine), not run here.
+    pub pulled: Vec<String>,
     pub ran: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub skipped: Vec<(String, String)>,

@@ -273,6 +273,7 @@ impl Queue<'_> {
         for (id, state) in &states {
             match state {
                 RunState::Cached { .. } => summary.cached.push(id.clone()),
+                RunState::Pulled { .. } => summary.pulled.push(id.clone()),
                 RunState::WillRun { .. } => match ledger.runs.get(id) {
                     Some(t)
                         if live.get(&t.job).is_some_and(|(state, name)| {

@@ -19,7 +19,7 @@ use super::params::describe;
 use super::problem::{Checker, Problem, SpecErrors};
 use super::spec::{
     DatasetSource, DatasetSpec, ExperimentOverride, ExperimentSpec, Pipeline, ProfileSpec,
-    Provenance, valid_name,
+    Provenance, REMOTE_SCHEMES, RemoteDecl, valid_name,
 };
 use super::stage::StageDecl;
 use super::yaml_guard;
@@ -34,6 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "claims",
     "provenance",
     "default_profile",
+    "remotes",
 ];
 
 impl Pipeline {
@@ -135,7 +136,32 @@ impl Pipeline {
             None => None,
             Some(v) => ck.parse("default_profile", v),
         };
+        let remotes: BTreeMap<String, RemoteDecl> = section(&mut ck, top, "remotes");
+        for (name, r) in &remotes {
+            let scheme = r.url().split_once("://").map(|(s, _)| s);
+            if !scheme.is_some_and(|s| REMOTE_SCHEMES.contains(&s)) {
+                ck.at(
+                    &format!("remotes.{name}"),
+                    format!(
+                        "remote URL {:?} has no known scheme; valid: {}",
+                        r.url(),
+                        REMOTE_SCHEMES
+                            .iter()
+                            .map(|s| format!("{s}://"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            if r.endpoint().is_some() && scheme != Some("s3") {
+                ck.at(
+                    &format!("remotes.{name}.endpoint"),
+                    "an endpoint is for s3:// remotes (an S3-compatible server) only",
+                );
+            }
+        }
         let p = Pipeline {
+            remotes,
             default_profile,
             path: path.to_path_buf(),
             salt,
