@@ -16,6 +16,8 @@ mod progress;
 mod readme;
 mod report;
 mod resume;
+mod share;
+mod share_bundle;
 mod slurm;
 mod spec_errors;
 mod store_trust;

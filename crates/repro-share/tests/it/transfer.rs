@@ -1,0 +1,1 @@
+//! (the transfer tests)

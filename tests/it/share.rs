@@ -1,0 +1,1 @@
+//! (push and pull through the binary)
