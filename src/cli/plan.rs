@@ -91,10 +91,19 @@ pub(super) fn plan_cmd(
         });
     }
     println!("{}", tables::grid(grid_rows(&rows), ctx.width));
+    let pulled = states
+        .iter()
+        .filter(|(_, s)| matches!(s, RunState::Pulled { .. }))
+        .count();
     println!(
-        "profile {profile}: {} runs, {} cached, {will} to run",
+        "profile {profile}: {} runs, {} cached, {}{will} to run",
         states.len(),
-        states.len() - will
+        states.len() - will - pulled,
+        if pulled > 0 {
+            format!("{pulled} pulled, ")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::ctx::{Ctx, threads_for};
+use repro_core::pipeline::executor::RunState;
 use repro_core::pipeline::lockfile::LockFile;
 use repro_core::runtime::DeviceChoice;
 use repro_report::{Report, tables};
@@ -56,11 +57,20 @@ pub fn report_cmd(
         "{}",
         tables::wrap_text(&format!("claims: {}", summary.join("; ")), ctx.width)
     );
+    let pulled = states
+        .iter()
+        .filter(|(_, s)| matches!(s, RunState::Pulled { .. }))
+        .count();
     println!(
-        "report ({}, {} of {} runs read{}): {}",
+        "report ({}, {} of {} runs read{}{}): {}",
         &r.key[..12],
         r.runs_read,
         r.runs_planned,
+        if pulled > 0 {
+            format!(", {pulled} of them pulled, made elsewhere")
+        } else {
+            String::new()
+        },
         if r.cached { ", cached" } else { "" },
         r.dir.join("report.html").display()
     );

@@ -137,6 +137,37 @@ profiles:
 }
 
 #[test]
+fn remotes_name_a_known_scheme_and_keep_endpoints_for_s3() {
+    let p = Project::new(
+        r#"experiments:
+  a:
+    kind: vision
+profiles:
+  ok: {}
+remotes:
+  lab: s3://bucket/prefix
+  minio: {url: "s3://results/repro", endpoint: "http://127.0.0.1:9000"}
+  web: https://example.org/repro
+  ftp: ftp://example.org/repro
+  nourl: {endpoint: "http://x"}
+  webby: {url: "https://example.org/r", endpoint: "http://x"}
+"#,
+    );
+    let o = p.run(&["plan", "--profile", "ok"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    let expect = [
+        "remotes.ftp: remote URL \"ftp://example.org/repro\" has no known scheme; valid: file://, s3://, https://, http://",
+        "remotes.nourl:",
+        "remotes.webby.endpoint: an endpoint is for s3:// remotes (an S3-compatible server) only",
+    ];
+    for e in expect {
+        assert!(t.contains(e), "missing {e:?} in:\n{t}");
+    }
+    assert_eq!(t.matches("remotes.").count(), 3, "only those three:\n{t}");
+}
+
+#[test]
 fn unknown_fields_point_at_their_key() {
     let p = Project::new(
         r#"version: 1

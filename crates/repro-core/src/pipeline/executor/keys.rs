@@ -108,3 +108,104 @@ pub fn pulled(
     let made_with = diff(p, m);
     Some((key.clone(), r, made_with))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::store::published::FORMAT;
+    use crate::store::record::ObjectRef;
+
+    fn manifest(lr: f64, device: &str) -> Manifest {
+        let mut params = Map::new();
+        params.insert("lr".into(), json!(lr));
+        Manifest {
+            salt: "s".into(),
+            kind: "vision".into(),
+            kind_version: 3,
+            params,
+            inputs: BTreeMap::from([(
+                "dataset:d".to_string(),
+                BTreeMap::from([("f".to_string(), "0".repeat(64))]),
+            )]),
+            env: BTreeMap::from([("device".to_string(), json!(device))]),
+        }
+    }
+
+    /// A store holding one finished run made on `device`, and a publication naming it.
+    fn published(dir: &std::path::Path, device: &str) -> (Store, Publication, ObjectRef) {
+        let store = Store::open(dir).unwrap();
+        let f = dir.join("out");
+        std::fs::write(&f, b"weights").unwrap();
+        let out = store.put_file(&f).unwrap();
+        let m = manifest(0.1, device);
+        let key = m.key();
+        store
+            .write_record(&RunRecord {
+                key: key.clone(),
+                run_id: "e/seed=0".into(),
+                experiment: "e".into(),
+                manifest: m,
+                outputs: BTreeMap::from([("w".to_string(), out.clone())]),
+                metrics: Map::new(),
+                environment: Map::new(),
+                started: String::new(),
+                finished: String::new(),
+                seconds: 1.0,
+                host: "elsewhere".into(),
+            })
+            .unwrap();
+        let p = Publication {
+            format: FORMAT,
+            profile: "p".into(),
+            runs: BTreeMap::from([("e/seed=0".to_string(), key)]),
+            generated: BTreeMap::new(),
+            report: None,
+            pipeline: out.clone(),
+            lock: None,
+            repro: "test".into(),
+        };
+        (store, p, out)
+    }
+
+    #[test]
+    fn a_published_run_stands_for_this_machines_only_with_the_same_parameters_and_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, p, out) = published(dir.path(), "cuda");
+        // Same run, another device: taken, and the difference said.
+        let (key, r, made_with) = pulled(&store, &p, "e/seed=0", &manifest(0.1, "cpu")).unwrap();
+        assert_eq!(key, p.runs["e/seed=0"]);
+        assert_eq!(r.host, "elsewhere");
+        assert_eq!(made_with, vec!["device cuda→cpu".to_string()]);
+        // Another parameter, another input, another run id: not the same run.
+        assert!(pulled(&store, &p, "e/seed=0", &manifest(0.2, "cpu")).is_none());
+        let mut other_input = manifest(0.1, "cpu");
+        other_input.inputs.insert(
+            "run:up".into(),
+            BTreeMap::from([("x".into(), "1".repeat(64))]),
+        );
+        assert!(pulled(&store, &p, "e/seed=0", &other_input).is_none());
+        assert!(pulled(&store, &p, "e/seed=1", &manifest(0.1, "cpu")).is_none());
+        // A damaged output: never served.
+        let obj = store.object_path(&out.sha256);
+        std::fs::set_permissions(&obj, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&obj, b"weighTs").unwrap();
+        assert!(pulled(&store, &p, "e/seed=0", &manifest(0.1, "cpu")).is_none());
+    }
+
+    #[test]
+    fn a_record_that_does_not_hash_to_its_key_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, p, _) = published(dir.path(), "cuda");
+        let key = &p.runs["e/seed=0"];
+        let mut r = store.read_record(key).unwrap().unwrap();
+        r.manifest.kind_version = 4; // edited after it was keyed
+        store.write_record(&r).unwrap();
+        let mut local = manifest(0.1, "cpu");
+        local.kind_version = 4;
+        assert!(pulled(&store, &p, "e/seed=0", &local).is_none());
+    }
+}
