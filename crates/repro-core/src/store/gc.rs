@@ -1,5 +1,5 @@
-//! Garbage collection of the store (`repro gc`): objects that no run record and no digest in
-//! `pipeline.lock` refer to, work folders of runs that finished after all, and scratch left by
+//! Garbage collection of the store (`repro gc`): objects that no run record, no pulled
+//! publication and no digest in `pipeline.lock` refer to, work folders of runs that finished after all, and scratch left by
 //! crashed processes. Work folders of interrupted runs are kept: the next run resumes from them.
 //! Runs hold the store's shared lock, so gc, holding it exclusively, never races one.
 
@@ -70,12 +70,18 @@ impl Store {
         Ok(found)
     }
 
-    /// Objects no run record and no digest in `keep` refer to: (sha256, path, size).
+    /// Objects no run record, no pulled publication and no digest in `keep` refer to:
+    /// (sha256, path, size).
     pub fn unreferenced(&self, keep: &BTreeSet<String>) -> Result<Vec<(String, PathBuf, u64)>> {
         let mut live = keep.clone();
         for r in self.records()? {
             let r = r?;
             live.extend(r.outputs.values().map(|o| o.sha256.clone()));
+        }
+        for profile in self.published_profiles()? {
+            if let Some(p) = self.publication(&profile)? {
+                live.insert(p.pipeline.sha256);
+            }
         }
         let mut out = Vec::new();
         for (sha, path) in self.objects()? {

@@ -125,6 +125,27 @@ impl Store {
         }
     }
 
+    /// The profiles with a pulled or imported publication in this store.
+    pub fn published_profiles(&self) -> Result<Vec<String>> {
+        let dir = self.root().join("published");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        for e in entries {
+            let name = e
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .file_name();
+            if let Some(profile) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                out.push(profile.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Record a pulled or imported publication (after every record it names is in the store),
     /// and point the profile's refs at its runs, so `verify` and "what changed" read them.
     pub fn write_publication(&self, p: &Publication) -> Result<()> {
@@ -201,5 +222,24 @@ mod tests {
         assert_eq!(s.publication("smoke").unwrap(), Some(p));
         assert_eq!(s.get_ref("smoke", "e/seed=0"), Some("a".repeat(64)));
         assert_eq!(s.get_ref("smoke", "report"), Some("a".repeat(64)));
+        assert_eq!(s.published_profiles().unwrap(), vec!["smoke".to_string()]);
+    }
+
+    #[test]
+    fn gc_keeps_the_pipeline_object_of_a_publication() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let f = dir.path().join("pipeline.yaml");
+        std::fs::write(&f, b"version: 1\n").unwrap();
+        let mut p = sample();
+        p.pipeline = s.put_file(&f).unwrap();
+        let none = std::collections::BTreeSet::new();
+        assert_eq!(
+            s.unreferenced(&none).unwrap().len(),
+            1,
+            "no publication yet"
+        );
+        s.write_publication(&p).unwrap();
+        assert!(s.unreferenced(&none).unwrap().is_empty());
     }
 }
