@@ -1,20 +1,753 @@
 //! `repro export` and `repro import`: one tar bundle of a publication.
+//!
+//! A bundle is a plain (uncompressed) tar whose members are, in this order:
+//! - `repro-bundle.json`: the [`BundleManifest`] — the bundle format, the [`Publication`], the
+//!   sha256 and size of every record member and every object it holds, so a reader can list and
+//!   check the bundle without a store;
+//! - `pipeline.yaml`: the publication's pipeline object, for a human opening the tar;
+//! - `pipeline.lock.yaml`: the profile's `pipeline.lock` entry, when the publication has one;
+//! - `runs/<key>.json`: every record the publication names, as the store writes them;
+//! - `objects/sha256/ab/cdef…`: every output of those records and the pipeline object, laid out
+//!   as a store (and a remote) is.
+//!
+//! Uncompressed on purpose: the objects are mostly weights, which do not compress, and a plain
+//! tar can be streamed, listed by any `tar`, and cannot expand beyond its own size on import
+//! (no decompression bomb to guard against).
+//!
+//! Export is deterministic (sorted members, mtime 0, uid/gid 0, mode 0644, no user names): the
+//! same publication exported twice gives the same bytes. It writes a temp file beside the target,
+//! fsyncs it and renames it into place. Every object is checked intact in the store before it is
+//! written, and hashed again as it is copied.
+//!
+//! Import treats the bundle as hostile input. The first member must be the manifest; every other
+//! member must be a regular file at exactly one of the paths above and listed in the manifest,
+//! once, with exactly its listed size (absolute paths, `..`, links, devices, extension headers,
+//! unlisted and duplicate members are refused, naming the member). Objects are hashed as they
+//! are staged into a scratch folder of the store; records must hash to their listed digest and
+//! their manifest to their key. Nothing enters the store until every member has been checked:
+//! then the objects, then the records, then the publication, last.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{Publication, Stats};
-use repro_core::store::Store;
+use repro_core::pipeline::lockfile::LockedProfile;
+use repro_core::store::atomic::sync_dir;
+use repro_core::store::published::{is_sha256, layout};
+use repro_core::store::record::{ObjectRef, RunRecord};
+use repro_core::store::{ObjectState, Store};
+
+/// The bundle format this repro writes and reads.
+pub const BUNDLE_FORMAT: u32 = 1;
+
+/// The first member: what the bundle holds.
+pub const MANIFEST: &str = "repro-bundle.json";
+const PIPELINE: &str = "pipeline.yaml";
+const LOCK: &str = "pipeline.lock.yaml";
+
+/// The most bytes a manifest, a record or the lock entry may have: they are read into memory.
+const MAX_METADATA: u64 = 64 << 20;
+
+/// `repro-bundle.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    /// [`BUNDLE_FORMAT`].
+    pub bundle: u32,
+    pub publication: Publication,
+    /// The `pipeline.lock.yaml` member's digest and size, when the publication has a lock entry.
+    #[serde(default)]
+    pub lock_yaml: Option<ObjectRef>,
+    /// Record key → the digest and size of its member `runs/<key>.json`.
+    pub records: BTreeMap<String, ObjectRef>,
+    /// Object sha256 → size: every member `objects/sha256/ab/cd…`.
+    pub objects: BTreeMap<String, u64>,
+}
 
 /// Write `publication` with every record and object it names to the tar file `file`.
 pub fn export(store: &Store, publication: &Publication, file: &Path) -> Result<Stats> {
-    let _ = (store, publication, file);
-    anyhow::bail!("export is not implemented yet")
+    export_inner(store, publication, file)
+        .with_context(|| format!("cannot export to {}", file.display()))
 }
 
 /// Read a bundle into `store`: every digest verified before anything enters the store.
 pub fn import(store: &Store, file: &Path) -> Result<(Publication, Stats)> {
-    let _ = (store, file);
-    anyhow::bail!("import is not implemented yet")
+    import_inner(store, file).with_context(|| format!("cannot import {}", file.display()))
+}
+
+/// Read a bundle's manifest (its first member) without a store: what `import` would bring.
+pub fn read_manifest(file: &Path) -> Result<BundleManifest> {
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut archive = tar::Archive::new(BufReader::new(f));
+    let mut entries = archive
+        .entries()
+        .with_context(|| format!("{} is not a tar file", file.display()))?
+        .raw(true);
+    first_member(&mut entries).with_context(|| format!("cannot read {}", file.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+/// Who names an object, for error messages: "run e1/seed=0: output weights.bin".
+fn owner_label(publication: &Publication) -> BTreeMap<&str, String> {
+    let mut label = BTreeMap::new();
+    for (id, key) in &publication.runs {
+        label.insert(key.as_str(), format!("run {id}"));
+    }
+    for (name, key) in &publication.generated {
+        label.insert(key.as_str(), format!("dataset {name}"));
+    }
+    if let Some(key) = &publication.report {
+        label.insert(key.as_str(), "the report".to_string());
+    }
+    label
+}
+
+fn export_inner(store: &Store, publication: &Publication, file: &Path) -> Result<Stats> {
+    let labels = owner_label(publication);
+    // Records, as the store writes them (pretty JSON: deterministic for the same record).
+    let mut records: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // sha256 → (size, who names it).
+    let mut objects: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut add_object = |o: &ObjectRef, who: String| -> Result<()> {
+        match objects.get(&o.sha256) {
+            Some((size, first)) if *size != o.size => bail!(
+                "{who} names object {} of {} bytes, but {first} names it with {size} bytes",
+                o.sha256,
+                o.size
+            ),
+            Some(_) => {}
+            None => {
+                objects.insert(o.sha256.clone(), (o.size, who));
+            }
+        }
+        Ok(())
+    };
+    for key in publication.record_keys() {
+        let label = labels.get(key).cloned().unwrap_or_else(|| key.to_string());
+        if !is_sha256(key) {
+            bail!("{label}: {key:?} is not a record key");
+        }
+        let record = store
+            .read_record(key)?
+            .with_context(|| format!("{label}: record {key} is not in the store"))?;
+        for (name, o) in &record.outputs {
+            if !is_sha256(&o.sha256) {
+                bail!("{label}: output {name} names {:?}, not a sha256", o.sha256);
+            }
+            add_object(o, format!("{label}: output {name}"))?;
+        }
+        records.insert(key.to_string(), serde_json::to_vec_pretty(&record)?);
+    }
+    if !is_sha256(&publication.pipeline.sha256) {
+        bail!("the publication's pipeline object is not named by a sha256");
+    }
+    add_object(&publication.pipeline, "pipeline.yaml".to_string())?;
+
+    // A damaged object is refused before a byte is written.
+    for (sha256, (size, who)) in &objects {
+        let o = ObjectRef {
+            sha256: sha256.clone(),
+            size: *size,
+        };
+        match store.check_object(&o) {
+            ObjectState::Intact => {}
+            ObjectState::Missing => bail!(
+                "{who} (sha256 {sha256}) is missing from the store ({}); `repro run` rebuilds it",
+                store.object_path(sha256).display()
+            ),
+            ObjectState::Corrupt(what) => bail!(
+                "{who} (sha256 {sha256}) is corrupt in the store ({what}: {}); `repro run` \
+                 rebuilds it",
+                store.object_path(sha256).display()
+            ),
+            ObjectState::Unreadable(e) => bail!(
+                "{who} (sha256 {sha256}) cannot be read ({e}: {})",
+                store.object_path(sha256).display()
+            ),
+        }
+    }
+
+    let lock_yaml = publication
+        .lock
+        .as_ref()
+        .map(serde_yaml::to_string)
+        .transpose()?
+        .map(String::into_bytes);
+    let manifest = BundleManifest {
+        bundle: BUNDLE_FORMAT,
+        publication: publication.clone(),
+        lock_yaml: lock_yaml.as_deref().map(object_ref),
+        records: records
+            .iter()
+            .map(|(k, b)| (k.clone(), object_ref(b)))
+            .collect(),
+        objects: objects.iter().map(|(s, (n, _))| (s.clone(), *n)).collect(),
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
+
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp));
+
+    append_bytes(&mut tar, MANIFEST, &manifest_bytes)?;
+    let pipeline = &publication.pipeline;
+    append_object(&mut tar, store, PIPELINE, pipeline, "pipeline.yaml")?;
+    if let Some(bytes) = &lock_yaml {
+        append_bytes(&mut tar, LOCK, bytes)?;
+    }
+    for (key, bytes) in &records {
+        append_bytes(&mut tar, &layout::record(key), bytes)?;
+    }
+    let mut stats = Stats {
+        records: records.len(),
+        ..Stats::default()
+    };
+    for (sha256, (size, who)) in &objects {
+        let o = ObjectRef {
+            sha256: sha256.clone(),
+            size: *size,
+        };
+        append_object(&mut tar, store, &layout::object(sha256), &o, who)?;
+        stats.objects += 1;
+        stats.bytes += size;
+    }
+
+    let tmp = tar
+        .into_inner()
+        .context("cannot finish the tar")?
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("cannot write the bundle")?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(file)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot rename the bundle into {}", file.display()))?;
+    sync_dir(dir)?;
+    Ok(stats)
+}
+
+fn object_ref(bytes: &[u8]) -> ObjectRef {
+    ObjectRef {
+        sha256: hex::encode(Sha256::digest(bytes)),
+        size: bytes.len() as u64,
+    }
+}
+
+/// A member's header: a regular file, fixed owner, mode and time (deterministic bytes).
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Result<()> {
+    tar.append_data(&mut header(bytes.len() as u64), path, bytes)
+        .with_context(|| format!("cannot write member {path}"))
+}
+
+/// Copy object `o` from the store as member `path`, hashing it on the way: an object changed
+/// since it was checked fails the export instead of shipping.
+fn append_object<W: Write>(
+    tar: &mut tar::Builder<W>,
+    store: &Store,
+    path: &str,
+    o: &ObjectRef,
+    who: &str,
+) -> Result<()> {
+    let src = store.object_path(&o.sha256);
+    let f =
+        File::open(&src).with_context(|| format!("{who}: cannot open object {}", src.display()))?;
+    let mut reader = Hashing::new(BufReader::with_capacity(1 << 20, f).take(o.size));
+    tar.append_data(&mut header(o.size), path, &mut reader)
+        .with_context(|| format!("{who}: cannot copy object {} into the bundle", o.sha256))?;
+    let (n, found) = reader.finish();
+    if n != o.size || found != o.sha256 {
+        bail!(
+            "{who}: object {} changed while it was exported ({n} bytes hashing to {found}, \
+             {} bytes expected)",
+            o.sha256,
+            o.size
+        );
+    }
+    Ok(())
+}
+
+/// A reader (or writer) that hashes and counts what passes through it.
+struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    n: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            n: 0,
+        }
+    }
+
+    /// Bytes seen and their sha256 in hex.
+    fn finish(self) -> (u64, String) {
+        (self.n, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import
+
+/// Paths no bundle member may have, whatever its type: they could name a place outside it.
+fn unsafe_path(path: &str) -> Option<&'static str> {
+    if path.starts_with('/') {
+        Some("an absolute path")
+    } else if path.split('/').any(|c| c == "..") {
+        Some("a path with `..`, which leaves the bundle")
+    } else if path.contains('\\') || path.contains('\0') {
+        Some("a path with a backslash or NUL")
+    } else {
+        None
+    }
+}
+
+/// What a member's path says it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Member {
+    Manifest,
+    Pipeline,
+    Lock,
+    Record(String),
+    Object(String),
+}
+
+/// A (safe) member's path as one of the bundle's forms, or why it is not one. Directories are
+/// not members: those of the layout are allowed (and skipped) by the caller.
+fn classify(path: &str) -> Result<Member, String> {
+    match path {
+        MANIFEST => return Ok(Member::Manifest),
+        PIPELINE => return Ok(Member::Pipeline),
+        LOCK => return Ok(Member::Lock),
+        _ => {}
+    }
+    if let Some(key) = path
+        .strip_prefix("runs/")
+        .and_then(|r| r.strip_suffix(".json"))
+        && is_sha256(key)
+    {
+        return Ok(Member::Record(key.to_string()));
+    }
+    if let Some(rest) = path.strip_prefix("objects/sha256/")
+        && let Some((a, b)) = rest.split_once('/')
+        && a.len() == 2
+        && is_sha256(&format!("{a}{b}"))
+    {
+        return Ok(Member::Object(format!("{a}{b}")));
+    }
+    Err(format!(
+        "not a bundle path ({MANIFEST}, {PIPELINE}, {LOCK}, runs/<key>.json or \
+         objects/sha256/ab/cd…)"
+    ))
+}
+
+/// Whether a directory entry is one of the layout's folders (another tar may list them).
+fn layout_dir(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    matches!(path, "runs" | "objects" | "objects/sha256")
+        || path.strip_prefix("objects/sha256/").is_some_and(|a| {
+            a.len() == 2
+                && a.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+fn entry_kind(t: tar::EntryType) -> &'static str {
+    use tar::EntryType as T;
+    match t {
+        T::Symlink => "a symbolic link",
+        T::Link => "a hard link",
+        T::Char => "a character device",
+        T::Block => "a block device",
+        T::Fifo => "a fifo",
+        T::Directory => "a directory outside the bundle's layout",
+        T::GNUSparse => "a sparse file",
+        T::GNULongName | T::GNULongLink | T::XHeader | T::XGlobalHeader => {
+            "an extension header (long names and PAX records are not part of a bundle)"
+        }
+        _ => "not a regular file",
+    }
+}
+
+/// The member's path as UTF-8 (a refusal otherwise, which shows the bytes).
+fn member_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String> {
+    let bytes = entry.path_bytes();
+    match std::str::from_utf8(&bytes) {
+        Ok(s) => Ok(s.to_string()),
+        Err(_) => bail!(
+            "member {}: its path is not UTF-8",
+            String::from_utf8_lossy(&bytes)
+        ),
+    }
+}
+
+/// Read the first member, which must be the manifest, and check what it lists.
+fn first_member<R: Read>(entries: &mut tar::Entries<'_, R>) -> Result<BundleManifest> {
+    let mut entry = match entries.next() {
+        None => bail!("the bundle is empty: its first member must be {MANIFEST}"),
+        Some(e) => e.context("not a tar file")?,
+    };
+    let path = member_path(&entry)?;
+    if path != MANIFEST || !entry.header().entry_type().is_file() {
+        bail!(
+            "the first member is {path:?}, not {MANIFEST}: not a repro bundle (or not one this \
+             repro reads)"
+        );
+    }
+    if entry.size() > MAX_METADATA {
+        bail!(
+            "member {MANIFEST}: {} bytes, more than the {MAX_METADATA} a manifest may have",
+            entry.size()
+        );
+    }
+    let mut bytes = Vec::new();
+    (&mut entry)
+        .take(MAX_METADATA)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("member {MANIFEST}: cannot be read"))?;
+    let m: BundleManifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("member {MANIFEST}: not a repro bundle manifest"))?;
+    if m.bundle != BUNDLE_FORMAT {
+        bail!(
+            "member {MANIFEST}: bundle format {} is not supported (this repro reads \
+             {BUNDLE_FORMAT})",
+            m.bundle
+        );
+    }
+    // The publication's own checks: every key and digest a sha256, a valid profile name.
+    Publication::parse(&m.publication.to_json(), &format!("member {MANIFEST}"))?;
+    let p = &m.publication;
+    let named: BTreeSet<&str> = p.record_keys().into_iter().collect();
+    let listed: BTreeSet<&str> = m.records.keys().map(String::as_str).collect();
+    if let Some(k) = named.difference(&listed).next() {
+        bail!("member {MANIFEST}: the publication names record {k}, which it does not list");
+    }
+    if let Some(k) = listed.difference(&named).next() {
+        bail!("member {MANIFEST}: it lists record {k}, which the publication does not name");
+    }
+    for (key, r) in &m.records {
+        if !is_sha256(&r.sha256) {
+            bail!("member {MANIFEST}: record {key}'s digest is not a sha256");
+        }
+        if r.size > MAX_METADATA {
+            bail!(
+                "member {MANIFEST}: record {key} of {} bytes is larger than a record may be",
+                r.size
+            );
+        }
+    }
+    for sha256 in m.objects.keys() {
+        if !is_sha256(sha256) {
+            bail!("member {MANIFEST}: object {sha256:?} is not named by a sha256");
+        }
+    }
+    if m.objects.get(&p.pipeline.sha256) != Some(&p.pipeline.size) {
+        bail!(
+            "member {MANIFEST}: the pipeline object {} ({} bytes) is not listed with its size",
+            p.pipeline.sha256,
+            p.pipeline.size
+        );
+    }
+    match (&p.lock, &m.lock_yaml) {
+        (Some(_), None) => bail!("member {MANIFEST}: the publication has a lock entry, unlisted"),
+        (None, Some(_)) => bail!("member {MANIFEST}: it lists {LOCK}, but there is no lock entry"),
+        (_, Some(l)) if !is_sha256(&l.sha256) || l.size > MAX_METADATA => {
+            bail!("member {MANIFEST}: {LOCK}'s digest or size is not valid")
+        }
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// What an import has checked so far, before anything enters the store.
+struct Staged {
+    /// Objects staged in the scratch folder, by sha256 (their file there is named by it).
+    copied: BTreeMap<String, u64>,
+    /// Objects the store already holds intact.
+    present: BTreeMap<String, u64>,
+    records: BTreeMap<String, RunRecord>,
+}
+
+fn import_inner(store: &Store, file: &Path) -> Result<(Publication, Stats)> {
+    let _held = store.lock_shared()?;
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
+    // Raw: extension headers (GNU long names, PAX) come back as members and are refused; no
+    // bundle needs them, and the tar crate would read a hostile one whole into memory.
+    let mut entries = archive.entries().context("not a tar file")?.raw(true);
+    let manifest = first_member(&mut entries)?;
+    let p = &manifest.publication;
+    let scratch = store.scratch("import-")?;
+
+    let mut seen: BTreeSet<Member> = BTreeSet::from([Member::Manifest]);
+    let mut staged = Staged {
+        copied: BTreeMap::new(),
+        present: BTreeMap::new(),
+        records: BTreeMap::new(),
+    };
+    let mut last = MANIFEST.to_string();
+    for entry in entries {
+        let mut entry = entry.with_context(|| format!("the tar is damaged after member {last}"))?;
+        let path = member_path(&entry)?;
+        let refuse = |why: &str| anyhow::anyhow!("member {path}: {why}");
+        if let Some(why) = unsafe_path(&path) {
+            return Err(refuse(why));
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            if layout_dir(&path) {
+                last = path;
+                continue;
+            }
+            return Err(refuse(entry_kind(kind)));
+        }
+        let member = classify(&path).map_err(|why| refuse(&why))?;
+        if !kind.is_file() {
+            return Err(refuse(entry_kind(kind)));
+        }
+        if !seen.insert(member.clone()) {
+            return Err(refuse("a second member of this name"));
+        }
+        // The listed size and digest of the member.
+        let (size, sha256) = match &member {
+            Member::Manifest => return Err(refuse("a second manifest")),
+            Member::Pipeline => (p.pipeline.size, p.pipeline.sha256.clone()),
+            Member::Lock => match &manifest.lock_yaml {
+                Some(l) => (l.size, l.sha256.clone()),
+                None => return Err(refuse("not listed in the manifest")),
+            },
+            Member::Record(key) => match manifest.records.get(key) {
+                Some(r) => (r.size, r.sha256.clone()),
+                None => return Err(refuse("a record the manifest does not list")),
+            },
+            Member::Object(sha256) => match manifest.objects.get(sha256) {
+                Some(size) => (*size, sha256.clone()),
+                None => return Err(refuse("an object the manifest does not list")),
+            },
+        };
+        if entry.size() != size {
+            return Err(refuse(&format!(
+                "{} bytes, but the manifest lists {size}",
+                entry.size()
+            )));
+        }
+        let mismatch = |found: &str| {
+            refuse(&format!(
+                "its bytes hash to sha256 {found}, but {sha256} was expected"
+            ))
+        };
+        match &member {
+            Member::Object(sha256) => {
+                let o = ObjectRef {
+                    sha256: sha256.clone(),
+                    size,
+                };
+                let present = store.check_object(&o).is_intact();
+                // An object the store holds intact is hashed, not written.
+                let mut out: Box<dyn Write> = if present {
+                    Box::new(io::sink())
+                } else {
+                    let dest = scratch.path().join(sha256);
+                    Box::new(BufWriter::with_capacity(
+                        1 << 20,
+                        File::create(&dest)
+                            .with_context(|| format!("cannot create {}", dest.display()))?,
+                    ))
+                };
+                let mut reader = Hashing::new((&mut entry).take(size));
+                io::copy(&mut reader, &mut out)
+                    .with_context(|| format!("member {path}: cannot be read or staged"))?;
+                out.flush()
+                    .with_context(|| format!("member {path}: cannot be staged"))?;
+                drop(out);
+                let (n, found) = reader.finish();
+                if n != size {
+                    return Err(refuse(&format!("truncated: {n} of {size} bytes")));
+                }
+                if &found != sha256 {
+                    return Err(mismatch(&found));
+                }
+                if present {
+                    staged.present.insert(sha256.clone(), size);
+                } else {
+                    staged.copied.insert(sha256.clone(), size);
+                }
+            }
+            Member::Pipeline => {
+                let mut reader = Hashing::new((&mut entry).take(size));
+                io::copy(&mut reader, &mut io::sink())
+                    .with_context(|| format!("member {path}: cannot be read"))?;
+                let (n, found) = reader.finish();
+                if n != size || found != sha256 {
+                    return Err(mismatch(&found));
+                }
+            }
+            Member::Lock | Member::Record(_) => {
+                let mut bytes = Vec::new();
+                (&mut entry)
+                    .take(size)
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("member {path}: cannot be read"))?;
+                let found = hex::encode(Sha256::digest(&bytes));
+                if bytes.len() as u64 != size || found != sha256 {
+                    return Err(mismatch(&found));
+                }
+                if let Member::Record(key) = &member {
+                    let r: RunRecord = serde_json::from_slice(&bytes)
+                        .map_err(|e| refuse(&format!("not a run record: {e}")))?;
+                    if &r.key != key {
+                        return Err(refuse(&format!("a record of key {}", r.key)));
+                    }
+                    let made = r.manifest.key();
+                    if &made != key {
+                        return Err(refuse(&format!(
+                            "its manifest hashes to key {made}, not to the key it is named by"
+                        )));
+                    }
+                    staged.records.insert(key.clone(), r);
+                } else {
+                    let lock: LockedProfile = serde_yaml::from_slice(&bytes)
+                        .map_err(|e| refuse(&format!("not a pipeline.lock entry: {e}")))?;
+                    if Some(&lock) != p.lock.as_ref() {
+                        return Err(refuse("not the publication's lock entry"));
+                    }
+                }
+            }
+            // Refused above, before its bytes.
+            Member::Manifest => {}
+        }
+        last = path;
+    }
+
+    // Everything listed must have been there.
+    let mut listed: Vec<(Member, String)> = vec![(Member::Pipeline, PIPELINE.into())];
+    if manifest.lock_yaml.is_some() {
+        listed.push((Member::Lock, LOCK.into()));
+    }
+    listed.extend(
+        manifest
+            .records
+            .keys()
+            .map(|k| (Member::Record(k.clone()), layout::record(k))),
+    );
+    listed.extend(
+        manifest
+            .objects
+            .keys()
+            .map(|s| (Member::Object(s.clone()), layout::object(s))),
+    );
+    for (member, path) in &listed {
+        if !seen.contains(member) {
+            bail!("member {path}: listed in the manifest, but the bundle does not hold it");
+        }
+    }
+    // Every record's outputs are in the bundle, and every object is some record's output (or
+    // the pipeline): the store gets no record without its objects, and no stray object.
+    let mut named: BTreeSet<&str> = BTreeSet::from([p.pipeline.sha256.as_str()]);
+    for (key, r) in &staged.records {
+        for (name, o) in &r.outputs {
+            if manifest.objects.get(&o.sha256) != Some(&o.size) {
+                bail!(
+                    "member {}: output {name} is object {} of {} bytes, which the bundle does \
+                     not hold",
+                    layout::record(key),
+                    o.sha256,
+                    o.size
+                );
+            }
+            named.insert(&o.sha256);
+        }
+    }
+    if let Some(stray) = manifest
+        .objects
+        .keys()
+        .find(|s| !named.contains(s.as_str()))
+    {
+        bail!(
+            "member {}: no record of the bundle names this object",
+            layout::object(stray)
+        );
+    }
+
+    // Verified: now into the store, objects first, records next, the publication last.
+    let mut stats = Stats::default();
+    for (sha256, size) in &staged.copied {
+        let o = ObjectRef {
+            sha256: sha256.clone(),
+            size: *size,
+        };
+        store.put_verified(&scratch.path().join(sha256), &o)?;
+        stats.objects += 1;
+        stats.bytes += size;
+    }
+    for size in staged.present.values() {
+        stats.objects_present += 1;
+        stats.bytes_present += size;
+    }
+    for (key, r) in &staged.records {
+        // A record of the same key is kept: the store's own is not replaced by another
+        // machine's (same key: same parameters, inputs and environment).
+        match store.read_record(key) {
+            Ok(Some(mine)) => {
+                if mine.outputs != r.outputs {
+                    tracing::warn!(
+                        "record {key} ({}) is already in the store with other outputs: the \
+                         store's is kept",
+                        r.run_id
+                    );
+                }
+            }
+            _ => {
+                store.write_record(r)?;
+                stats.records += 1;
+            }
+        }
+    }
+    store.write_publication(p)?;
+    let _ = store.save_stat();
+    Ok((manifest.publication, stats))
 }
