@@ -81,6 +81,7 @@ impl Reporter for Events {
     fn event(&self, at: At, event: RunEvent) {
         let what = match event {
             RunEvent::Cached { .. } | RunEvent::CachedByOther => "cached",
+            RunEvent::Pulled { .. } => "pulled",
             RunEvent::Started { .. } => "started",
             RunEvent::Progress { .. } => "progress",
             RunEvent::Done { .. } => "done",
