@@ -1,337 +1,21 @@
-//! `repro export` and `repro import`: one tar bundle of a publication.
-//!
-//! A bundle is a plain (uncompressed) tar whose members are, in this order:
-//! - `repro-bundle.json`: the [`BundleManifest`] — the bundle format, the [`Publication`], the
-//!   sha256 and size of every record member and every object it holds, so a reader can list and
-//!   check the bundle without a store;
-//! - `pipeline.yaml`: the publication's pipeline object, for a human opening the tar;
-//! - `pipeline.lock.yaml`: the profile's `pipeline.lock` entry, when the publication has one;
-//! - `runs/<key>.json`: every record the publication names, as the store writes them;
-//! - `objects/sha256/ab/cdef…`: every output of those records and the pipeline object, laid out
-//!   as a store (and a remote) is.
-//!
-//! Uncompressed on purpose: the objects are mostly weights, which do not compress, and a plain
-//! tar can be streamed, listed by any `tar`, and cannot expand beyond its own size on import
-//! (no decompression bomb to guard against).
-//!
-//! Export is deterministic (sorted members, mtime 0, uid/gid 0, mode 0644, no user names): the
-//! same publication exported twice gives the same bytes. It writes a temp file beside the target,
-//! fsyncs it and renames it into place. Every object is checked intact in the store before it is
-//! written, and hashed again as it is copied.
-//!
-//! Import treats the bundle as hostile input. The first member must be the manifest; every other
-//! member must be a regular file at exactly one of the paths above and listed in the manifest,
-//! once, with exactly its listed size (absolute paths, `..`, links, devices, extension headers,
-//! unlisted and duplicate members are refused, naming the member). Objects are hashed as they
-//! are staged into a scratch folder of the store; records must hash to their listed digest and
-//! their manifest to their key. Nothing enters the store until every member has been checked:
-//! then the objects, then the records, then the publication, last.
+//! Import: the bundle read as hostile input. Members are classified by path and refused when
+//! unsafe, unlisted, duplicated, oversized or mismatched; objects are staged in a scratch folder
+//! of the store, and everything is committed to the store only once all of it is verified.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{BUNDLE_FORMAT, BundleManifest, Hashing, LOCK, MANIFEST, MAX_METADATA, PIPELINE};
 use crate::{Publication, Stats};
 use repro_core::pipeline::lockfile::LockedProfile;
-use repro_core::store::atomic::sync_dir;
+use repro_core::store::Store;
 use repro_core::store::published::{is_sha256, layout};
 use repro_core::store::record::{ObjectRef, RunRecord};
-use repro_core::store::{ObjectState, Store};
-
-/// The bundle format this repro writes and reads.
-pub const BUNDLE_FORMAT: u32 = 1;
-
-/// The first member: what the bundle holds.
-pub const MANIFEST: &str = "repro-bundle.json";
-const PIPELINE: &str = "pipeline.yaml";
-const LOCK: &str = "pipeline.lock.yaml";
-
-/// The most bytes a manifest, a record or the lock entry may have: they are read into memory.
-const MAX_METADATA: u64 = 64 << 20;
-
-/// `repro-bundle.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BundleManifest {
-    /// [`BUNDLE_FORMAT`].
-    pub bundle: u32,
-    pub publication: Publication,
-    /// The `pipeline.lock.yaml` member's digest and size, when the publication has a lock entry.
-    #[serde(default)]
-    pub lock_yaml: Option<ObjectRef>,
-    /// Record key → the digest and size of its member `runs/<key>.json`.
-    pub records: BTreeMap<String, ObjectRef>,
-    /// Object sha256 → size: every member `objects/sha256/ab/cd…`.
-    pub objects: BTreeMap<String, u64>,
-}
-
-/// Write `publication` with every record and object it names to the tar file `file`.
-pub fn export(store: &Store, publication: &Publication, file: &Path) -> Result<Stats> {
-    export_inner(store, publication, file)
-        .with_context(|| format!("cannot export to {}", file.display()))
-}
-
-/// Read a bundle into `store`: every digest verified before anything enters the store.
-pub fn import(store: &Store, file: &Path) -> Result<(Publication, Stats)> {
-    import_inner(store, file).with_context(|| format!("cannot import {}", file.display()))
-}
-
-/// Read a bundle's manifest (its first member) without a store: what `import` would bring.
-pub fn read_manifest(file: &Path) -> Result<BundleManifest> {
-    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let mut archive = tar::Archive::new(BufReader::new(f));
-    let mut entries = archive
-        .entries()
-        .with_context(|| format!("{} is not a tar file", file.display()))?
-        .raw(true);
-    first_member(&mut entries).with_context(|| format!("cannot read {}", file.display()))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Export
-
-/// Who names an object, for error messages: "run e1/seed=0: output weights.bin".
-fn owner_label(publication: &Publication) -> BTreeMap<&str, String> {
-    let mut label = BTreeMap::new();
-    for (id, key) in &publication.runs {
-        label.insert(key.as_str(), format!("run {id}"));
-    }
-    for (name, key) in &publication.generated {
-        label.insert(key.as_str(), format!("dataset {name}"));
-    }
-    if let Some(key) = &publication.report {
-        label.insert(key.as_str(), "the report".to_string());
-    }
-    label
-}
-
-fn export_inner(store: &Store, publication: &Publication, file: &Path) -> Result<Stats> {
-    let labels = owner_label(publication);
-    // Records, as the store writes them (pretty JSON: deterministic for the same record).
-    let mut records: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    // sha256 → (size, who names it).
-    let mut objects: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut add_object = |o: &ObjectRef, who: String| -> Result<()> {
-        match objects.get(&o.sha256) {
-            Some((size, first)) if *size != o.size => bail!(
-                "{who} names object {} of {} bytes, but {first} names it with {size} bytes",
-                o.sha256,
-                o.size
-            ),
-            Some(_) => {}
-            None => {
-                objects.insert(o.sha256.clone(), (o.size, who));
-            }
-        }
-        Ok(())
-    };
-    for key in publication.record_keys() {
-        let label = labels.get(key).cloned().unwrap_or_else(|| key.to_string());
-        if !is_sha256(key) {
-            bail!("{label}: {key:?} is not a record key");
-        }
-        let record = store
-            .read_record(key)?
-            .with_context(|| format!("{label}: record {key} is not in the store"))?;
-        for (name, o) in &record.outputs {
-            if !is_sha256(&o.sha256) {
-                bail!("{label}: output {name} names {:?}, not a sha256", o.sha256);
-            }
-            add_object(o, format!("{label}: output {name}"))?;
-        }
-        records.insert(key.to_string(), serde_json::to_vec_pretty(&record)?);
-    }
-    if !is_sha256(&publication.pipeline.sha256) {
-        bail!("the publication's pipeline object is not named by a sha256");
-    }
-    add_object(&publication.pipeline, "pipeline.yaml".to_string())?;
-
-    // A damaged object is refused before a byte is written.
-    for (sha256, (size, who)) in &objects {
-        let o = ObjectRef {
-            sha256: sha256.clone(),
-            size: *size,
-        };
-        match store.check_object(&o) {
-            ObjectState::Intact => {}
-            ObjectState::Missing => bail!(
-                "{who} (sha256 {sha256}) is missing from the store ({}); `repro run` rebuilds it",
-                store.object_path(sha256).display()
-            ),
-            ObjectState::Corrupt(what) => bail!(
-                "{who} (sha256 {sha256}) is corrupt in the store ({what}: {}); `repro run` \
-                 rebuilds it",
-                store.object_path(sha256).display()
-            ),
-            ObjectState::Unreadable(e) => bail!(
-                "{who} (sha256 {sha256}) cannot be read ({e}: {})",
-                store.object_path(sha256).display()
-            ),
-        }
-    }
-
-    let lock_yaml = publication
-        .lock
-        .as_ref()
-        .map(serde_yaml::to_string)
-        .transpose()?
-        .map(String::into_bytes);
-    let manifest = BundleManifest {
-        bundle: BUNDLE_FORMAT,
-        publication: publication.clone(),
-        lock_yaml: lock_yaml.as_deref().map(object_ref),
-        records: records
-            .iter()
-            .map(|(k, b)| (k.clone(), object_ref(b)))
-            .collect(),
-        objects: objects.iter().map(|(s, (n, _))| (s.clone(), *n)).collect(),
-    };
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
-
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "bundle".into());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp));
-
-    append_bytes(&mut tar, MANIFEST, &manifest_bytes)?;
-    let pipeline = &publication.pipeline;
-    append_object(&mut tar, store, PIPELINE, pipeline, "pipeline.yaml")?;
-    if let Some(bytes) = &lock_yaml {
-        append_bytes(&mut tar, LOCK, bytes)?;
-    }
-    for (key, bytes) in &records {
-        append_bytes(&mut tar, &layout::record(key), bytes)?;
-    }
-    let mut stats = Stats {
-        records: records.len(),
-        ..Stats::default()
-    };
-    for (sha256, (size, who)) in &objects {
-        let o = ObjectRef {
-            sha256: sha256.clone(),
-            size: *size,
-        };
-        append_object(&mut tar, store, &layout::object(sha256), &o, who)?;
-        stats.objects += 1;
-        stats.bytes += size;
-    }
-
-    let tmp = tar
-        .into_inner()
-        .context("cannot finish the tar")?
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .context("cannot write the bundle")?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(file)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot rename the bundle into {}", file.display()))?;
-    sync_dir(dir)?;
-    Ok(stats)
-}
-
-fn object_ref(bytes: &[u8]) -> ObjectRef {
-    ObjectRef {
-        sha256: hex::encode(Sha256::digest(bytes)),
-        size: bytes.len() as u64,
-    }
-}
-
-/// A member's header: a regular file, fixed owner, mode and time (deterministic bytes).
-fn header(size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h
-}
-
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Result<()> {
-    tar.append_data(&mut header(bytes.len() as u64), path, bytes)
-        .with_context(|| format!("cannot write member {path}"))
-}
-
-/// Copy object `o` from the store as member `path`, hashing it on the way: an object changed
-/// since it was checked fails the export instead of shipping.
-fn append_object<W: Write>(
-    tar: &mut tar::Builder<W>,
-    store: &Store,
-    path: &str,
-    o: &ObjectRef,
-    who: &str,
-) -> Result<()> {
-    let src = store.object_path(&o.sha256);
-    let f =
-        File::open(&src).with_context(|| format!("{who}: cannot open object {}", src.display()))?;
-    let mut reader = Hashing::new(BufReader::with_capacity(1 << 20, f).take(o.size));
-    tar.append_data(&mut header(o.size), path, &mut reader)
-        .with_context(|| format!("{who}: cannot copy object {} into the bundle", o.sha256))?;
-    let (n, found) = reader.finish();
-    if n != o.size || found != o.sha256 {
-        bail!(
-            "{who}: object {} changed while it was exported ({n} bytes hashing to {found}, \
-             {} bytes expected)",
-            o.sha256,
-            o.size
-        );
-    }
-    Ok(())
-}
-
-/// A reader (or writer) that hashes and counts what passes through it.
-struct Hashing<T> {
-    inner: T,
-    hasher: Sha256,
-    n: u64,
-}
-
-impl<T> Hashing<T> {
-    fn new(inner: T) -> Self {
-        Hashing {
-            inner,
-            hasher: Sha256::new(),
-            n: 0,
-        }
-    }
-
-    /// Bytes seen and their sha256 in hex.
-    fn finish(self) -> (u64, String) {
-        (self.n, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Import
 
 /// Paths no bundle member may have, whatever its type: they could name a place outside it.
 fn unsafe_path(path: &str) -> Option<&'static str> {
@@ -426,7 +110,7 @@ fn member_path<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String> {
 }
 
 /// Read the first member, which must be the manifest, and check what it lists.
-fn first_member<R: Read>(entries: &mut tar::Entries<'_, R>) -> Result<BundleManifest> {
+pub(super) fn first_member<R: Read>(entries: &mut tar::Entries<'_, R>) -> Result<BundleManifest> {
     let mut entry = match entries.next() {
         None => bail!("the bundle is empty: its first member must be {MANIFEST}"),
         Some(e) => e.context("not a tar file")?,
@@ -512,7 +196,7 @@ struct Staged {
     records: BTreeMap<String, RunRecord>,
 }
 
-fn import_inner(store: &Store, file: &Path) -> Result<(Publication, Stats)> {
+pub(super) fn import_inner(store: &Store, file: &Path) -> Result<(Publication, Stats)> {
     let _held = store.lock_shared()?;
     let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, f));
