@@ -31,8 +31,10 @@ TEST_PACKAGES=(numpy scipy)
 # the ROM tests read through REPRO_ATARI_ROMS (nothing imports it).
 TEST_PACKAGES_NO_DEPS=(minatar==1.0.15 ale-py==0.11.2)
 # Pinned with their dependencies, and added to venvs made before they joined: the translation
-# references (sacreBLEU for BLEU, sacremoses for Moses' tokenizer, subword-nmt for BPE).
-TEST_PACKAGES_PINNED=(sacrebleu==2.5.1 sacremoses==0.2.0 subword-nmt==0.3.8)
+# references (sacreBLEU for BLEU, sacremoses for Moses' tokenizer, subword-nmt for BPE), and
+# moto's S3 server, which repro-share's S3 tests push to and pull from
+# (scripts/s3_test_server.py; what DVC's own tests use).
+TEST_PACKAGES_PINNED=(sacrebleu==2.5.1 sacremoses==0.2.0 subword-nmt==0.3.8 "moto[server]==5.2.6")
 
 log() { echo "setup: $*" >&2; }
 
@@ -51,6 +53,7 @@ add_late_packages() { # venvs made before a pinned package joined the lists get 
 import sys
 from importlib.metadata import version
 name, want = sys.argv[1].split("==")
+name = name.split("[")[0]  # moto[server]: the distribution is moto
 sys.exit(0 if version(name) == want else 1)
 PY
     log "installing $pkg into $(dirname "$(dirname "$py")")"

@@ -1,10 +1,46 @@
 //! `repro push` and `repro pull`.
+//!
+//! A remote is laid out as a store is, so both are a set difference of content addresses:
+//! - push checks every object it will send is intact here (a damaged one is refused, never
+//!   published), lists the remote's `objects/sha256/` once, uploads the objects it lacks
+//!   ([`CONCURRENCY`] at once, large ones in parts), then the records, then the publication
+//!   last: a remote never names what it lacks;
+//! - pull reads the publication (its keys checked to be sha256s: no name can become a path
+//!   outside the store), each record (refused unless its manifest hashes to its name), and
+//!   downloads the objects the store lacks, each streamed into `tmp/pull-<pid>-<sha256>` while
+//!   hashed and counted, and moved in only when size and digest match its name. Records go in
+//!   only once every object they list is intact, and the publication after every record. A
+//!   pull killed at any point leaves no partial object or record visible; a rerun fetches what
+//!   is missing, and removes the temp files of pulls whose process is gone.
 
-use anyhow::Result;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use crate::remote::Remote;
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::remote::{Handle, Remote};
 use crate::{Progress, Publication, Stats};
-use repro_core::store::Store;
+use repro_core::store::published::{is_sha256, layout};
+use repro_core::store::record::{ObjectRef, RunRecord};
+use repro_core::store::{ObjectState, Store};
+
+/// Requests in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("cannot start the transfer's threads")
+}
 
 /// Copy every record and object `publication` names from `store` to `remote`, skipping objects
 /// the remote already holds, then the publication itself (last: a remote never names what it
@@ -15,8 +51,128 @@ pub fn push(
     publication: &Publication,
     progress: &dyn Fn(Progress),
 ) -> Result<Stats> {
-    let _ = (store, remote, publication, progress);
-    anyhow::bail!("push is not implemented yet")
+    let remote = remote.writer()?;
+    // Everything sent is checked here first: corrupt data is never published.
+    let mut records = Vec::new();
+    let mut objects: BTreeMap<String, ObjectRef> = BTreeMap::new();
+    for key in publication.record_keys() {
+        let path = store.root().join(layout::record(key));
+        let r = store
+            .read_record(key)?
+            .ok_or_else(|| anyhow!("the record {key} is not in the store ({})", path.display()))?;
+        for (name, o) in &r.outputs {
+            match store.check_object(o) {
+                ObjectState::Intact => {}
+                state => bail!(
+                    "refusing to push: run {} output {name} (sha256 {}) at {} is {}; `repro run \
+                     --profile {}` rebuilds it",
+                    r.run_id,
+                    o.sha256,
+                    store.object_path(&o.sha256).display(),
+                    describe(&state),
+                    publication.profile
+                ),
+            }
+            objects.insert(o.sha256.clone(), o.clone());
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        records.push((key.to_string(), Bytes::from(bytes)));
+    }
+    let p = &publication.pipeline;
+    let state = store.check_object(p);
+    if !state.is_intact() {
+        bail!(
+            "refusing to push: the pipeline.yaml object (sha256 {}) at {} is {}",
+            p.sha256,
+            store.object_path(&p.sha256).display(),
+            describe(&state)
+        );
+    }
+    objects.insert(p.sha256.clone(), p.clone());
+    store.save_stat()?;
+
+    runtime()?.block_on(async {
+        let there = remote_objects(&remote).await?;
+        let mut stats = Stats::default();
+        let mut send = Vec::new();
+        for o in objects.into_values() {
+            if there.get(&o.sha256) == Some(&o.size) {
+                stats.objects_present += 1;
+                stats.bytes_present += o.size;
+            } else {
+                send.push(o);
+            }
+        }
+        let mut at = Progress {
+            objects_total: send.len(),
+            bytes_total: send.iter().map(|o| o.size).sum(),
+            ..Progress::default()
+        };
+        progress(at);
+        let mut uploads = stream::iter(send.into_iter().map(|o| {
+            let remote = remote.clone();
+            let file = store.object_path(&o.sha256);
+            async move {
+                remote
+                    .put_file(&layout::object(&o.sha256), &file)
+                    .await
+                    .map(|()| o)
+            }
+        }))
+        .buffer_unordered(CONCURRENCY);
+        while let Some(done) = uploads.next().await {
+            let o = done?;
+            stats.objects += 1;
+            stats.bytes += o.size;
+            at.objects_done += 1;
+            at.bytes_done += o.size;
+            progress(at);
+        }
+        let mut puts = stream::iter(records.into_iter().map(|(key, bytes)| {
+            let remote = remote.clone();
+            async move { remote.put(&layout::record(&key), bytes).await }
+        }))
+        .buffer_unordered(CONCURRENCY);
+        while let Some(done) = puts.next().await {
+            done?;
+            stats.records += 1;
+        }
+        remote
+            .put(
+                &layout::publication(&publication.profile),
+                Bytes::from(publication.to_json()),
+            )
+            .await?;
+        Ok(stats)
+    })
+}
+
+fn describe(state: &ObjectState) -> String {
+    match state {
+        ObjectState::Intact => "intact".into(),
+        ObjectState::Missing => "missing".into(),
+        ObjectState::Corrupt(what) => format!("corrupt ({what})"),
+        ObjectState::Unreadable(e) => format!("unreadable ({e})"),
+    }
+}
+
+/// The objects a remote holds: sha256 → size.
+async fn remote_objects(remote: &Handle) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for (rel, size) in remote.list("objects/sha256").await? {
+        let Some(rest) = rel.strip_prefix("objects/sha256/") else {
+            continue;
+        };
+        let Some((a, b)) = rest.split_once('/') else {
+            continue;
+        };
+        let sha = format!("{a}{b}");
+        if a.len() == 2 && is_sha256(&sha) {
+            out.insert(sha, size);
+        }
+    }
+    Ok(out)
 }
 
 /// Bring `profile`'s publication from `remote` into `store`: every object it names that the
@@ -27,9 +183,338 @@ pub fn pull(
     store: &Store,
     remote: &Remote,
     profile: &str,
-    only: Option<&std::collections::BTreeSet<String>>,
+    only: Option<&BTreeSet<String>>,
     progress: &dyn Fn(Progress),
 ) -> Result<(Publication, Stats)> {
-    let _ = (store, remote, profile, only, progress);
-    anyhow::bail!("pull is not implemented yet")
+    let remote = remote.reader()?;
+    // Shared with runs, exclusive for gc: nothing is collected while objects arrive.
+    let _held = store.lock_shared()?;
+    remove_stale_temps(store);
+    let (publication, stats) =
+        runtime()?.block_on(pull_async(store, &remote, profile, only, progress))?;
+    store.save_stat()?;
+    Ok((publication, stats))
+}
+
+async fn pull_async(
+    store: &Store,
+    remote: &Handle,
+    profile: &str,
+    only: Option<&BTreeSet<String>>,
+    progress: &dyn Fn(Progress),
+) -> Result<(Publication, Stats)> {
+    let rel = layout::publication(profile);
+    let Some(bytes) = remote.get_bytes(&rel).await? else {
+        let mut msg = format!(
+            "the remote {} has no published profile {profile} (no {})",
+            remote.url(),
+            remote.describe(&rel)
+        );
+        // Name the profiles that are there, where the remote can list (not plain HTTP).
+        if let Ok(there) = remote.list("published").await {
+            let names: Vec<String> = there
+                .iter()
+                .filter_map(|(r, _)| r.strip_prefix("published/")?.strip_suffix(".json"))
+                .map(str::to_string)
+                .collect();
+            if !names.is_empty() {
+                msg.push_str(&format!("; it has {}", names.join(", ")));
+            }
+        }
+        msg.push_str(&format!(
+            ". `repro push --profile {profile}` on the machine that ran it publishes it"
+        ));
+        bail!(msg);
+    };
+    let mut publication = Publication::parse(&bytes, &remote.describe(&rel))?;
+    if publication.profile != profile {
+        bail!(
+            "{} is the publication of profile {:?}, not {profile:?}",
+            remote.describe(&rel),
+            publication.profile
+        );
+    }
+    if let Some(only) = only {
+        let absent: Vec<&str> = only
+            .iter()
+            .filter(|id| !publication.runs.contains_key(*id))
+            .map(String::as_str)
+            .collect();
+        if !absent.is_empty() {
+            bail!(
+                "the remote's publication of profile {profile} has no run {} (it has {} runs)",
+                absent.join(", "),
+                publication.runs.len()
+            );
+        }
+        publication.runs.retain(|id, _| only.contains(id));
+        publication.report = None;
+    }
+
+    // Records: those already here with every output intact stay; the others are fetched and
+    // checked to hash to their names.
+    let mut records: Vec<RunRecord> = Vec::new();
+    let mut fetch = Vec::new();
+    for key in publication.record_keys() {
+        match store.read_record(key) {
+            Ok(Some(r)) if r.key == key && store.damaged_outputs(&r).is_empty() => records.push(r),
+            _ => fetch.push(key.to_string()),
+        }
+    }
+    let mut fetched: Vec<RunRecord> = Vec::new();
+    let mut gets = stream::iter(fetch.into_iter().map(|key| async move {
+        let rel = layout::record(&key);
+        let bytes = remote.get_bytes(&rel).await?.ok_or_else(|| {
+            anyhow!(
+                "the remote's publication of profile {profile} names the record {key}, but {} \
+                 is absent: the remote is incomplete (push again)",
+                remote.describe(&rel)
+            )
+        })?;
+        check_record(&key, &bytes, &remote.describe(&rel))
+    }))
+    .buffer_unordered(CONCURRENCY);
+    while let Some(r) = gets.next().await {
+        fetched.push(r?);
+    }
+    drop(gets);
+
+    // Objects: every output of every record, and the pipeline.yaml.
+    let mut objects: BTreeMap<String, ObjectRef> = BTreeMap::new();
+    let named = records
+        .iter()
+        .chain(&fetched)
+        .flat_map(|r| r.outputs.values())
+        .chain(std::iter::once(&publication.pipeline));
+    for o in named {
+        if let Some(other) = objects.insert(o.sha256.clone(), o.clone())
+            && other.size != o.size
+        {
+            bail!(
+                "the remote's records name object {} with two sizes ({} and {} bytes): refused",
+                o.sha256,
+                other.size,
+                o.size
+            );
+        }
+    }
+    let mut stats = Stats::default();
+    let mut get = Vec::new();
+    for o in objects.into_values() {
+        if store.check_object(&o).is_intact() {
+            stats.objects_present += 1;
+            stats.bytes_present += o.size;
+        } else {
+            get.push(o);
+        }
+    }
+    let bytes_done = Arc::new(AtomicU64::new(0));
+    let mut at = Progress {
+        objects_total: get.len(),
+        bytes_total: get.iter().map(|o| o.size).sum(),
+        ..Progress::default()
+    };
+    progress(at);
+    let tmp = store.root().join("tmp");
+    let pid = std::process::id();
+    let mut downloads = stream::iter(get.into_iter().map(|o| {
+        let file = tmp.join(format!("pull-{pid}-{}", o.sha256));
+        let task = tokio::spawn(download(
+            remote.clone(),
+            o.clone(),
+            file,
+            bytes_done.clone(),
+        ));
+        async move {
+            let got = task
+                .await
+                .map_err(|e| anyhow!("the download of object {} stopped: {e}", o.sha256))
+                .and_then(|r| r);
+            (o, got)
+        }
+    }))
+    .buffer_unordered(CONCURRENCY);
+    let mut failed = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            next = downloads.next() => {
+                let Some((o, got)) = next else { break };
+                // A verified object goes in at once, whatever happens to the others: a rerun
+                // then fetches only what is still missing.
+                match got.and_then(|file| store.put_verified(&file, &o).map(|()| file)) {
+                    Ok(_) => {
+                        stats.objects += 1;
+                        stats.bytes += o.size;
+                        at.objects_done += 1;
+                    }
+                    Err(e) => failed.push(e),
+                }
+                at.bytes_done = bytes_done.load(Ordering::Relaxed);
+                progress(at);
+            }
+            _ = tick.tick() => {
+                at.bytes_done = bytes_done.load(Ordering::Relaxed);
+                progress(at);
+            }
+        }
+    }
+    drop(downloads);
+    if !failed.is_empty() {
+        let n = failed.len();
+        let mut msg: Vec<String> = failed.iter().take(5).map(|e| format!("{e:#}")).collect();
+        if n > 5 {
+            msg.push(format!("and {} more", n - 5));
+        }
+        bail!(
+            "{n} object(s) of profile {profile} could not be pulled from {}; no record or \
+             publication was written (the {} objects that arrived intact are kept, so a rerun \
+             fetches only the rest):\n  {}",
+            remote.url(),
+            stats.objects,
+            msg.join("\n  ")
+        );
+    }
+    // Every object of every record is intact: the records, then the publication.
+    for r in &fetched {
+        store.write_record(r)?;
+        stats.records += 1;
+    }
+    if only.is_some()
+        && let Some(old) = store.publication(profile)?
+        && old.pipeline == publication.pipeline
+    {
+        // Runs pulled before stay named, besides the ones pulled now.
+        let mut runs = old.runs;
+        runs.extend(publication.runs);
+        publication.runs = runs;
+        let mut generated = old.generated;
+        generated.extend(publication.generated);
+        publication.generated = generated;
+    }
+    store.write_publication(&publication)?;
+    Ok((publication, stats))
+}
+
+/// A fetched record, refused unless it parses, is the record of `key`, and its manifest
+/// hashes to `key` (so its parameters and inputs are the ones its name stands for), and every
+/// object it lists is named by a sha256.
+fn check_record(key: &str, bytes: &[u8], origin: &str) -> Result<RunRecord> {
+    let r: RunRecord = serde_json::from_slice(bytes)
+        .with_context(|| format!("{origin}: not a repro run record"))?;
+    if r.key != key {
+        bail!(
+            "{origin}: the record says its key is {}, not {key}: refused",
+            r.key
+        );
+    }
+    let actual = r.manifest.key();
+    if actual != key {
+        bail!(
+            "{origin}: the record's manifest hashes to {actual}, not to its name {key}: refused \
+             (its parameters or inputs were altered)"
+        );
+    }
+    for (name, o) in &r.outputs {
+        if !is_sha256(&o.sha256) {
+            bail!(
+                "{origin}: output {name} is not named by a sha256 ({:?}): refused",
+                o.sha256
+            );
+        }
+    }
+    Ok(r)
+}
+
+/// Removes its file when dropped armed: a failed or cancelled download leaves nothing.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Stream object `o` into `file`, hashing and counting; `file` when its size and sha256 are
+/// `o`'s, else an error saying what arrived (and `file` removed).
+async fn download(
+    remote: Handle,
+    o: ObjectRef,
+    file: PathBuf,
+    bytes_done: Arc<AtomicU64>,
+) -> Result<PathBuf> {
+    let rel = layout::object(&o.sha256);
+    let origin = remote.describe(&rel);
+    let refused = |what: String| {
+        anyhow!(
+            "object {} from {origin}: {what}, but {} bytes with that sha256 were expected: \
+             refused, nothing of it entered the store",
+            o.sha256,
+            o.size
+        )
+    };
+    let (announced, mut chunks) = remote
+        .get_stream(&rel)
+        .await
+        .with_context(|| format!("object {}", o.sha256))?;
+    if announced != o.size {
+        return Err(refused(format!("the remote holds {announced} bytes")));
+    }
+    let mut guard = TempFile(Some(file.clone()));
+    let mut out = tokio::fs::File::create(&file)
+        .await
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    let mut hasher = Sha256::new();
+    let mut n: u64 = 0;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.with_context(|| format!("object {}", o.sha256))?;
+        n += chunk.len() as u64;
+        if n > o.size {
+            return Err(refused(format!("more than {} bytes arrived", o.size)));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
+    out.flush()
+        .await
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    drop(out);
+    if n != o.size {
+        return Err(refused(format!("{n} bytes arrived")));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != o.sha256 {
+        return Err(refused(format!("its bytes hash to {actual}")));
+    }
+    guard.0 = None;
+    Ok(file)
+}
+
+/// Remove `tmp/pull-<pid>-…` files left by pulls whose process is gone (killed mid-way).
+fn remove_stale_temps(store: &Store) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir(store.root().join("tmp")) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pull-"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
