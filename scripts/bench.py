@@ -12,7 +12,7 @@ every repeat gives one ratio, and a row reports the median of each side and the 
 max of the ratios. A ratio is always repro's speed over the baseline's (throughput over
 throughput, or time over time inverted), so ≥ 1.0 means repro is at least as fast.
 
-Groups: vision, loader, lm, mt, optim, rl, engine (`--only` picks some). `--size tiny` shrinks every
+Groups: vision, loader, lm, mt, optim, rl, engine, share (`--only` picks some). `--size tiny` shrinks every
 row to seconds (for the GPU check's `--device cpu` dry path and its test); `--size gpu` is the
 sizing for a GPU. The markdown table goes to `--out` (default bench/<device>.md) with a JSON twin
 next to it; `--update BENCHMARKS.md` also replaces the block between its `<!-- bench:begin -->`
@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS = ["vision", "loader", "lm", "mt", "optim", "rl", "engine"]
+GROUPS = ["vision", "loader", "lm", "mt", "optim", "rl", "engine", "share"]
 
 
 @dataclass
@@ -116,7 +116,7 @@ def sizes(size, device):
                     lm=[(2000, 64, 2, 1, 64, 1, 2)],
                     mt=[(200, 200, 32, 64, 2, 1, 1, 4, 8, 8, 1, 2)], adam_shapes="100x100,100", adam_steps=(1, 2),
                     dqn=[("minatar", 4, 10, 10, 6, 2, 5, "MinAtar Q-net")],
-                    minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1)
+                    minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1, share_mib=8)
     gpu = size == "gpu" or (size == "default" and device != "cpu")
     if gpu:
         return dict(vision=[("resnet18", 10, 1, 32, 128, 5, 30), ("resnet50", 100, 1, 32, 128, 5, 20),
@@ -125,7 +125,7 @@ def sizes(size, device):
                     mt=[(8848, 6632, 512, 1024, 4, 6, 6, 128, 32, 32, 5, 30)],
                     adam_shapes=ADAM_SHAPES, adam_steps=(2, 20),
                     dqn=[("minatar", 4, 10, 10, 6, 50, 500, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 20, 200, "Nature CNN")],
-                    minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3)
+                    minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3, share_mib=0)
     # arch classes width size batch warmup steps: ResNet-50 and DenseNet-121 at smaller batches
     # than the paper profile's 128, or one repeat would take minutes on 2 cores (both sides alike).
     return dict(vision=[("resnet18", 10, 1, 32, 128, 1, 3), ("resnet50", 100, 1, 32, 32, 1, 3),
@@ -136,7 +136,8 @@ def sizes(size, device):
                 mt=[(8848, 6632, 512, 1024, 4, 6, 6, 16, 24, 24, 1, 3)],
                 adam_shapes=ADAM_SHAPES, adam_steps=(1, 5),
                 dqn=[("minatar", 4, 10, 10, 6, 50, 1000, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 5, 40, "Nature CNN")],
-                minatar_steps=200000, hash_mib=1024, status_runs=1000, loader_epochs=3)
+                minatar_steps=200000, hash_mib=1024, status_runs=1000, loader_epochs=3,
+                share_mib=256)
 
 
 # ~10M float32 parameters shaped like a wide Transformer layer with a tied 4000×1000 embedding.
@@ -258,7 +259,47 @@ def groups(args, bin_dir, py, work):
             rows.append(Row(f"`repro status` with {z['status_runs']:,} cached runs, wall time (goal < 0.5 s)",
                             ("repro:status", "s"), None, "s", higher_is_better=False))
         out["engine"] = Group("Engine", suites, rows)
+
+    if z["share_mib"]:
+        argv = [ex("bench_share"), os.path.join(work, "share"), "--runs", "32", "--mib", str(z["share_mib"]),
+                "--repeats", "1"]
+        s3 = moto_available(py)
+        if s3:
+            argv += ["--s3", f"s3://{S3_BUCKET}/bench"]
+        suites = [Suite("repro:share", argv, metrics_words)]
+        what = f"65 objects, {z['share_mib']} MiB (32 runs: a 2 KiB metrics file and a weights file each)"
+        rows = [Row(f"`repro push` to a folder remote, {what}", ("repro:share", "push_file_MiB/s"),
+                    ("repro:share", "cp_out_MiB/s", "cp -r"), "MiB/s"),
+                Row("`repro pull` from a folder remote, the same (each object hashed on arrival)",
+                    ("repro:share", "pull_file_MiB/s"), ("repro:share", "cp_in_MiB/s", "cp -r"), "MiB/s")]
+        if s3:
+            rows += [Row("`repro push` to S3 (a local moto server), the same", ("repro:share", "push_s3_MiB/s"),
+                         ("repro:share", "boto3_up_MiB/s", "boto3 transfer manager, 8 threads"), "MiB/s"),
+                     Row("`repro pull` from S3 (a local moto server), the same", ("repro:share", "pull_s3_MiB/s"),
+                         ("repro:share", "boto3_down_MiB/s", "boto3 transfer manager, 8 threads"), "MiB/s")]
+        out["share"] = Group("Sharing results: push and pull against copying the same objects", suites, rows,
+                             note="Both sides timed inside one `bench_share` process, on the same page cache; "
+                                  "S3 is moto's in-memory server on this machine, so its rows compare clients, "
+                                  "not networks.")
     return out
+
+
+S3_BUCKET = "repro-bench"
+
+
+def moto_available(py):
+    return subprocess.run([py, "-c", "import moto.server, boto3"], capture_output=True).returncode == 0
+
+
+def start_s3(py):
+    """A local moto S3 server (scripts/s3_test_server.py) whose credentials the suites inherit; it
+    stops when its stdin closes."""
+    server = subprocess.Popen([py, os.path.join(ROOT, "scripts", "s3_test_server.py"), S3_BUCKET],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    info = json.loads(server.stdout.readline())
+    os.environ.update(AWS_ACCESS_KEY_ID=info["access_key_id"], AWS_SECRET_ACCESS_KEY=info["secret_access_key"],
+                      AWS_REGION=info["region"], AWS_ENDPOINT_URL=info["endpoint"])
+    return server
 
 
 def prepare_engine(args, bin_dir, work):
@@ -426,7 +467,13 @@ def main():
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             if name == "engine":
                 prepare_engine(args, bin_dir, work)
-            summary[name] = summarise(gs[name], measure(gs[name], args))
+            s3 = start_s3(py) if name == "share" and any("--s3" in s.argv for s in gs[name].suites) else None
+            try:
+                summary[name] = summarise(gs[name], measure(gs[name], args))
+            finally:
+                if s3:
+                    s3.stdin.close()
+                    s3.wait()
             all_groups[name] = gs[name]
     info["load_avg_end"] = os.getloadavg()[0]
     wall = time.time() - started

@@ -63,6 +63,8 @@ pub struct Handle {
     prefix: ObjPath,
     /// For S3: the credentials used, in words (for "refused" errors).
     credentials: Option<String>,
+    /// For a folder remote: the folder, which transfers may read directly.
+    folder: Option<PathBuf>,
 }
 
 impl Remote {
@@ -144,6 +146,7 @@ impl Remote {
             store: Arc::new(fs),
             prefix: ObjPath::default(),
             credentials: None,
+            folder: Some(dir.to_path_buf()),
         })
     }
 }
@@ -194,6 +197,7 @@ fn open(
                 store: Arc::new(store),
                 prefix: ObjPath::default(),
                 credentials: None,
+                folder: None,
             })
         }
         other => bail!(
@@ -321,6 +325,7 @@ fn open_s3(
             Some(e) => format!("{credentials}, at endpoint {e}"),
             None => credentials,
         }),
+        folder: None,
     })
 }
 
@@ -472,6 +477,11 @@ impl Handle {
     /// Where `rel` (a store-relative path such as `runs/<key>.json`) is, for messages.
     pub fn describe(&self, rel: &str) -> String {
         format!("{}/{rel}", self.url)
+    }
+
+    /// For a folder remote, the file `rel` is (whether or not it exists).
+    pub fn local_file(&self, rel: &str) -> Option<PathBuf> {
+        self.folder.as_ref().map(|d| d.join(rel))
     }
 
     fn path(&self, rel: &str) -> ObjPath {

@@ -437,8 +437,64 @@ impl Drop for TempFile {
     }
 }
 
-/// Stream object `o` into `file`, hashing and counting; `file` when its size and sha256 are
-/// `o`'s, else an error saying what arrived (and `file` removed).
+/// What has arrived of one object: counted and hashed as it comes, checked against its name.
+struct Arrival<'a> {
+    o: &'a ObjectRef,
+    origin: String,
+    hasher: Sha256,
+    n: u64,
+}
+
+impl<'a> Arrival<'a> {
+    fn new(o: &'a ObjectRef, origin: String) -> Self {
+        Arrival {
+            o,
+            origin,
+            hasher: Sha256::new(),
+            n: 0,
+        }
+    }
+
+    fn refused(&self, what: String) -> anyhow::Error {
+        anyhow!(
+            "object {} from {}: {what}, but {} bytes with that sha256 were expected: refused, \
+             nothing of it entered the store",
+            self.o.sha256,
+            self.origin,
+            self.o.size
+        )
+    }
+
+    fn announced(&self, size: u64) -> Result<()> {
+        if size != self.o.size {
+            return Err(self.refused(format!("the remote holds {size} bytes")));
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> Result<()> {
+        self.n += chunk.len() as u64;
+        if self.n > self.o.size {
+            return Err(self.refused(format!("more than {} bytes arrived", self.o.size)));
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if self.n != self.o.size {
+            return Err(self.refused(format!("{} bytes arrived", self.n)));
+        }
+        let actual = hex::encode(self.hasher.clone().finalize());
+        if actual != self.o.sha256 {
+            return Err(self.refused(format!("its bytes hash to {actual}")));
+        }
+        Ok(())
+    }
+}
+
+/// Fetch object `o` into `file`, hashing and counting, and make it durable; `file` when its size
+/// and sha256 are `o`'s, else an error saying what arrived (and `file` removed).
 async fn download(
     remote: Handle,
     o: ObjectRef,
@@ -446,35 +502,33 @@ async fn download(
     bytes_done: Arc<AtomicU64>,
 ) -> Result<PathBuf> {
     let rel = layout::object(&o.sha256);
-    let origin = remote.describe(&rel);
-    let refused = |what: String| {
-        anyhow!(
-            "object {} from {origin}: {what}, but {} bytes with that sha256 were expected: \
-             refused, nothing of it entered the store",
-            o.sha256,
-            o.size
-        )
-    };
+    let mut arrival = Arrival::new(&o, remote.describe(&rel));
+    let mut guard = TempFile(Some(file.clone()));
+    if let Some(src) = remote.local_file(&rel) {
+        // A folder remote: object_store reads local files 8 KiB per blocking call, so copy
+        // with one blocking call and a large buffer instead (the same checks).
+        let (one, dst, origin) = (o.clone(), file.clone(), arrival.origin.clone());
+        tokio::task::spawn_blocking(move || {
+            copy_local(&src, &dst, Arrival::new(&one, origin), &bytes_done)
+        })
+        .await
+        .map_err(|e| anyhow!("the copy of object {} stopped: {e}", o.sha256))??;
+        guard.0 = None;
+        return Ok(file);
+    }
     let (announced, mut chunks) = remote
         .get_stream(&rel)
         .await
         .with_context(|| format!("object {}", o.sha256))?;
-    if announced != o.size {
-        return Err(refused(format!("the remote holds {announced} bytes")));
-    }
-    let mut guard = TempFile(Some(file.clone()));
-    let mut out = tokio::fs::File::create(&file)
+    arrival.announced(announced)?;
+    let create = tokio::fs::File::create(&file)
         .await
         .with_context(|| format!("cannot create {}", file.display()))?;
-    let mut hasher = Sha256::new();
-    let mut n: u64 = 0;
+    // Chunks arrive small; each write to a tokio file is a trip to its blocking pool.
+    let mut out = tokio::io::BufWriter::with_capacity(COPY_BUFFER, create);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.with_context(|| format!("object {}", o.sha256))?;
-        n += chunk.len() as u64;
-        if n > o.size {
-            return Err(refused(format!("more than {} bytes arrived", o.size)));
-        }
-        hasher.update(&chunk);
+        arrival.take(&chunk)?;
         out.write_all(&chunk)
             .await
             .with_context(|| format!("cannot write {}", file.display()))?;
@@ -483,16 +537,43 @@ async fn download(
     out.flush()
         .await
         .with_context(|| format!("cannot write {}", file.display()))?;
-    drop(out);
-    if n != o.size {
-        return Err(refused(format!("{n} bytes arrived")));
-    }
-    let actual = hex::encode(hasher.finalize());
-    if actual != o.sha256 {
-        return Err(refused(format!("its bytes hash to {actual}")));
-    }
+    arrival.finish()?;
+    // Durable here, in parallel with the other downloads, so moving it in stays cheap.
+    out.into_inner()
+        .sync_all()
+        .await
+        .with_context(|| format!("cannot write {}", file.display()))?;
     guard.0 = None;
     Ok(file)
+}
+
+/// The buffer of a copy into the store's `tmp/`.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// A folder remote's object `src` copied to `dst` through `arrival`'s checks, made durable.
+fn copy_local(src: &Path, dst: &Path, mut arrival: Arrival, bytes_done: &AtomicU64) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut from = std::fs::File::open(src)
+        .with_context(|| format!("object {}: cannot read {}", arrival.o.sha256, src.display()))?;
+    arrival.announced(from.metadata()?.len())?;
+    let mut to =
+        std::fs::File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?;
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = from
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", src.display()))?;
+        if n == 0 {
+            break;
+        }
+        arrival.take(&buf[..n])?;
+        to.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {}", dst.display()))?;
+        bytes_done.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    arrival.finish()?;
+    to.sync_all()
+        .with_context(|| format!("cannot write {}", dst.display()))
 }
 
 /// Remove `tmp/pull-<pid>-…` files left by pulls whose process is gone (killed mid-way).
