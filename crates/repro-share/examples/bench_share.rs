@@ -214,8 +214,9 @@ fn main() -> Result<()> {
             })?;
             let into = Store::open(&dir.join("pulled-s3"))?;
             let client = |dir_arg: &str, what: &str| {
-                let script =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_s3_client.py");
+                let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .join("scripts/bench_s3_client.py");
                 let py = std::env::var("REPRO_PYTHON").unwrap_or_else(|_| "python3".into());
                 timed(|| {
                     run(Command::new(&py)

@@ -40,7 +40,10 @@ pub struct Pipeline {
 /// URL with an S3-compatible endpoint (MinIO, Ceph). Credentials never go here: they come from
 /// each backend's own environment variables and files.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a remote is a URL (s3://bucket/prefix, file:///path, https://host/path) or {url: URL, endpoint: URL}"
+)]
 pub enum RemoteDecl {
     Url(String),
     Full(RemoteFull),

@@ -194,11 +194,21 @@ impl Executor<'_> {
                 }
             }
         }
+        // A dataset only pulled runs read is not prepared; one no run reads (a dataset target)
+        // or a run here reads is.
+        let read_here = |d: &str| {
+            let readers = plan
+                .runs
+                .iter()
+                .filter(|r| r.datasets.iter().any(|x| x == d));
+            readers.clone().next().is_none()
+                || readers.into_iter().any(|r| !pulled.contains_key(&r.id))
+        };
         let needed: BTreeSet<&str> = plan
-            .runs
+            .datasets
             .iter()
-            .filter(|r| !pulled.contains_key(&r.id))
-            .flat_map(|r| r.datasets.iter().map(String::as_str))
+            .map(|d| d.name.as_str())
+            .filter(|d| read_here(d))
             .collect();
         let views = self.datasets(plan, &needed, opts.mirror.as_deref(), reporter)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
