@@ -128,13 +128,7 @@ impl Drop for Reaped {
 }
 
 fn objects_in(store: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(store.join("objects/sha256"))
-        .min_depth(2)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect()
+    crate::common::files_under(&store.join("objects/sha256"))
 }
 
 #[test]

@@ -394,7 +394,7 @@ fn an_unpinned_file_is_pinned_by_its_first_download_until_repinned() {
     assert!(t.contains("--repin cifar10"), "{t}");
     assert!(!local.exists(), "the refused file must leave datasets/");
     let q = p.store().join("quarantine");
-    let rejected: Vec<PathBuf> = walk(&q);
+    let rejected: Vec<PathBuf> = crate::common::files_under(&q);
     assert!(
         rejected.iter().any(|f| std::fs::read(f).unwrap() == b),
         "not quarantined: {rejected:?}"
@@ -416,15 +416,6 @@ fn an_unpinned_file_is_pinned_by_its_first_download_until_repinned() {
     }
     let t = ok(p.run(&["plan", "--profile", "smoke", "--device", "cpu"]));
     assert!(t.contains("input dataset:cifar10 changed"), "{t}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect()
 }
 
 #[test]

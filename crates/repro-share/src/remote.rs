@@ -313,6 +313,9 @@ fn open_s3(
     let virtual_hosted = env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_some_and(|v| v == "true");
     let store = b
         .with_virtual_hosted_style_request(virtual_hosted)
+        // Every upload carries its sha256 (x-amz-checksum-sha256), which the server checks on
+        // arrival: an object named by its digest is stored with that digest or not at all.
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
         .with_client_options(client_options(allow_http))
         .with_retry(retry())
         .build()

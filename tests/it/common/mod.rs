@@ -138,6 +138,16 @@ impl Project {
 }
 
 /// Flip the bits of one byte of a file (making it writable first, as store objects are not).
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}
+
 pub fn flip_byte(path: &Path, offset: usize) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
