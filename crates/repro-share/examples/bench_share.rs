@@ -209,7 +209,8 @@ fn main() -> Result<()> {
         }
         if let Some(url) = &a.s3 {
             let remote = Remote::open(&RemoteSpec {
-                url: format!("{url}/r{r}"),
+                // A fresh prefix per process and repeat: the server outlives both.
+                url: format!("{url}/{}-r{r}", std::process::id()),
                 endpoint: None,
             })?;
             let into = Store::open(&dir.join("pulled-s3"))?;
@@ -223,7 +224,7 @@ fn main() -> Result<()> {
                         .arg(&script)
                         .arg(what)
                         .arg(dir_arg)
-                        .arg(format!("{url}/boto3-r{r}")))
+                        .arg(format!("{url}/boto3-{}-r{r}", std::process::id())))
                 })
             };
             let objects_arg = objects.to_string_lossy().into_owned();
