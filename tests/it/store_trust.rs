@@ -4,7 +4,7 @@
 //! first verified download, and a different one is refused until `repro fetch --repin`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::{PIPELINE, Project, flip_byte, ok, text};
 
