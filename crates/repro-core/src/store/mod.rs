@@ -205,45 +205,29 @@ impl Store {
             sha256: d.sha256,
             size: d.size,
         };
+        self.put_verified(file, &o)?;
+        Ok(o)
+    }
+
+    /// [`Store::put_file`] for a `file` whose bytes the caller already hashed to `o` as they
+    /// were written (a pulled or imported object): not read again.
+    pub fn put_verified(&self, file: &Path, o: &ObjectRef) -> Result<()> {
         let dest = self.object_path(&o.sha256);
-        let existing = self.check_object(&o);
-        match &existing {
+        match self.check_object(o) {
             ObjectState::Intact => {
                 fs::remove_file(file)
                     .with_context(|| format!("cannot remove {}", file.display()))?;
-                return Ok(o);
+                return Ok(());
             }
             ObjectState::Missing => {}
-            damaged => tracing::warn!(
-                "object {} was damaged ({}): replaced by a fresh copy",
-                dest.display(),
-                match damaged {
-                    ObjectState::Corrupt(what) => what.clone(),
-                    ObjectState::Unreadable(e) => e.clone(),
-                    _ => String::new(),
-                }
+            ObjectState::Corrupt(what) | ObjectState::Unreadable(what) => tracing::warn!(
+                "object {} was damaged ({what}): replaced by a fresh copy",
+                dest.display()
             ),
         }
         fs::set_permissions(file, fs::Permissions::from_mode(0o444))
             .with_context(|| format!("cannot make {} read-only", file.display()))?;
         // A rename replaces a damaged file at `dest` in one step: readers see old or new.
-        rename_durable(file, &dest)
-            .with_context(|| format!("cannot move object into {}", dest.display()))?;
-        self.stat().record_trusted(&dest, &o.sha256);
-        Ok(o)
-    }
-
-    /// Move `file` into the store as object `o`, its bytes already hashed to `o` as they were
-    /// written (a pulled or imported object), without reading them again. Like [`Store::put_file`],
-    /// an intact object already there is kept and a damaged one replaced.
-    pub fn put_verified(&self, file: &Path, o: &ObjectRef) -> Result<()> {
-        let dest = self.object_path(&o.sha256);
-        if self.check_object(o).is_intact() {
-            fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
-            return Ok(());
-        }
-        fs::set_permissions(file, fs::Permissions::from_mode(0o444))
-            .with_context(|| format!("cannot make {} read-only", file.display()))?;
         rename_durable(file, &dest)
             .with_context(|| format!("cannot move object into {}", dest.display()))?;
         self.stat().record_trusted(&dest, &o.sha256);
