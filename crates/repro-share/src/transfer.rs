@@ -396,34 +396,9 @@ async fn pull_async(
     Ok((publication, stats))
 }
 
-/// A fetched record, refused unless it parses, is the record of `key`, and its manifest
-/// hashes to `key` (so its parameters and inputs are the ones its name stands for), and every
-/// object it lists is named by a sha256.
+/// A fetched record, refused (with where it came from) unless `RunRecord::parse_named` takes it.
 fn check_record(key: &str, bytes: &[u8], origin: &str) -> Result<RunRecord> {
-    let r: RunRecord = serde_json::from_slice(bytes)
-        .with_context(|| format!("{origin}: not a repro run record"))?;
-    if r.key != key {
-        bail!(
-            "{origin}: the record says its key is {}, not {key}: refused",
-            r.key
-        );
-    }
-    let actual = r.manifest.key();
-    if actual != key {
-        bail!(
-            "{origin}: the record's manifest hashes to {actual}, not to its name {key}: refused \
-             (its parameters or inputs were altered)"
-        );
-    }
-    for (name, o) in &r.outputs {
-        if !is_sha256(&o.sha256) {
-            bail!(
-                "{origin}: output {name} is not named by a sha256 ({:?}): refused",
-                o.sha256
-            );
-        }
-    }
-    Ok(r)
+    RunRecord::parse_named(bytes, key).map_err(|why| anyhow!("{origin}: {why}: refused"))
 }
 
 /// Removes its file when dropped armed: a failed or cancelled download leaves nothing.

@@ -321,17 +321,7 @@ pub(super) fn import_inner(store: &Store, file: &Path) -> Result<(Publication, S
                     return Err(mismatch(&found));
                 }
                 if let Member::Record(key) = &member {
-                    let r: RunRecord = serde_json::from_slice(&bytes)
-                        .map_err(|e| refuse(&format!("not a run record: {e}")))?;
-                    if &r.key != key {
-                        return Err(refuse(&format!("a record of key {}", r.key)));
-                    }
-                    let made = r.manifest.key();
-                    if &made != key {
-                        return Err(refuse(&format!(
-                            "its manifest hashes to key {made}, not to the key it is named by"
-                        )));
-                    }
+                    let r = RunRecord::parse_named(&bytes, key).map_err(|why| refuse(&why))?;
                     staged.records.insert(key.clone(), r);
                 } else {
                     let lock: LockedProfile = serde_yaml::from_slice(&bytes)
