@@ -417,10 +417,11 @@ impl Handle {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec(url: &str) -> RemoteSpec {
+    /// A remote of `url` with no endpoint.
+    pub(crate) fn spec(url: &str) -> RemoteSpec {
         RemoteSpec {
             url: url.into(),
             endpoint: None,

@@ -237,14 +237,8 @@ fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::{Kind, Remote, RemoteSpec};
-
-    fn spec(url: &str) -> RemoteSpec {
-        RemoteSpec {
-            url: url.into(),
-            endpoint: None,
-        }
-    }
+    use crate::remote::tests::spec;
+    use crate::remote::{Kind, Remote};
 
     #[test]
     fn s3_credentials_come_from_env_then_profile_files() {
