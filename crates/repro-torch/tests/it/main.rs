@@ -12,4 +12,5 @@ mod mt_model;
 mod optim;
 mod rl;
 mod sharpness;
+mod stacked_lm;
 mod wikitext;
