@@ -5,3 +5,4 @@
 pub mod adam;
 pub mod drown_out;
 pub mod sgd;
+pub mod stacked;

@@ -12,5 +12,6 @@ mod mt_model;
 mod optim;
 mod rl;
 mod sharpness;
+mod stacked_adam;
 mod stacked_lm;
 mod wikitext;
