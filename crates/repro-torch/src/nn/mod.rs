@@ -13,6 +13,7 @@ pub mod dqn;
 pub mod layers;
 pub mod resnet;
 pub mod small_cnn;
+pub mod stacked_dqn;
 pub mod stacked_lm;
 pub mod transformer_lm;
 pub mod transformer_mt;

@@ -13,5 +13,6 @@ mod optim;
 mod rl;
 mod sharpness;
 mod stacked_adam;
+mod stacked_dqn;
 mod stacked_lm;
 mod wikitext;
