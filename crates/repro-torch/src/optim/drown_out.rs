@@ -218,3 +218,80 @@ pub(super) fn step_sums(sh: &Shadow, s: &StepView) -> Tensor {
         0,
     )
 }
+
+/// What one stacked parameter's step looked like (leading run axis of N members), for
+/// [`member_step_sums`]: [`StepView`]'s fields, with α·λ and the bound per member.
+pub(super) struct MemberStepView<'a> {
+    pub g: &'a Tensor,
+    /// λᵢ·wᵢ from the step's starting w (None: every λ is 0).
+    pub r: Option<&'a Tensor>,
+    pub m: &'a Tensor,
+    pub denom: &'a Tensor,
+    pub lr_wd: &'a [f64],
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub bounds: &'a [StabilityBound],
+}
+
+/// [`step_sums`] per member of a stacked parameter: an [N, SUMS] f64 tensor whose row i is
+/// what member i's own parameter adds (each sum taken over the member's slice).
+pub(super) fn member_step_sums(sh: &Shadow, s: &MemberStepView) -> Tensor {
+    let n = s.lr_wd.len() as i64;
+    let dev = s.g.device();
+    let wide = |a: &Tensor| a.to_kind(Kind::Double).reshape([n, -1]);
+    let dot =
+        |a: &Tensor, b: &Tensor| (a * b).sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+    let zeros = || Tensor::zeros([n], (Kind::Double, dev));
+    let r2 = s.r.map_or_else(zeros, |r| {
+        let r = wide(r);
+        dot(&r, &r)
+    });
+    let (g, mg, mr, m) = (wide(s.g), wide(&sh.mg), wide(&sh.mr), wide(s.m));
+    let (beta1, beta2) = s.betas;
+    let tau = sh.steps as f64;
+    let mg_hat = &mg / (1.0 - beta1.powf(tau));
+    let mut own_denom = sh.vg.sqrt();
+    let _ = own_denom.g_div_scalar_((1.0 - beta2.powf(tau)).powf(0.5));
+    let _ = own_denom.g_add_scalar_(s.eps);
+    let step_real = &mg_hat / wide(s.denom);
+    let step_own = &mg_hat / wide(&own_denom);
+    let numel = (s.g.numel() as i64 / n) as f64;
+    // Per member: coordinates with d < αλ/c (CoordinateRate), or all of them when αλ > c
+    // (DecayRate); none for an unbounded variant or λ = 0.
+    let mut threshold = vec![f64::NEG_INFINITY; n as usize];
+    let mut whole = vec![0.0; n as usize];
+    for (i, (&lr_wd, bound)) in s.lr_wd.iter().zip(s.bounds).enumerate() {
+        match *bound {
+            _ if lr_wd == 0.0 => {}
+            StabilityBound::Unbounded => {}
+            StabilityBound::DecayRate(c) => whole[i] = if lr_wd > c { numel } else { 0.0 },
+            StabilityBound::CoordinateRate(c) => threshold[i] = lr_wd / c,
+        }
+    }
+    // Compared in d's own kind, as `step_sums` compares d with a scalar.
+    let threshold = Tensor::from_slice(&threshold)
+        .to_device(dev)
+        .to_kind(s.denom.kind())
+        .view([n, 1]);
+    let past = s
+        .denom
+        .reshape([n, -1])
+        .lt_tensor(&threshold)
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+        + Tensor::from_slice(&whole).to_device(dev);
+    Tensor::stack(
+        &[
+            r2,
+            dot(&g, &g),
+            dot(&mg, &mg),
+            dot(&mr, &mr),
+            dot(&m, &m),
+            dot(&m, &mg),
+            dot(&step_real, &step_real),
+            dot(&step_own, &step_own),
+            past,
+            zeros() + numel,
+        ],
+        1,
+    )
+}
