@@ -30,6 +30,8 @@ pub(super) struct Ctx {
     pub quiet: bool,
     /// Columns the printed tables may take; `None` with `--wide` (see `term::table_width`).
     pub width: Option<usize>,
+    /// `--fuse N`: the fused group size in place of the profile's.
+    pub fuse: Option<usize>,
 }
 
 impl Ctx {
@@ -45,7 +47,7 @@ impl Ctx {
         repro_core::runtime::probe::resolve(choice, &self.store.cache_dir())
     }
     pub(super) fn plan(&self, profile: &str, targets: &[String]) -> Result<Plan> {
-        Plan::resolve(&self.pipeline, profile, targets)
+        Plan::resolve_fused(&self.pipeline, profile, targets, self.fuse)
             .map_err(|e| Failure::Usage(format!("{e:#}")).into())
     }
 }

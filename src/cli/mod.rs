@@ -66,6 +66,11 @@ pub struct Cli {
     /// (`$COLUMNS`, else the terminal's width, else 100 columns when piped).
     #[arg(long, global = true)]
     wide: bool,
+    /// Train up to N runs of a fusable kind (dqn) together as one stacked model, in place of
+    /// the profile's `fuse` (1: every run alone). Part of the runs' keys: give `plan`,
+    /// `status` and `report` the same N as `run`.
+    #[arg(long, global = true, env = "REPRO_FUSE", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    fuse: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -360,6 +365,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         store,
         quiet: cli.quiet,
         width: term::table_width(cli.wide),
+        fuse: cli.fuse.map(|n| n as usize),
     };
     match cli.cmd {
         Cmd::Plan { on, json, targets } => {

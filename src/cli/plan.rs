@@ -1,5 +1,6 @@
-//! `repro plan`: every run of a profile with cached / will-run and the reason, as a table or,
-//! with `--json`, one JSON object per line with each run's resolved parameters.
+//! `repro plan`: every run of a profile with cached / will-run and the reason (and its fused
+//! group, if any), as a table or, with `--json`, one JSON object per line with each run's
+//! resolved parameters.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +46,7 @@ pub(super) fn plan_cmd(
             let line = json!({
                 "run": id, "experiment": node.experiment, "kind": node.kind.name,
                 "params": node.params, "datasets": node.datasets, "upstream": node.upstream,
-                "state": state, "key": key, "reasons": reasons,
+                "state": state, "key": key, "reasons": reasons, "fused": node.fused,
             });
             println!("{line}");
         }
@@ -63,7 +64,8 @@ pub(super) fn plan_cmd(
     }
     let mut will = 0;
     for (id, s) in &states {
-        rows.push(match s {
+        let node = plan.run(id).expect("states are of the plan's runs");
+        let mut row = match s {
             RunState::Cached { key } => PlanRow {
                 run: id.clone(),
                 state: "cached".into(),
@@ -88,7 +90,11 @@ pub(super) fn plan_cmd(
                     reason: reasons.join("; "),
                 }
             }
-        });
+        };
+        if let Some(f) = &node.fused {
+            row.state = format!("{} · fused {}/{}", row.state, f.position + 1, f.size);
+        }
+        rows.push(row);
     }
     println!("{}", tables::grid(grid_rows(&rows), ctx.width));
     let pulled = states
@@ -105,6 +111,17 @@ pub(super) fn plan_cmd(
             String::new()
         }
     );
+    let groups = repro_core::pipeline::fuse::units(&plan.runs);
+    let fused: Vec<&Vec<usize>> = groups.iter().filter(|u| u.len() > 1).collect();
+    if !fused.is_empty() {
+        let members: usize = fused.iter().map(|u| u.len()).sum();
+        println!(
+            "{members} of them in {} fused groups (one worker each, at most {} runs; `fused i/n`: \
+             member i of n)",
+            fused.len(),
+            fused.iter().map(|u| u.len()).max().unwrap_or(0)
+        );
+    }
     Ok(())
 }
 

@@ -128,6 +128,7 @@ pub(super) fn queue_cmd(
         datasets: abs(&ctx.datasets_dir),
         lock: abs(&ctx.lock_path),
         device: device_arg(device),
+        fuse: ctx.fuse,
     };
     let exec = ctx.exec();
     let opts = QueueOptions {
@@ -164,8 +165,18 @@ pub(super) fn exec_run_cmd(
     let plan = ctx.plan(profile, &[run.to_string()])?;
     let dev = ctx.device(device)?;
     let threads = threads_for(&plan);
+    // The run's fused group (which the plan brought along) is trained with it.
+    let group = plan
+        .run(run)
+        .and_then(|r| r.fused.as_ref())
+        .map(|f| &f.group);
+    let peer = |id: &str| {
+        plan.run(id)
+            .and_then(|r| r.fused.as_ref())
+            .is_some_and(|f| Some(&f.group) == group)
+    };
     for (id, state) in ctx.exec().states(&plan, &dev, threads)? {
-        if id != run && state.done_key().is_none() {
+        if id != run && !peer(&id) && state.done_key().is_none() {
             return Err(Failure::Work(format!(
                 "upstream run {id} of {run} is not finished: its job must succeed first"
             ))

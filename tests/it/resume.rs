@@ -1,5 +1,6 @@
-//! Kill -9 resume: real smoke-profile runs of every training kind (vision, lm, translate, dqn)
-//! are killed, the whole process group (engine and worker: a power loss) or the worker alone (the
+//! Kill -9 resume: real smoke-profile runs of every training kind (vision, lm, translate, dqn —
+//! the smoke profile's dqn runs are fused groups of four, so that one is a group's worker) are
+//! killed, the whole process group (engine and worker: a power loss) or the worker alone (the
 //! engine then reports the failure), and started again until they finish. Kills alternate
 //! between a random moment of an attempt and right after it saved a new checkpoint; either way
 //! the attempt is frozen (SIGSTOP) before the kill is decided, so a kill that lands is known to
@@ -298,7 +299,7 @@ fn killed_runs_resume_to_the_locked_digests() {
                 t.run
             );
             let key = rec["key"].as_str().unwrap();
-            let work = store.join("work").join(key);
+            let work = work_folder(&store, key);
             if work.exists() {
                 // Only a kill between the record and the folder's removal leaves it, and
                 // `repro gc` knows it for the leftover of a finished run.
@@ -308,8 +309,11 @@ fn killed_runs_resume_to_the_locked_digests() {
                     t.run
                 );
                 let gc = repro(&store, &datasets, &["gc"]);
+                let folder = work.file_name().unwrap().to_string_lossy();
                 assert!(
-                    gc.contains(&format!("would remove work folder of finished run {key}")),
+                    gc.contains(&format!(
+                        "would remove work folder of finished run {folder}"
+                    )),
                     "{}: gc does not know the leftover work folder:\n{gc}",
                     t.run
                 );
@@ -357,6 +361,21 @@ fn repro(store: &Path, datasets: &Path, args: &[&str]) -> String {
     );
     assert!(out.status.success(), "repro {args:?} failed:\n{text}");
     text
+}
+
+/// The work folder of the run with `key`: its own, or its fused group's (whose `members.json`
+/// lists it); the run's own path when there is none.
+fn work_folder(store: &Path, key: &str) -> PathBuf {
+    let group = std::fs::read_dir(store.join("work"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|d| {
+            std::fs::read_to_string(d.join("members.json"))
+                .is_ok_and(|m| m.contains(&format!("\"{key}\"")))
+        });
+    group.unwrap_or_else(|| store.join("work").join(key))
 }
 
 /// Drop the record of `run`, so the next attempt runs it again from the start.

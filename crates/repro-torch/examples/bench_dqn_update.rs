@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             threads: threads as usize,
             bitwise: true,
             precision: Default::default(),
+            fused: None,
         });
     }
     let device = common::device()?;

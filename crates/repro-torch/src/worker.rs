@@ -1,5 +1,5 @@
 //! The worker process (`repro-worker`): the only place libtorch is loaded. The engine starts one
-//! per run (`repro-worker exec TASK.json OUTCOME.json`), which isolates libtorch's global state
+//! per run or fused group (`repro-worker exec TASK.json OUTCOME.json`), which isolates libtorch's global state
 //! (seeds, threads, determinism switches) per run and keeps a crash from taking the engine down;
 //! `repro-worker probe` reports what devices this libtorch can use.
 
@@ -94,10 +94,13 @@ fn exec(task_path: &Path, outcome_path: &Path) -> Result<()> {
             .map(repro_core::store::work::Checkpoints::new),
     };
     // tch turns some libtorch errors into panics; report them as the run's failure.
-    let mut outcome: Outcome = catch_unwind(AssertUnwindSafe(|| run_stage(&task.kind, &ctx)))
+    let run = || run_stage(&task.kind, &ctx, &task.members);
+    let mut outcomes: Vec<Outcome> = catch_unwind(AssertUnwindSafe(run))
         .map_err(|p| anyhow!("stage panicked: {}", panic_message(&p)))??;
-    outcome.environment = libtorch::fingerprint();
-    write_atomic(outcome_path, &serde_json::to_vec(&outcome)?)?;
+    for o in &mut outcomes {
+        o.environment = libtorch::fingerprint();
+    }
+    write_atomic(outcome_path, &serde_json::to_vec(&outcomes)?)?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The pipeline engine: `pipeline.yaml` ([`spec`], read and checked by [`validate`]) → concrete
-//! runs ([`plan`]) → content addresses ([`crate::store::key`]) → execution against the store,
+//! runs ([`plan`], some in fused groups: [`fuse`]) → content addresses ([`crate::store::key`]) → execution against the store,
 //! locally ([`executor`]) or through a cluster's queue ([`queue`]), with datasets prepared by
 //! [`datasets`], stage kinds declared in [`kinds`] (the engine↔worker protocol in [`stage`],
 //! its progress ticks in [`progress`]), the paper's claims as checks in [`claims`], and the lock
@@ -9,6 +9,7 @@
 pub mod claims;
 pub mod datasets;
 pub mod executor;
+pub mod fuse;
 pub mod kinds;
 pub mod locate;
 pub mod lockfile;

@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
+use super::fuse;
 use super::kinds;
 use super::spec::{DatasetSource, DatasetSpec, Determinism, ExperimentOverride, Pipeline};
 use super::stage::StageDecl;
 use super::target;
-use crate::runtime::Precision;
+use crate::runtime::{Fused, Precision};
 
 /// A dataset as a profile uses it.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct RunNode {
     pub determinism: Determinism,
     /// The profile's precision options that this run's kind applies.
     pub precision: Precision,
+    /// Its fused group, when it is trained in one ([`super::fuse`]).
+    pub fused: Option<Fused>,
 }
 
 /// Runs of a profile in dependency order.
@@ -49,8 +52,20 @@ pub struct Plan {
 
 impl Plan {
     /// Resolve `profile` and keep only what `targets` (experiments, run ids or datasets) need;
-    /// no targets means everything.
+    /// no targets means everything. Runs are fused as the profile's `fuse` says.
     pub fn resolve(p: &Pipeline, profile: &str, targets: &[String]) -> Result<Plan> {
+        Plan::resolve_fused(p, profile, targets, None)
+    }
+
+    /// [`Plan::resolve`] with the group size `fuse` (`repro --fuse N`) in place of the
+    /// profile's. A target brings its whole fused group: the groups are cut from all of the
+    /// profile's runs, so naming fewer runs does not change any run's key.
+    pub fn resolve_fused(
+        p: &Pipeline,
+        profile: &str,
+        targets: &[String],
+        fuse: Option<usize>,
+    ) -> Result<Plan> {
         let prof = p.profiles.get(profile).with_context(|| {
             let known: Vec<&str> = p.profiles.keys().map(String::as_str).collect();
             format!(
@@ -132,10 +147,12 @@ impl Plan {
                     upstream,
                     determinism: prof.determinism.unwrap_or(exp.determinism),
                     precision: prof.precision.for_kind(kind.precision),
+                    fused: None,
                 });
             }
         }
 
+        fuse::assign(&mut runs, fuse.or(prof.fuse).unwrap_or(1));
         let keep = select(p, profile, &runs, targets)?;
         runs.retain(|r| keep.runs.contains(&r.id));
         let mut ds_names: BTreeSet<String> = runs
@@ -219,6 +236,12 @@ fn select(p: &Pipeline, profile: &str, runs: &[RunNode], targets: &[String]) -> 
             && let Some(r) = runs.iter().find(|r| r.id == id)
         {
             todo.extend(r.upstream.iter().cloned());
+            if let Some(f) = &r.fused {
+                let group = runs
+                    .iter()
+                    .filter(|o| o.fused.as_ref().is_some_and(|g| g.group == f.group));
+                todo.extend(group.map(|o| o.id.clone()));
+            }
         }
     }
     Ok(sel)

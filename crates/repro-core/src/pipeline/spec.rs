@@ -221,6 +221,10 @@ pub struct ProfileSpec {
     /// Part of the key only where not the default (see [`crate::runtime::Precision`]).
     #[serde(default)]
     pub precision: crate::runtime::Precision,
+    /// Runs of a fusable kind trained together as one stacked model, at most this many per
+    /// group (`crate::pipeline::fuse`); default 1, every run alone. `repro --fuse N` overrides it.
+    #[serde(default)]
+    pub fuse: Option<usize>,
     #[serde(default)]
     pub datasets: BTreeMap<String, DatasetOverride>,
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! Stage kinds as the engine sees them: each kind declares its parameters and an implementation
-//! version (part of every run key). The engine hands a run to the worker process as a [`Task`]
-//! and gets an [`Outcome`] back (with [`super::progress`] ticks on the worker's stdout while it
+//! version (part of every run key). The engine hands a run (or a fused group of runs, its
+//! [`Member`]s) to the worker process as a [`Task`] and gets an [`Outcome`] per run back (with [`super::progress`] ticks on the worker's stdout while it
 //! runs); the implementations live in `train` and run only there.
 
 use std::collections::BTreeMap;
@@ -31,6 +31,16 @@ pub struct StageDecl {
     /// Which of a profile's `precision` options its implementation applies; the rest are
     /// dropped from its runs' settings and keys.
     pub precision: PrecisionSupport,
+    /// Whether its implementation can train several runs as one stacked model (a fused group,
+    /// `profiles.<name>.fuse`), and which runs may share one; `None`: every run alone.
+    pub fusable: Option<&'static Fusable>,
+}
+
+/// Which runs of a fusable kind may be trained together: runs of one experiment whose
+/// parameters agree except on `member_axes` (the scalars a stacked model carries per member).
+#[derive(Debug)]
+pub struct Fusable {
+    pub member_axes: &'static [&'static str],
 }
 
 /// A JSON-lines output of a stage: which file, what a row is, which numbers it holds.
@@ -118,6 +128,21 @@ pub struct Task {
     #[serde(default)]
     pub checkpoints: Option<PathBuf>,
     pub settings: RunSettings,
+    /// A fused group's members, in position order (empty: one run, the task's own). For a group,
+    /// `run_id` and `params` are its first member's, `out_dir` holds one folder per member
+    /// (each [`Member::out_dir`]) and `checkpoints` is the group's; the worker writes one
+    /// [`Outcome`] per member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+}
+
+/// One run of a fused group, as handed to the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub run_id: String,
+    pub params: Map<String, Value>,
+    /// Its own empty folder for its outputs, inside the group's `out_dir`.
+    pub out_dir: PathBuf,
 }
 
 /// What a finished run reports besides its files.

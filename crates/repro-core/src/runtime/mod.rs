@@ -47,6 +47,22 @@ pub struct RunSettings {
     /// ([`Precision::for_kind`]); absent in a task file = the default (fp32, NCHW, TF32 off).
     #[serde(default)]
     pub precision: Precision,
+    /// The run is a member of a fused group (`crate::pipeline::fuse`): trained in a stacked
+    /// model of `size` members at `position`. In the key, since a stacked kernel's rounding may
+    /// depend on both; absent for a run trained alone, so solo keys are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fused: Option<Fused>,
+}
+
+/// Where a run sits in its fused group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fused {
+    /// Members in the group (≥ 2).
+    pub size: usize,
+    /// This run's place in it, from 0 (members are in run-id order).
+    pub position: usize,
+    /// The group's first member's run id: its name in plans and logs (not in the key).
+    pub group: String,
 }
 
 /// A profile's options that change numerics (`profiles.<name>.precision`). The default — fp32,
@@ -193,6 +209,12 @@ impl RunSettings {
         if p.tf32 {
             env.insert("tf32".into(), json!(true));
         }
+        if let Some(f) = &self.fused {
+            env.insert(
+                "fused".into(),
+                json!({"size": f.size, "position": f.position}),
+            );
+        }
         env
     }
 }
@@ -306,6 +328,7 @@ mod tests {
             threads: 2,
             bitwise: true,
             precision,
+            fused: None,
         }
     }
 

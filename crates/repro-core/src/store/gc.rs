@@ -40,7 +40,14 @@ impl Store {
             .flatten()
         {
             let key = e.file_name().to_string_lossy().into_owned();
-            if self.read_record(&key).ok().flatten().is_some() {
+            // A fused group's folder is finished when every member's record is there.
+            let finished = match super::memo::group_members(&e.path()) {
+                Some(members) => members
+                    .iter()
+                    .all(|k| self.read_record(k).ok().flatten().is_some()),
+                None => self.read_record(&key).ok().flatten().is_some(),
+            };
+            if finished {
                 if apply {
                     fs::remove_dir_all(e.path())
                         .with_context(|| format!("cannot remove {}", e.path().display()))?;

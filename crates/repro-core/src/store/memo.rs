@@ -11,6 +11,8 @@ use anyhow::Result;
 use serde_json::{Map, Value};
 
 use super::Store;
+use super::atomic::write_atomic;
+use super::hash;
 use super::key::Manifest;
 use super::record::RunRecord;
 
@@ -104,9 +106,138 @@ impl Store {
             };
             (compute(&scratch)?, scratch.out, None, Some(temp))
         };
+        let record = self.put_outputs(key, manifest, &job, &out, computed, (started, t0))?;
+        if let Some(work) = work {
+            work.remove()?;
+        }
+        Ok(Memo {
+            record,
+            computed: true,
+            quarantined,
+        })
+    }
+
+    /// [`Store::memoize`] for a fused group: the records of `members` (in position order),
+    /// computing them together with `compute` when any is missing or damaged. Holds every
+    /// member's key lock (taken in key order, so two processes cannot deadlock) throughout.
+    /// The group computes in one resumable work folder, named by the members' keys, with one
+    /// output folder per member (`out/<position>/`); `compute` returns one [`Computed`] per
+    /// member. A member whose intact record was already there keeps it.
+    pub fn memoize_group(
+        &self,
+        members: Vec<(Manifest, Job)>,
+        compute: impl FnOnce(&GroupScratch) -> Result<Vec<Computed>>,
+    ) -> Result<Vec<Memo>> {
+        let keys: Vec<String> = members.iter().map(|(m, _)| m.key()).collect();
+        let mut lock_order = keys.clone();
+        lock_order.sort();
+        let _locks = lock_order
+            .iter()
+            .map(|k| self.lock_key(k))
+            .collect::<Result<Vec<_>>>()?;
+        let mut have: Vec<Option<RunRecord>> = Vec::new();
+        let mut quarantined = Vec::new();
+        for ((_, job), key) in members.iter().zip(&keys) {
+            let mut intact = None;
+            if let Some(record) = self.read_record(key)? {
+                let damage = self.damaged_outputs(&record);
+                if damage.is_empty() {
+                    intact = (!job.force).then_some(record);
+                } else {
+                    quarantined.extend(self.quarantine_damaged(job.run_id, &damage)?);
+                }
+            }
+            have.push(intact);
+        }
+        if have.iter().all(Option::is_some) {
+            return Ok(have
+                .into_iter()
+                .flatten()
+                .map(|record| Memo {
+                    record,
+                    computed: false,
+                    quarantined: Vec::new(),
+                })
+                .collect());
+        }
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        let group_key = hash::sha256_bytes(format!("fused group\n{}", keys.join("\n")).as_bytes());
+        let mut work = self.work(&group_key)?;
+        if members.iter().any(|(_, job)| job.force) {
+            work.remove()?;
+            work = self.work(&group_key)?;
+        }
+        write_atomic(
+            &work.root().join(GROUP_MEMBERS),
+            &serde_json::to_vec(&keys)?,
+        )?;
+        let resumed = work.prepare_attempt()?;
+        let out = work.out_dir();
+        let member_out: Vec<PathBuf> = (0..members.len())
+            .map(|i| out.join(format!("{i:03}")))
+            .collect();
+        for d in &member_out {
+            std::fs::create_dir_all(d)?;
+        }
+        let scratch = GroupScratch {
+            scratch: Scratch {
+                root: work.root().to_path_buf(),
+                out,
+                checkpoints: Some(work.checkpoints().dir().to_path_buf()),
+                resumed,
+            },
+            member_out,
+        };
+        let computed = compute(&scratch)?;
+        anyhow::ensure!(
+            computed.len() == members.len(),
+            "the group of {} members reported {} outcomes",
+            members.len(),
+            computed.len()
+        );
+        let mut memos = Vec::new();
+        let parts = members.into_iter().zip(keys).zip(computed).zip(have);
+        for (i, ((((manifest, job), key), computed), had)) in parts.enumerate() {
+            let memo = match had {
+                Some(record) => Memo {
+                    record,
+                    computed: false,
+                    quarantined: Vec::new(),
+                },
+                None => Memo {
+                    record: self.put_outputs(
+                        key,
+                        manifest,
+                        &job,
+                        &scratch.member_out[i],
+                        computed,
+                        (started, t0),
+                    )?,
+                    computed: true,
+                    quarantined: std::mem::take(&mut quarantined),
+                },
+            };
+            memos.push(memo);
+        }
+        work.remove()?;
+        Ok(memos)
+    }
+
+    /// Put every file under `out` into the store and write the record of `key` naming them
+    /// (last, so the record appears only once every object is in).
+    fn put_outputs(
+        &self,
+        key: String,
+        manifest: Manifest,
+        job: &Job,
+        out: &Path,
+        computed: Computed,
+        (started, t0): (SystemTime, Instant),
+    ) -> Result<RunRecord> {
         let mut outputs = BTreeMap::new();
-        for f in files_under(&out)? {
-            let rel = f.strip_prefix(&out)?.to_string_lossy().into_owned();
+        for f in files_under(out)? {
+            let rel = f.strip_prefix(out)?.to_string_lossy().into_owned();
             outputs.insert(rel, self.put_file(&f)?);
         }
         let record = RunRecord {
@@ -123,15 +254,24 @@ impl Store {
             host: job.host.to_string(),
         };
         self.write_record(&record)?;
-        if let Some(work) = work {
-            work.remove()?;
-        }
-        Ok(Memo {
-            record,
-            computed: true,
-            quarantined,
-        })
+        Ok(record)
     }
+}
+
+/// The file in a fused group's work folder that lists its members' keys (for `repro gc`).
+const GROUP_MEMBERS: &str = "members.json";
+
+/// The members' keys of the fused group whose work folder is `dir`; `None` for a run's folder.
+pub fn group_members(dir: &Path) -> Option<Vec<String>> {
+    let bytes = std::fs::read(dir.join(GROUP_MEMBERS)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Where a fused group computes: the group's scratch (its `out` holds the members' folders)
+/// and each member's own output folder, in position order.
+pub struct GroupScratch {
+    pub scratch: Scratch,
+    pub member_out: Vec<PathBuf>,
 }
 
 /// Every file under `dir`, in name order.

@@ -96,6 +96,7 @@ fn queue_run(fate: fn(&str, usize) -> JobState, detach: bool) -> (Vec<usize>, Lo
         datasets: s.root.join("datasets"),
         lock: s.root.join("pipeline.lock"),
         device: "cpu".into(),
+        fuse: None,
     };
     let opts = QueueOptions {
         max_requeue: 1,

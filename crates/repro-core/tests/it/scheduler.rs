@@ -45,7 +45,7 @@ impl Launcher for Fake {
         _log: &Path,
         slot: &Placement,
         progress: &dyn Fn(&Progress),
-    ) -> Result<Outcome> {
+    ) -> Result<Vec<Outcome>> {
         {
             let mut s = self.seen.lock().unwrap();
             s.launched.push(task.run_id.clone());
@@ -67,8 +67,17 @@ impl Launcher for Fake {
         if self.fail.contains(&task.run_id) {
             bail!("made to fail");
         }
-        std::fs::write(scratch.out.join("result.txt"), &task.run_id)?;
-        Ok(Outcome::with_metrics([("ok", serde_json::json!(1))]))
+        if task.members.is_empty() {
+            std::fs::write(scratch.out.join("result.txt"), &task.run_id)?;
+            return Ok(vec![Outcome::with_metrics([("ok", serde_json::json!(1))])]);
+        }
+        // A fused group: each member's output in its own folder.
+        let mut outcomes = Vec::new();
+        for (i, m) in task.members.iter().enumerate() {
+            std::fs::write(m.out_dir.join("result.txt"), &m.run_id)?;
+            outcomes.push(Outcome::with_metrics([("position", serde_json::json!(i))]));
+        }
+        Ok(outcomes)
     }
 }
 

@@ -20,16 +20,21 @@ pub mod vision;
 
 use serde_json::Value;
 
-pub use self::stage::{Stage, StageContext};
+pub use self::stage::{Fused, MemberContext, Stage, StageContext};
 use repro_core::pipeline::kinds::KindName;
-use repro_core::pipeline::stage::{Outcome, StageDecl};
+use repro_core::pipeline::stage::{Member, Outcome, StageDecl};
 
-/// What the worker runs for one kind: its declaration and its typed entry point.
+/// What the worker runs for one kind: its declaration and its typed entry points.
 #[derive(Clone, Copy)]
 pub struct Implementation {
     pub decl: &'static StageDecl,
     pub run: fn(&StageContext) -> anyhow::Result<Outcome>,
+    /// A fused group's entry point, for a kind whose declaration is `fusable`.
+    pub run_fused: Option<RunFused>,
 }
+
+/// A fused group's typed entry point: the group's context and its members.
+pub type RunFused = fn(&StageContext, &[Member]) -> anyhow::Result<Vec<Outcome>>;
 
 /// The implementation of every kind: an exhaustive match, so a kind declared in
 /// `repro_core::pipeline::kinds::KindName` without one here does not compile.
@@ -38,13 +43,20 @@ pub fn implementation(kind: KindName) -> Implementation {
         Implementation {
             decl: S::DECL,
             run: run_typed::<S>,
+            run_fused: None,
+        }
+    }
+    fn fusable<S: Fused>() -> Implementation {
+        Implementation {
+            run_fused: Some(run_fused_typed::<S>),
+            ..of::<S>()
         }
     }
     match kind {
         KindName::Vision => of::<vision::Vision>(),
         KindName::Sharpness => of::<sharpness::Sharpness>(),
         KindName::Lm => of::<lm::Lm>(),
-        KindName::Dqn => of::<rl::Dqn>(),
+        KindName::Dqn => fusable::<rl::Dqn>(),
         KindName::Translate => of::<translate::Translate>(),
     }
 }
@@ -57,11 +69,44 @@ fn run_typed<S: Stage>(ctx: &StageContext) -> anyhow::Result<Outcome> {
     S::run(ctx, &p)
 }
 
-/// Run the implementation of stage kind `kind`.
-pub fn run_stage(kind: &str, ctx: &StageContext) -> anyhow::Result<Outcome> {
+/// Deserialize each member's parameters into the kind's struct and run the group.
+fn run_fused_typed<S: Fused>(
+    ctx: &StageContext,
+    members: &[Member],
+) -> anyhow::Result<Vec<Outcome>> {
+    use anyhow::Context;
+    let mut typed = Vec::new();
+    for m in members {
+        let p: S::Params = serde_json::from_value(Value::Object(m.params.clone()))
+            .with_context(|| format!("the parameters of `{}` run {}", S::DECL.name, m.run_id))?;
+        let member = MemberContext {
+            run_id: &m.run_id,
+            out_dir: m.out_dir.clone(),
+        };
+        typed.push((member, p));
+    }
+    S::run_fused(ctx, &typed)
+}
+
+/// Run the implementation of stage kind `kind`: one run, or with `members` a fused group
+/// (one outcome per run either way).
+pub fn run_stage(
+    kind: &str,
+    ctx: &StageContext,
+    members: &[Member],
+) -> anyhow::Result<Vec<Outcome>> {
     let name = KindName::parse(kind)
         .map_err(|e| anyhow::anyhow!("this build has no implementation of stage kind: {e}"))?;
-    (implementation(name).run)(ctx)
+    let imp = implementation(name);
+    if members.is_empty() {
+        return Ok(vec![(imp.run)(ctx)?]);
+    }
+    let fused = imp.run_fused.ok_or_else(|| {
+        anyhow::anyhow!(
+            "this build cannot train `{kind}` runs as a fused group (run with --fuse 1)"
+        )
+    })?;
+    fused(ctx, members)
 }
 
 #[cfg(test)]
@@ -73,6 +118,13 @@ mod tests {
         for kind in KindName::ALL {
             let imp = implementation(kind);
             assert!(std::ptr::eq(imp.decl, kind.decl()), "{}", kind.name());
+            // The engine groups runs only of kinds the worker can train fused.
+            assert_eq!(
+                imp.decl.fusable.is_some(),
+                imp.run_fused.is_some(),
+                "{}",
+                kind.name()
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a stage implementation sees and is: the [`StageContext`] it runs in and the [`Stage`]
-//! trait that pairs a kind's declaration, parameter struct and `run` by type.
+//! trait that pairs a kind's declaration, parameter struct and `run` by type; for a kind that
+//! trains fused groups, the [`Fused`] trait and what each member is ([`MemberContext`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,4 +36,22 @@ pub trait Stage {
     const DECL: &'static StageDecl;
     /// Run one stage.
     fn run(ctx: &StageContext, p: &Self::Params) -> anyhow::Result<Outcome>;
+}
+
+/// One run of a fused group, as the group's implementation sees it.
+pub struct MemberContext<'a> {
+    pub run_id: &'a str,
+    /// Its own empty folder for its outputs (inside the group's `out_dir`).
+    pub out_dir: PathBuf,
+}
+
+/// A kind that can train several runs as one stacked model (its declaration's `fusable`).
+pub trait Fused: Stage {
+    /// Train `members` (in position order, each with its parameters) together. `ctx` is the
+    /// group's: its checkpoints hold the whole group's state, its `out_dir` holds the members'
+    /// folders, its `params` and `run_id` are the first member's. One outcome per member.
+    fn run_fused(
+        ctx: &StageContext,
+        members: &[(MemberContext, Self::Params)],
+    ) -> anyhow::Result<Vec<Outcome>>;
 }

@@ -4,6 +4,7 @@
 
 mod atari;
 mod drown_out;
+mod fused_dqn;
 mod lm_model;
 mod loader;
 mod minatar;

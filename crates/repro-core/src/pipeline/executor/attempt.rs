@@ -13,7 +13,7 @@ use crate::data::DatasetView;
 use crate::pipeline::placement::Placement;
 use crate::pipeline::plan::{Plan, RunNode};
 use crate::pipeline::progress::Progress;
-use crate::pipeline::stage::{Task, UpstreamRun};
+use crate::pipeline::stage::{Outcome, Task, UpstreamRun};
 use crate::runtime::{self, Device, RunSettings};
 use crate::store::Store;
 use crate::store::memo::{Computed, Job, Scratch};
@@ -56,43 +56,16 @@ impl Runs<'_> {
             self.reporter.event(at, RunEvent::Pulled { key: &r.key });
             return Ok((r.clone(), false));
         }
-        let settings = keys::settings(run, self.device, self.threads);
-        let m = keys::manifest(
-            self.salt,
-            run,
-            &settings,
-            |d| self.views.get(d).map(|(_, digests)| digests.clone()),
-            |u| upstream.get(u).map(RunRecord::output_digests),
-        )
-        .map_err(|missing| anyhow::anyhow!("cannot key {}: {}", run.id, missing.join("; ")))?;
+        let (settings, m) = self.keyed(run, upstream)?;
         let key = m.key();
         let forced = self.force.contains(&run.id);
-        let reasons = if forced {
-            vec!["--force".to_string()]
-        } else if let Some(r) = self.store.read_record(&key)? {
-            let damage = self.store.damaged_outputs(&r);
-            if damage.is_empty() {
-                self.store.set_ref(&self.plan.profile, &run.id, &key)?;
+        let reasons = match self.cached(run, &key, forced)? {
+            Cache::Intact(r) => {
                 self.reporter.event(at, RunEvent::Cached { key: &key });
-                return Ok((r, false));
+                return Ok((*r, false));
             }
-            if self.no_repair {
-                bail!(
-                    "cached run {} is damaged: {} (run without --no-repair to rebuild it)",
-                    &key[..12],
-                    damage
-                        .iter()
-                        .map(|d| format!(
-                            "{d}: {}",
-                            self.store.object_path(&d.object.sha256).display()
-                        ))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-            }
-            damage.iter().map(|d| d.to_string()).collect()
-        } else {
-            keys::reasons(self.store, &self.plan.profile, &run.id, &m)
+            Cache::Run(reasons) => reasons,
+            Cache::New => keys::reasons(self.store, &self.plan.profile, &run.id, &m),
         };
         self.reporter.event(
             at,
@@ -133,6 +106,55 @@ impl Runs<'_> {
         Ok((memo.record, memo.computed))
     }
 
+    /// The settings and manifest of `run`, given its upstream runs' records.
+    pub(super) fn keyed(
+        &self,
+        run: &RunNode,
+        upstream: &BTreeMap<String, RunRecord>,
+    ) -> Result<(RunSettings, crate::store::key::Manifest)> {
+        let settings = keys::settings(run, self.device, self.threads);
+        let m = keys::manifest(
+            self.salt,
+            run,
+            &settings,
+            |d| self.views.get(d).map(|(_, digests)| digests.clone()),
+            |u| upstream.get(u).map(RunRecord::output_digests),
+        )
+        .map_err(|missing| anyhow::anyhow!("cannot key {}: {}", run.id, missing.join("; ")))?;
+        Ok((settings, m))
+    }
+
+    /// What the store holds for `key`: an intact record (its ref set), a damaged one (the
+    /// damage as the reasons to run; an error with `--no-repair`), or nothing.
+    pub(super) fn cached(&self, run: &RunNode, key: &str, forced: bool) -> Result<Cache> {
+        if forced {
+            return Ok(Cache::Run(vec!["--force".to_string()]));
+        }
+        let Some(r) = self.store.read_record(key)? else {
+            return Ok(Cache::New);
+        };
+        let damage = self.store.damaged_outputs(&r);
+        if damage.is_empty() {
+            self.store.set_ref(&self.plan.profile, &run.id, key)?;
+            return Ok(Cache::Intact(Box::new(r)));
+        }
+        if self.no_repair {
+            bail!(
+                "cached run {} is damaged: {} (run without --no-repair to rebuild it)",
+                &key[..12],
+                damage
+                    .iter()
+                    .map(|d| format!(
+                        "{d}: {}",
+                        self.store.object_path(&d.object.sha256).display()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        Ok(Cache::Run(damage.iter().map(|d| d.to_string()).collect()))
+    }
+
     /// Hand a run to the launcher in `scratch` (called under the key's lock).
     fn compute(
         &self,
@@ -140,10 +162,31 @@ impl Runs<'_> {
         scratch: &Scratch,
         progress: &dyn Fn(&Progress),
     ) -> Result<Computed> {
-        let (run, settings, slot) = (a.run, a.settings, a.slot);
+        let task = Task {
+            out_dir: scratch.out.clone(),
+            checkpoints: scratch.checkpoints.clone(),
+            ..self.task(a.run, a.upstream, a.settings, a.slot)?
+        };
+        let log = self.store.log_path(a.key)?;
+        let outcome = self
+            .launcher
+            .launch(&task, scratch, &log, a.slot, progress)?
+            .pop()
+            .context("the worker reported no outcome")?;
+        Ok(computed(outcome, a.settings, a.slot))
+    }
+
+    /// The task of `run` (its out folder and checkpoints still to be set).
+    pub(super) fn task(
+        &self,
+        run: &RunNode,
+        upstream_records: &BTreeMap<String, RunRecord>,
+        settings: &RunSettings,
+        slot: &Placement,
+    ) -> Result<Task> {
         let mut upstream = Vec::new();
         for u in &run.upstream {
-            let rec = &a.upstream[u];
+            let rec = &upstream_records[u];
             let mut outputs = BTreeMap::new();
             for (name, o) in &rec.outputs {
                 let path = self
@@ -158,7 +201,7 @@ impl Runs<'_> {
                 outputs,
             });
         }
-        let task = Task {
+        Ok(Task {
             run_id: run.id.clone(),
             kind: run.kind.name.to_string(),
             params: run.params.clone(),
@@ -168,27 +211,39 @@ impl Runs<'_> {
                 .map(|d| (d.clone(), self.views[d].0.clone()))
                 .collect(),
             upstream,
-            out_dir: scratch.out.clone(),
-            checkpoints: scratch.checkpoints.clone(),
+            out_dir: Default::default(),
+            checkpoints: None,
             settings: on_slot(settings, slot),
-        };
-        let log = self.store.log_path(a.key)?;
-        let outcome = self.launcher.launch(&task, scratch, &log, slot, progress)?;
-        let mut environment = runtime::host_fingerprint();
-        environment.insert(
-            "libtorch_runtime".into(),
-            serde_json::Value::Object(outcome.environment),
-        );
-        environment.insert("placement".into(), slot.describe());
-        // What took effect: the kind's options, TF32 only on CUDA.
-        environment.insert(
-            "precision".into(),
-            serde_json::json!(settings.precision.on(&settings.device)),
-        );
-        Ok(Computed {
-            metrics: outcome.metrics,
-            environment,
+            members: Vec::new(),
         })
+    }
+}
+
+/// What the store holds for a run's key.
+pub(super) enum Cache {
+    Intact(Box<RunRecord>),
+    /// A damaged record, or `--force`: why it runs.
+    Run(Vec<String>),
+    New,
+}
+
+/// A run's outcome as its record keeps it: the worker's metrics, and the host, the libtorch
+/// the worker saw, the slot and the precision that took effect.
+pub(super) fn computed(outcome: Outcome, settings: &RunSettings, slot: &Placement) -> Computed {
+    let mut environment = runtime::host_fingerprint();
+    environment.insert(
+        "libtorch_runtime".into(),
+        serde_json::Value::Object(outcome.environment),
+    );
+    environment.insert("placement".into(), slot.describe());
+    // What took effect: the kind's options, TF32 only on CUDA.
+    environment.insert(
+        "precision".into(),
+        serde_json::json!(settings.precision.on(&settings.device)),
+    );
+    Computed {
+        metrics: outcome.metrics,
+        environment,
     }
 }
 

@@ -21,6 +21,7 @@ pub fn settings(run: &RunNode, device: &Device, threads: usize) -> RunSettings {
         threads,
         bitwise: run.determinism == Determinism::Bitwise,
         precision: run.precision,
+        fused: run.fused.clone(),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::runtime;
 use crate::store::atomic::write_atomic;
 use crate::store::memo::Scratch;
 
-/// Runs one task to its outcome; every file it leaves in `scratch.out` becomes an output.
+/// Runs one task to its outcomes, one per run (a fused group's task has one per member, in
+/// position order); every file it leaves in a run's out folder becomes that run's output.
 pub trait Launcher: Sync {
     /// `log` is the run's log file (appended to, one section per attempt); `progress` receives
     /// the run's progress ticks.
@@ -27,12 +28,12 @@ pub trait Launcher: Sync {
         log: &Path,
         slot: &Placement,
         progress: &dyn Fn(&Progress),
-    ) -> Result<Outcome>;
+    ) -> Result<Vec<Outcome>>;
 }
 
 /// The `repro-worker` binary beside `repro`: the task goes in as JSON, progress comes back as
 /// lines on its stdout (each also written to the log with a timestamp), its stderr goes to the
-/// log, its outcome comes back as JSON.
+/// log, its outcomes come back as a JSON array.
 pub struct Worker;
 
 impl Launcher for Worker {
@@ -43,7 +44,7 @@ impl Launcher for Worker {
         log_path: &Path,
         slot: &Placement,
         progress: &dyn Fn(&Progress),
-    ) -> Result<Outcome> {
+    ) -> Result<Vec<Outcome>> {
         let task_path = scratch.root.join("task.json");
         let outcome_path = scratch.root.join("outcome.json");
         let _ = std::fs::remove_file(&outcome_path);
@@ -112,6 +113,13 @@ impl Launcher for Worker {
         }
         let bytes =
             std::fs::read(&outcome_path).context("the worker finished without an outcome")?;
-        Ok(serde_json::from_slice(&bytes)?)
+        let outcomes: Vec<Outcome> = serde_json::from_slice(&bytes)?;
+        let runs = task.members.len().max(1);
+        anyhow::ensure!(
+            outcomes.len() == runs,
+            "the worker reported {} outcomes for {runs} runs",
+            outcomes.len()
+        );
+        Ok(outcomes)
     }
 }

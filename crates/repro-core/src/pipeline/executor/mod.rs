@@ -5,6 +5,7 @@
 
 mod attempt;
 pub mod events;
+mod group;
 pub mod keys;
 pub mod launch;
 pub mod schedule;
@@ -233,9 +234,17 @@ impl Executor<'_> {
             launcher,
         };
         reporter.begin(plan.runs.len());
-        let summary = schedule::schedule(&plan.runs, &slots, reporter, &|i, up, slot| {
-            runs.process(i, up, slot)
-        });
+        let units = super::fuse::units(&plan.runs);
+        let summary = schedule::schedule(
+            &plan.runs,
+            &units,
+            &slots,
+            reporter,
+            &|unit, up, slot| match unit {
+                [i] => Ok(vec![runs.process(*i, up, slot)?]),
+                group => runs.process_group(group, up, slot),
+            },
+        );
         reporter.end();
         if let Err(e) = self.store.save_stat() {
             tracing::warn!("{e:#}");

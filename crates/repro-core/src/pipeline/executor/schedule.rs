@@ -1,6 +1,7 @@
-//! The `--jobs` scheduler: one loop per placement slot takes the next run whose upstream runs
-//! are done, processes it, and repeats; runs downstream of a failure are skipped, not waited
-//! for. What processing a run means is the caller's (see `attempt`).
+//! The `--jobs` scheduler: one loop per placement slot takes the next unit of work (a run, or a
+//! fused group's members) whose upstream runs are done, processes it, and repeats; runs
+//! downstream of a failure are skipped, not waited for. What processing a unit means is the
+//! caller's (see `attempt` and `group`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Condvar, Mutex};
@@ -23,8 +24,9 @@ pub struct Summary {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Processes run `i` given its upstream runs' records, in a slot: `Ok((record, ran))`.
-pub type Process<'a> = dyn Fn(usize, &BTreeMap<String, RunRecord>, &Placement) -> Result<(RunRecord, bool)>
+/// Processes a unit (plan indices) given its upstream runs' records, in a slot: each member's
+/// `(record, ran)`, in the unit's order; an error fails them all.
+pub type Process<'a> = dyn Fn(&[usize], &BTreeMap<String, RunRecord>, &Placement) -> Result<Vec<(RunRecord, bool)>>
     + Sync
     + 'a;
 
@@ -38,9 +40,11 @@ struct State {
     summary: Summary,
 }
 
-/// Process every run of `runs` (in dependency order) over `slots`, one thread per slot.
+/// Process every unit of `runs` (each unit a list of plan indices, every run in exactly one;
+/// in dependency order) over `slots`, one thread per slot.
 pub fn schedule(
     runs: &[RunNode],
+    units: &[Vec<usize>],
     slots: &[Placement],
     reporter: &dyn Reporter,
     process: &Process,
@@ -53,9 +57,9 @@ pub fn schedule(
     });
     let wake = Condvar::new();
     std::thread::scope(|s| {
-        for slot in slots.iter().take(runs.len().max(1)) {
+        for slot in slots.iter().take(units.len().max(1)) {
             let (state, wake) = (&state, &wake);
-            s.spawn(move || run_slot(runs, slot, state, wake, reporter, process));
+            s.spawn(move || run_slot(runs, units, slot, state, wake, reporter, process));
         }
     });
     state
@@ -67,6 +71,7 @@ pub fn schedule(
 /// One slot's loop.
 fn run_slot(
     runs: &[RunNode],
+    units: &[Vec<usize>],
     slot: &Placement,
     state: &Mutex<State>,
     wake: &Condvar,
@@ -80,21 +85,22 @@ fn run_slot(
         run: &runs[i].id,
     };
     loop {
-        let (i, upstream) = {
+        let (unit, upstream) = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 skip_downstream_of_failures(runs, &mut st, reporter);
-                let ready = (0..total).find(|&i| {
-                    !st.started[i] && runs[i].upstream.iter().all(|u| st.done.contains_key(u))
+                let ready = units.iter().find(|u| {
+                    u.iter().all(|&i| !st.started[i])
+                        && upstream_of(runs, u).all(|up| st.done.contains_key(up))
                 });
-                if let Some(i) = ready {
-                    st.started[i] = true;
-                    let upstream: BTreeMap<String, RunRecord> = runs[i]
-                        .upstream
-                        .iter()
-                        .map(|u| (u.clone(), st.done[u].clone()))
+                if let Some(u) = ready {
+                    for &i in u {
+                        st.started[i] = true;
+                    }
+                    let upstream: BTreeMap<String, RunRecord> = upstream_of(runs, u)
+                        .map(|up| (up.clone(), st.done[up].clone()))
                         .collect();
-                    break (i, upstream);
+                    break (u, upstream);
                 }
                 if st.started.iter().all(|s| *s) {
                     wake.notify_all();
@@ -103,27 +109,38 @@ fn run_slot(
                 st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = process(i, &upstream, slot);
-        let id = runs[i].id.clone();
+        let result = process(unit, &upstream, slot);
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok((r, ran)) => {
-                if ran {
-                    st.summary.ran.push(id.clone());
-                } else {
-                    st.summary.cached.push(id.clone());
+            Ok(records) => {
+                for (&i, (r, ran)) in unit.iter().zip(records) {
+                    let id = runs[i].id.clone();
+                    if ran {
+                        st.summary.ran.push(id.clone());
+                    } else {
+                        st.summary.cached.push(id.clone());
+                    }
+                    st.done.insert(id, r);
                 }
-                st.done.insert(id.clone(), r);
             }
             Err(e) => {
                 let error = format!("{e:#}");
-                reporter.event(at(i), RunEvent::Failed { error: &error });
-                st.summary.failed.push((id.clone(), error));
+                for &i in unit {
+                    reporter.event(at(i), RunEvent::Failed { error: &error });
+                    st.summary.failed.push((runs[i].id.clone(), error.clone()));
+                }
             }
         }
-        st.finished.insert(id);
+        for &i in unit {
+            st.finished.insert(runs[i].id.clone());
+        }
         wake.notify_all();
     }
+}
+
+/// The upstream runs of a unit's members.
+fn upstream_of<'a>(runs: &'a [RunNode], unit: &'a [usize]) -> impl Iterator<Item = &'a String> {
+    unit.iter().flat_map(move |&i| runs[i].upstream.iter())
 }
 
 /// Mark as skipped every unstarted run with an upstream run that finished without a record.

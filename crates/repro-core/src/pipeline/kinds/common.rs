@@ -1,11 +1,11 @@
 //! What the kinds' declarations share: the constructor of a plain metric declaration, the small
 //! enums of choice parameters (defined once with [`crate::choice`], their wire names being what the schemas' `Choice`
-//! lists and the worker's types both come from) and the check of a parameter map against a
-//! kind's parameter struct.
+//! lists and the worker's types both come from), the check of a parameter map against a
+//! kind's parameter struct, and the fused groups of the Adam-family kinds.
 
 use serde_json::{Map, Value};
 
-use crate::pipeline::stage::MetricDecl;
+use crate::pipeline::stage::{Fusable, MetricDecl};
 
 pub const fn metric(
     name: &'static str,
@@ -138,3 +138,9 @@ pub struct AdamParams {
     /// Sample the E8 drown-out diagnostic every this many steps (0: off).
     pub drown_out_every: u64,
 }
+
+/// The fused groups of the kinds trained with the Adam family (`dqn`): members differ in seed,
+/// learning rate, weight decay and variant, which a stacked optimizer carries per member.
+pub static ADAM_FUSABLE: Fusable = Fusable {
+    member_axes: &["seed", "lr", "weight_decay", "variant"],
+};

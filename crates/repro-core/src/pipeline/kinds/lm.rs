@@ -29,6 +29,7 @@ pub static LM: StageDecl = StageDecl {
         autocast: true,
         channels_last: false,
     },
+    fusable: None,
 };
 
 /// The parameters of an `lm` run, as `LM_PARAMS` declares them.

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::common::{AdamParams, AdamVariant, QNetArch, Suite, check_params, metric};
+use super::common::{ADAM_FUSABLE, AdamParams, AdamVariant, QNetArch, Suite, check_params, metric};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -30,6 +30,7 @@ pub static DQN: StageDecl = StageDecl {
         autocast: false,
         channels_last: false,
     },
+    fusable: Some(&ADAM_FUSABLE),
 };
 
 /// The parameters of a `dqn` run, as `DQN_PARAMS` declares them.

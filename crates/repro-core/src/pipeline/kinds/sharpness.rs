@@ -34,6 +34,7 @@ pub static SHARPNESS: StageDecl = StageDecl {
         autocast: false,
         channels_last: false,
     },
+    fusable: None,
 };
 
 /// The parameters of a `sharpness` run, as `SHARPNESS_PARAMS` declares them.

@@ -29,6 +29,7 @@ pub static TRANSLATE: StageDecl = StageDecl {
         autocast: true,
         channels_last: false,
     },
+    fusable: None,
 };
 
 /// The parameters of a `translate` run, as `TRANSLATE_PARAMS` declares them.

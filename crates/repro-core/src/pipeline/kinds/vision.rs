@@ -29,6 +29,7 @@ pub static VISION: StageDecl = StageDecl {
         autocast: true,
         channels_last: true,
     },
+    fusable: None,
 };
 
 /// The parameters of a `vision` run, as `VISION_PARAMS` declares them (`train::vision` reads

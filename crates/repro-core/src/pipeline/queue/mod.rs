@@ -65,13 +65,16 @@ pub struct Invocation {
     /// The submitter's pipeline.lock (it pins fetched files the runs are keyed by).
     pub lock: PathBuf,
     pub device: String,
+    /// `--fuse N` as the submitter was given it (the group size is in the members' keys).
+    pub fuse: Option<usize>,
 }
 
 impl Invocation {
     /// The job's command line, shell-quoted, up to `--index`.
     fn command(&self, profile: &str, runs_file: &Path) -> String {
+        let fuse = self.fuse.map_or(String::new(), |n| format!("--fuse {n} "));
         format!(
-            "exec {} --pipeline {} --store {} --datasets {} --lock {} exec-run --profile {} --device {} \\\n  --runs-file {}",
+            "exec {} --pipeline {} --store {} --datasets {} --lock {} {fuse}exec-run --profile {} --device {} \\\n  --runs-file {}",
             sh(&self.repro),
             sh(&self.pipeline),
             sh(&self.store),
@@ -225,8 +228,45 @@ impl Queue<'_> {
         )?)
     }
 
-    /// Write the runs file of `batch` and submit it; the job id of each run.
+    /// Write the runs file of `batch` and submit it; the job id of each run. A fused group is
+    /// one job (its first run in the batch stands for it: `exec-run` trains the whole group),
+    /// whose id every member of it gets.
     fn submit(&self, plan: &Plan, mut batch: Batch) -> Result<Vec<(String, String)>> {
+        let mut stands_for: BTreeMap<String, String> = BTreeMap::new();
+        let mut group_job: BTreeMap<String, String> = BTreeMap::new();
+        let mut jobs = Vec::new();
+        for id in &batch.runs {
+            let group = plan
+                .run(id)
+                .and_then(|r| r.fused.as_ref())
+                .map(|f| &f.group);
+            match group {
+                Some(g) if group_job.contains_key(g) => {
+                    stands_for.insert(id.clone(), group_job[g].clone());
+                }
+                _ => {
+                    if let Some(g) = group {
+                        group_job.insert(g.clone(), id.clone());
+                    }
+                    stands_for.insert(id.clone(), id.clone());
+                    jobs.push(id.clone());
+                }
+            }
+        }
+        let all = std::mem::replace(&mut batch.runs, jobs);
+        let submitted: BTreeMap<String, String> =
+            self.submit_jobs(plan, batch)?.into_iter().collect();
+        Ok(all
+            .into_iter()
+            .map(|id| {
+                let job = submitted[&stands_for[&id]].clone();
+                (id, job)
+            })
+            .collect())
+    }
+
+    /// Write the runs file of `batch` and submit it, one array task per run; their job ids.
+    fn submit_jobs(&self, plan: &Plan, mut batch: Batch) -> Result<Vec<(String, String)>> {
         let dir = self.dir(plan)?;
         batch.tag = format!(
             "{}-{}",

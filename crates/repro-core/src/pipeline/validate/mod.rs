@@ -319,6 +319,12 @@ impl Pipeline {
                     "hours must be a positive number",
                 );
             }
+            if prof.fuse == Some(0) {
+                ck.at(
+                    &format!("{path}.fuse"),
+                    "fuse must be at least 1 (1: every run alone)",
+                );
+            }
             if prof.threads == Some(0) {
                 ck.at(&format!("{path}.threads"), "threads must be at least 1");
             }

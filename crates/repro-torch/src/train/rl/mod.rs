@@ -28,7 +28,9 @@
 //! training environment, the evaluation environments, exploration and replay sampling.
 
 pub mod dqn;
+pub mod fused;
 pub mod replay;
+pub mod stacked;
 
 use std::time::Instant;
 

@@ -49,14 +49,16 @@
 //! The E8 drown-out diagnostic ([`StackedAdam::track_drown_out_every`]) is the solo optimizer's,
 //! per member: [`super::stacked_drown_out`].
 
-use anyhow::Context as _;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::{DecayMode, Variant};
 use super::drown_out::DrownOut;
-use super::stacked_drown_out::{Observed, Tracker, move_shadows};
-use crate::checkpoint::State;
+use super::stacked_drown_out::{Observed, Tracker};
+
+mod slice;
+mod state;
 use crate::libtorch::ops;
+use slice::{Slice, denominator, members_per_chunk};
 
 /// Rows of the cached coefficient matrix, each `[N]`.
 const ROW_A: i64 = 0;
@@ -99,21 +101,6 @@ impl Coefs {
     }
 }
 
-/// What [`StackedAdam::save_state`] saves besides tensors.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Counters {
-    members: usize,
-    /// Per parameter: its step count, `None` before its first step.
-    steps: Vec<Option<u64>>,
-    frozen: Vec<bool>,
-    /// Per member: (l2_in_m, l2_in_v, decay mode), checked on load.
-    variants: Vec<(bool, bool, String)>,
-}
-
-fn variant_key(v: &Variant) -> (bool, bool, String) {
-    (v.l2_in_m, v.l2_in_v, format!("{:?}", v.decay))
-}
-
 /// `values` as a tensor of `shape` in `kind` on `device`: rounded once from f64 (on the host for
 /// float32, as torch rounds a double scalar for a float op), copied without blocking the host.
 fn upload(values: &[f64], shape: &[i64], kind: Kind, device: Device) -> Tensor {
@@ -132,99 +119,6 @@ fn broadcast(row: &Tensor, ndim: usize) -> Tensor {
     let mut shape = vec![1i64; ndim.max(1)];
     shape[0] = -1;
     row.view(shape.as_slice())
-}
-
-/// Parameter bytes per chunk of members a CPU step works through at once: small enough that a
-/// chunk's w, g, m, v and temporaries stay in a core's L2 cache across the step's kernels (the
-/// whole stacked tensor does not, and its passes then run at memory speed: a 25-member MinAtar
-/// group stepped 2.4× slower than 25 solo optimizers before this). A GPU takes every member at
-/// once. Elementwise kernels give the same values either way.
-const CPU_CHUNK_BYTES: usize = 128 << 10;
-
-/// How many members of `p` one pass of [`Slice::step`] covers on `device`.
-fn members_per_chunk(p: &Tensor, device: Device) -> usize {
-    let members = p.size()[0].max(1) as usize;
-    if device.is_cuda() {
-        return members;
-    }
-    let per_member = (p.numel() / members) * p.kind().elt_size_in_bytes();
-    (CPU_CHUNK_BYTES / per_member.max(1)).clamp(1, members)
-}
-
-/// d = √v / √(1−β₂ᵗ) + ε, as the solo's `denominator`.
-fn denominator(v: &Tensor, beta2: f64, t: f64, eps: f64) -> Tensor {
-    let bias_correction2_sqrt = (1.0 - beta2.powf(t)).powf(0.5);
-    let mut denom = v.sqrt();
-    let _ = denom.g_div_scalar_(bias_correction2_sqrt);
-    let _ = denom.g_add_scalar_(eps);
-    denom
-}
-
-/// A run of members of one stacked parameter (views, so updates land in the parameter), with
-/// their coefficients broadcast over it.
-struct Slice<C: Fn(i64) -> Tensor> {
-    p: Tensor,
-    g: Tensor,
-    m: Tensor,
-    v: Tensor,
-    /// A coefficient row's slice, broadcast.
-    coef: C,
-    /// True for frozen members, while any is.
-    frozen: Option<Tensor>,
-    /// −α/(1−β₁ᵗ) per member.
-    step_size: Tensor,
-    /// While the E8 diagnostic is tracked: the shadows' slices (mᵍ, mʳ, vᵍ) and λ broadcast
-    /// (None: every λ is 0).
-    shadows: Option<(Tensor, Tensor, Tensor, Option<Tensor>)>,
-}
-
-impl<C: Fn(i64) -> Tensor> Slice<C> {
-    /// The module doc's update on these members.
-    fn step(mut self, coefs: &Coefs, (beta1, beta2, eps): (f64, f64, f64), t: f64) {
-        let coef = &self.coef;
-        if let Some(mask) = &self.frozen {
-            let _ = self.g.masked_fill_(mask, 0.0);
-        }
-        let g = &self.g;
-        if let Some((mg, mr, vg, wd)) = &mut self.shadows {
-            // r from w before this step moves it.
-            let r = wd.as_ref().map(|wd| &self.p * wd);
-            move_shadows((mg, mr, vg), g, r.as_ref(), (beta1, beta2));
-        }
-        // g + w·A and g + w·B from the step's starting w (one FMA each, as the solo).
-        let gm = if coefs.any_a {
-            g.addcmul(&self.p, &coef(ROW_A))
-        } else {
-            g.shallow_clone()
-        };
-        let gv = if coefs.same_ab {
-            gm.shallow_clone()
-        } else if coefs.any_b {
-            g.addcmul(&self.p, &coef(ROW_B))
-        } else {
-            g.shallow_clone()
-        };
-        let p = &mut self.p;
-        if coefs.any_plain {
-            let _ = p.g_mul_(&coef(ROW_PLAIN));
-        }
-        let _ = self.m.lerp_(&gm, 1.0 - beta1);
-        let _ = self.v.g_mul_scalar_(beta2);
-        ops::addcmul_(&mut self.v, &gv, &gv, 1.0 - beta2);
-        let denom = denominator(&self.v, beta2, t, eps);
-        if coefs.any_adaptive {
-            let scaled = &*p * coef(ROW_ADAPTIVE);
-            ops::addcdiv_(p, &scaled, &denom, 1.0);
-        }
-        if coefs.any_implicit {
-            let mut shrink = denom.reciprocal();
-            let _ = shrink.g_mul_(&coef(ROW_IMPLICIT));
-            let _ = shrink.g_add_scalar_(1.0);
-            let _ = p.g_div_(&shrink);
-        }
-        let scaled_m = &self.m * &self.step_size;
-        ops::addcdiv_(p, &scaled_m, &denom, 1.0);
-    }
 }
 
 /// The Adam family for N members at once over stacked parameters (module doc).
@@ -655,95 +549,5 @@ impl StackedAdam {
             .iter()
             .any(|&f| f)
             .then(|| Tensor::from_slice(&self.frozen).to_device(self.device));
-    }
-
-    /// Save the moments, step counts, the frozen set and the variants into a checkpoint under
-    /// `prefix`.
-    pub fn save_state(&self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
-        let counters = Counters {
-            members: self.members,
-            steps: self
-                .state
-                .iter()
-                .map(|s| s.as_ref().map(|s| s.step))
-                .collect(),
-            frozen: self.frozen.clone(),
-            variants: self.variants.iter().map(variant_key).collect(),
-        };
-        st.put(&format!("{prefix}.counters"), &counters)?;
-        for (i, s) in self.state.iter().enumerate() {
-            if let Some(s) = s {
-                st.put_tensor(format!("{prefix}.m.{i}"), &s.m);
-                st.put_tensor(format!("{prefix}.v.{i}"), &s.v);
-            }
-        }
-        if let Some(t) = &self.drown {
-            t.save(st, prefix)?;
-        }
-        Ok(())
-    }
-
-    /// Restore what [`StackedAdam::save_state`] saved into an optimizer built like the saved one
-    /// (same stacked parameters, members and variants). Takes the tensors out of `st`, as
-    /// [`super::adam::Adam::load_state`] does.
-    pub fn load_state(&mut self, st: &mut State, prefix: &str) -> anyhow::Result<()> {
-        let c: Counters = st
-            .get(&format!("{prefix}.counters"))
-            .context("the checkpoint has no stacked optimizer state")?;
-        anyhow::ensure!(
-            c.members == self.members,
-            "the checkpoint's optimizer has {} members, this one {}",
-            c.members,
-            self.members
-        );
-        anyhow::ensure!(
-            c.steps.len() == self.params.len(),
-            "the checkpoint's optimizer has {} parameters, this one {}",
-            c.steps.len(),
-            self.params.len()
-        );
-        let ours: Vec<_> = self.variants.iter().map(variant_key).collect();
-        anyhow::ensure!(
-            c.variants == ours,
-            "the checkpoint's members have the variants {:?}, this optimizer's {:?}",
-            c.variants,
-            ours
-        );
-        anyhow::ensure!(
-            c.frozen.len() == self.members,
-            "the checkpoint's frozen set has {} members, this optimizer {}",
-            c.frozen.len(),
-            self.members
-        );
-        let mut state = Vec::with_capacity(self.params.len());
-        for (i, step) in c.steps.into_iter().enumerate() {
-            let p = &self.params[i];
-            state.push(match step {
-                Some(step) => {
-                    let m = st.tensor(&format!("{prefix}.m.{i}"), p.device())?;
-                    let v = st.tensor(&format!("{prefix}.v.{i}"), p.device())?;
-                    for (name, t) in [("m", &m), ("v", &v)] {
-                        anyhow::ensure!(
-                            t.size() == p.size() && t.kind() == p.kind(),
-                            "the checkpoint's {name} of parameter {i} is {:?} {:?}, \
-                             the parameter {:?} {:?}",
-                            t.kind(),
-                            t.size(),
-                            p.kind(),
-                            p.size()
-                        );
-                    }
-                    Some(Moments { step, m, v })
-                }
-                None => None,
-            });
-        }
-        self.state = state;
-        self.frozen = c.frozen;
-        self.rebuild_frozen();
-        if let Some(t) = self.drown.as_mut() {
-            t.load(st, prefix, self.device)?;
-        }
-        Ok(())
     }
 }
