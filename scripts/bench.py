@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS = ["vision", "loader", "lm", "mt", "optim", "rl", "engine", "share"]
+GROUPS = ["vision", "loader", "lm", "mt", "optim", "rl", "fuse", "engine", "share"]
 
 
 @dataclass
@@ -99,6 +99,12 @@ def metrics_jsonl(key, value):
     return parse
 
 
+def metrics_jsonl_one(stdout):
+    """The numbers of a one-line JSON output."""
+    row = json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))
+    return {k: v for k, v in row.items() if isinstance(v, (int, float))}
+
+
 def metrics_seconds(stdout):
     return {"s": float(stdout.strip().splitlines()[-1])}
 
@@ -116,7 +122,8 @@ def sizes(size, device):
                     lm=[(2000, 64, 2, 1, 64, 1, 2)],
                     mt=[(200, 200, 32, 64, 2, 1, 1, 4, 8, 8, 1, 2)], adam_shapes="100x100,100", adam_steps=(1, 2),
                     dqn=[("minatar", 4, 10, 10, 6, 2, 5, "MinAtar Q-net")],
-                    minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1, share_mib=8)
+                    minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1, share_mib=8,
+                    fuse=([2], 200))
     gpu = size == "gpu" or (size == "default" and device != "cpu")
     if gpu:
         return dict(vision=[("resnet18", 10, 1, 32, 128, 5, 30), ("resnet50", 100, 1, 32, 128, 5, 20),
@@ -125,7 +132,8 @@ def sizes(size, device):
                     mt=[(8848, 6632, 512, 1024, 4, 6, 6, 128, 32, 32, 5, 30)],
                     adam_shapes=ADAM_SHAPES, adam_steps=(2, 20),
                     dqn=[("minatar", 4, 10, 10, 6, 50, 500, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 20, 200, "Nature CNN")],
-                    minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3, share_mib=0)
+                    minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3, share_mib=0,
+                    fuse=([1, 25, 125], 2000))
     # arch classes width size batch warmup steps: ResNet-50 and DenseNet-121 at smaller batches
     # than the paper profile's 128, or one repeat would take minutes on 2 cores (both sides alike).
     return dict(vision=[("resnet18", 10, 1, 32, 128, 1, 3), ("resnet50", 100, 1, 32, 32, 1, 3),
@@ -137,7 +145,7 @@ def sizes(size, device):
                 adam_shapes=ADAM_SHAPES, adam_steps=(1, 5),
                 dqn=[("minatar", 4, 10, 10, 6, 50, 1000, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 5, 40, "Nature CNN")],
                 minatar_steps=200000, hash_mib=1024, status_runs=1000, loader_epochs=3,
-                share_mib=256)
+                share_mib=256, fuse=([1, 5, 25], 1000))
 
 
 # ~10M float32 parameters shaped like a wide Transformer layer with a tied 4000×1000 embedding.
@@ -243,6 +251,23 @@ def groups(args, bin_dir, py, work):
                             ("minatar:minatar-env", game, "minatar 1.0.15"), "steps/s"))
     out["rl"] = Group("Reinforcement learning: one DQN update (Q(s, a), target max, Huber, backward, grad norm, "
                       "AdamW) as the dqn stage runs it, and the MinAtar environment", suites, rows)
+
+    members, frames = z["fuse"]
+    suites, rows = [], []
+    for n in members:
+        for mode in ["fused", "solo"]:
+            suites.append(Suite(f"{mode}:{n}", [ex("bench_fused_dqn"), mode, str(n), str(frames)], metrics_jsonl_one))
+        for what, key in [("member updates/s", "updates_per_s"), ("agent steps/s", "env_steps_per_s")]:
+            rows.append(Row(f"MinAtar DQN stage end to end, {n} members: {what}", (f"fused:{n}", key),
+                            (f"solo:{n}", key, f"{n} solo runs, one after another"), what.split()[-1]))
+        rows.append(Row(f"… peak resident memory, {n} members (MiB)", (f"fused:{n}", "peak_rss_mib"),
+                        (f"solo:{n}", "peak_rss_mib", "one solo run"), "MiB", higher_is_better=False))
+    out["fuse"] = Group(f"A fused group (issue 30): the dqn stage end to end (acting, replay, updates, "
+                        f"evaluation) on MinAtar Breakout, {frames} agent steps per member, one group of N "
+                        f"members against N solo runs on the same core (timed on min(N, 5) of them), E8 "
+                        f"sampled every 50 updates", suites, rows,
+                        note="Ratios above 1 are the fused worker's gain. Memory: the group's process "
+                             "against one solo run's.")
 
     if z["hash_mib"]:
         big = os.path.join(work, "big.bin")

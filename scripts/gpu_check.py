@@ -131,7 +131,7 @@ def main():
     size = "gpu" if args.device == "cuda" else "tiny"
     bench_md = os.path.join(args.out, f"bench-{args.device}.md")
     sh([sys.executable, os.path.join(ROOT, "scripts", "bench.py"), "--device", args.device, "--size", size,
-        "--repeats", str(args.repeats), "--only", "vision,lm,mt,optim,rl", "--out", bench_md],
+        "--repeats", str(args.repeats), "--only", "vision,lm,mt,optim,rl,fuse", "--out", bench_md],
        env=dict(os.environ, REPRO_BENCH_BIN=args.bin), stdout=subprocess.DEVNULL)
     bench = json.load(open(os.path.splitext(bench_md)[0] + ".json"))
     result["steps"]["bench_s"] = time.time() - t

@@ -34,7 +34,7 @@ fn dry_path_measures_every_step() {
     .unwrap();
 
     // The benchmark rows: every group measured, each ratio the quotient of its two sides.
-    for group in ["vision", "lm", "mt", "optim", "rl"] {
+    for group in ["vision", "lm", "mt", "optim", "rl", "fuse"] {
         let rows = json["bench"][group]
             .as_array()
             .unwrap_or_else(|| panic!("{group}: {log}"));

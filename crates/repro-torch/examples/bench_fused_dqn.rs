@@ -6,7 +6,8 @@
 //! (`VmHWM`) is that of what it ran alone.
 //!
 //!   bench_fused_dqn fused <N> <frames>     one group of N members
-//!   bench_fused_dqn solo <N> <frames>      N solo runs, one after another
+//!   bench_fused_dqn solo <N> <frames>      the first min(N, 5) of the N as solo runs, one after
+//!                                          another (a solo run's rate does not depend on N)
 //!
 //! Prints one JSON line: {"mode", "members", "frames", "seconds", "updates_per_s" (member
 //! updates, all members together), "env_steps_per_s" (agent steps, all members together),
@@ -24,6 +25,9 @@ use repro_core::pipeline::progress::Progress;
 use repro_torch::train::progress::ProgressOut;
 use repro_torch::train::rl::Dqn;
 use repro_torch::train::{Fused, MemberContext, Stage, StageContext};
+
+/// Solo runs timed at most: N solo workers on one core take N times one's time.
+const SOLO_RUNS: usize = 5;
 
 const USAGE: &str = "usage: bench_fused_dqn fused|solo <members> <frames>";
 const VARIANTS: [&str; 5] = [
@@ -122,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         }
         "solo" => {
             let mut out = Vec::new();
-            for (i, p) in members.iter().enumerate() {
+            for (i, p) in members.iter().enumerate().take(SOLO_RUNS) {
                 let d = dir.path().join(format!("{i:03}"));
                 std::fs::create_dir_all(&d)?;
                 out.push(Dqn::run(&ctx(d), p)?);
@@ -136,7 +140,8 @@ fn main() -> anyhow::Result<()> {
     let metric =
         |o: &repro_core::pipeline::stage::Outcome, k: &str| o.metrics[k].as_f64().unwrap_or(0.0);
     let mut split = [0.0; 3];
-    for o in outcomes.iter().take(if mode == "fused" { 1 } else { n }) {
+    let runs = if mode == "fused" { n } else { n.min(SOLO_RUNS) };
+    for o in outcomes.iter().take(if mode == "fused" { 1 } else { runs }) {
         split[0] += frames as f64 / metric(o, "env_steps_per_s");
         split[1] += metric(o, "updates") / metric(o, "updates_per_s");
         split[2] += metric(o, "eval_seconds");
@@ -150,7 +155,7 @@ fn main() -> anyhow::Result<()> {
         json!({
             "mode": mode, "members": n, "frames": frames, "seconds": seconds,
             "updates_per_s": updates as f64 / seconds,
-            "env_steps_per_s": (n as u64 * frames) as f64 / seconds,
+            "env_steps_per_s": (runs as u64 * frames) as f64 / seconds,
             "peak_rss_mib": peak_rss_mib(),
             "act_update_eval_seconds": split,
         })

@@ -28,7 +28,8 @@
 //!   Each member still gets independent masks of the right rate.
 //!
 //! Members are independent: no op mixes values across the run axis (a NaN in one member leaves
-//! the others' outputs and gradients bitwise unchanged; tests/it/stacked_lm.rs checks it).
+//! the others' outputs and gradients bitwise unchanged; crates/repro-torch/tests/it/stacked_lm.rs
+//! checks it).
 
 use anyhow::{Context, ensure};
 use tch::{Kind, Tensor, nn};

@@ -1,6 +1,6 @@
 //! A fused group's DQN updates against solo runs' (train::rl::stacked against train::rl::dqn,
-//! whose update tests/it/rl.rs holds to PyTorch): the same members (each its own seed's
-//! weights, variant, lr and λ) fed the same recorded batches, update by update, one of them
+//! whose update crates/repro-torch/tests/it/rl.rs holds to PyTorch): the same members (each its
+//! own seed's weights, variant, lr and λ) fed the same recorded batches, update by update, one of them
 //! diverging half way, with the E8 diagnostic sampled on both sides. Measured here on CPU
 //! (float32, 100 updates of MinAtar's network, batch 32): the members' TD losses within 2.8e-7,
 //! their weights within 2.6e-6 and their E8 values within 1.5e-7 relative of their solo runs';

@@ -1,7 +1,8 @@
 //! The pieces of a fused group's DQN that are not the loop (`fused`): the members' minibatches
 //! stacked on a leading run axis, the per-member TD loss and update of the stacked Q-network
 //! with the stacked optimizer, and batched greedy actions. Each computes per member what
-//! `dqn` computes for one run; tests/it/fused_dqn.rs holds them to it update by update.
+//! `dqn` computes for one run; crates/repro-torch/tests/it/fused_dqn.rs holds them to it,
+//! update by update.
 
 use tch::{Kind, Reduction, Tensor};
 
