@@ -139,13 +139,26 @@ impl Shadow {
     /// optimizer's own kernels for mᵍ and vᵍ (so vᵍ equals v bit for bit where v holds g alone).
     pub fn update(&mut self, g: &Tensor, r: Option<&Tensor>, beta1: f64, beta2: f64) {
         self.steps += 1;
-        let _ = self.mg.lerp_(g, 1.0 - beta1);
-        let _ = self.vg.g_mul_scalar_(beta2);
-        ops::addcmul_(&mut self.vg, g, g, 1.0 - beta2);
-        let _ = self.mr.g_mul_scalar_(beta1);
-        if let Some(r) = r {
-            let _ = self.mr.g_add_(&(r * (1.0 - beta1)));
-        }
+        let shadows = (&mut self.mg, &mut self.mr, &mut self.vg);
+        move_shadows(shadows, g, r, (beta1, beta2));
+    }
+}
+
+/// Move shadows (mᵍ, mʳ, vᵍ: a parameter's, or views of a chunk of a stacked one's members) by
+/// gradient `g` and `r` = λ·w (None: λ = 0), the step count left to the caller; a chunked move
+/// gives the values of a whole one (every kernel is elementwise).
+pub(super) fn move_shadows(
+    (mg, mr, vg): (&mut Tensor, &mut Tensor, &mut Tensor),
+    g: &Tensor,
+    r: Option<&Tensor>,
+    (beta1, beta2): (f64, f64),
+) {
+    let _ = mg.lerp_(g, 1.0 - beta1);
+    let _ = vg.g_mul_scalar_(beta2);
+    ops::addcmul_(vg, g, g, 1.0 - beta2);
+    let _ = mr.g_mul_scalar_(beta1);
+    if let Some(r) = r {
+        let _ = mr.g_add_(&(r * (1.0 - beta1)));
     }
 }
 

@@ -59,7 +59,7 @@ impl Tracker {
 
     /// Parameter `i`'s shadows (zeros at its first step) with their step count advanced: the
     /// caller moves them by this step's g and r, member chunk by member chunk
-    /// ([`move_shadows`]), before [`Tracker::observe`].
+    /// ([`super::drown_out::move_shadows`]), before [`Tracker::observe`].
     pub fn shadows(&mut self, i: usize, like: &Tensor) -> (Tensor, Tensor, Tensor) {
         let sh = self.shadows[i].get_or_insert_with(|| Shadow::zeros_like(like));
         sh.steps += 1;
@@ -70,29 +70,27 @@ impl Tracker {
         )
     }
 
-    /// After parameter `i` stepped (its shadows moved): on a sampled step, add its sums.
-    pub fn observe(&mut self, i: usize, o: &Observed, sample: bool) {
+    /// After parameter `i` stepped on a sampled step (its shadows moved): add its sums.
+    pub fn observe(&mut self, i: usize, o: &Observed) {
         let sh = self.shadows[i]
             .as_ref()
             .expect("moved before it is observed");
         let r = o.any_wd.then(|| o.w0 * o.wd);
-        if sample {
-            let view = MemberStepView {
-                g: o.g,
-                r: r.as_ref(),
-                m: o.m,
-                denom: o.denom,
-                lr_wd: o.lr_wd,
-                betas: o.betas,
-                eps: o.eps,
-                bounds: o.bounds,
-            };
-            let row = member_step_sums(sh, &view);
-            self.pending = Some(match self.pending.take() {
-                Some(acc) => acc + row,
-                None => row,
-            });
-        }
+        let view = MemberStepView {
+            g: o.g,
+            r: r.as_ref(),
+            m: o.m,
+            denom: o.denom,
+            lr_wd: o.lr_wd,
+            betas: o.betas,
+            eps: o.eps,
+            bounds: o.bounds,
+        };
+        let row = member_step_sums(sh, &view);
+        self.pending = Some(match self.pending.take() {
+            Some(acc) => acc + row,
+            None => row,
+        });
     }
 
     /// After a step: a sampled step's sums become the last ones.
@@ -177,23 +175,5 @@ impl Tracker {
             .then(|| st.tensor(&name, device))
             .transpose()?;
         Ok(())
-    }
-}
-
-/// Move shadows (views of a chunk of members: mᵍ, mʳ, vᵍ) by gradient `g` and `r` = λ·w (None:
-/// every λ is 0), with [`Shadow::update`]'s kernels in its order, so a chunked move gives the
-/// values of a whole one.
-pub(super) fn move_shadows(
-    (mg, mr, vg): (&mut Tensor, &mut Tensor, &mut Tensor),
-    g: &Tensor,
-    r: Option<&Tensor>,
-    (beta1, beta2): (f64, f64),
-) {
-    let _ = mg.lerp_(g, 1.0 - beta1);
-    let _ = vg.g_mul_scalar_(beta2);
-    crate::libtorch::ops::addcmul_(vg, g, g, 1.0 - beta2);
-    let _ = mr.g_mul_scalar_(beta1);
-    if let Some(r) = r {
-        let _ = mr.g_add_(&(r * (1.0 - beta1)));
     }
 }

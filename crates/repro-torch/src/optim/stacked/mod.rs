@@ -428,7 +428,7 @@ impl StackedAdam {
                         eps,
                         any_wd,
                     };
-                    tracker.observe(i, &observed, true);
+                    tracker.observe(i, &observed);
                 }
             }
         });

@@ -3,7 +3,7 @@
 
 use tch::{Device, Tensor};
 
-use super::super::stacked_drown_out::move_shadows;
+use super::super::drown_out::move_shadows;
 use super::{Coefs, ROW_A, ROW_ADAPTIVE, ROW_B, ROW_IMPLICIT, ROW_PLAIN};
 use crate::libtorch::ops;
 
