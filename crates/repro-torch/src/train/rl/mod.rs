@@ -157,6 +157,12 @@ impl Actor {
         }
     }
 
+    /// The network's input shape with `history` frames, [history·C, H, W], and its actions.
+    fn shape(&self, history: usize) -> ([i64; 3], usize) {
+        let [c, h, w] = self.env.frame_shape().map(|d| d as i64);
+        ([history as i64 * c, h, w], self.env.num_actions())
+    }
+
     fn step(&mut self, action: usize) -> Stepped {
         let s = self.env.step(action);
         self.ret += s.reward as f64;
@@ -260,6 +266,60 @@ fn fmt_opt(x: Option<f64>) -> String {
 /// The `dqn` kind.
 pub struct Dqn;
 
+/// A run's iterations, and the progress plan that counts them.
+fn iteration_plan(p: &DqnParams) -> (usize, Plan) {
+    let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
+    let plan = Plan {
+        unit: Unit::Iteration,
+        total: iterations as u64,
+        per_unit: p.iteration_steps,
+        total_parts: p.frames,
+        samples: Samples::EnvSteps,
+    };
+    (iterations, plan)
+}
+
+/// The game a run plays (its ROMs from the one dataset an Atari run reads).
+fn env_spec(ctx: &StageContext, p: &DqnParams) -> EnvSpec {
+    EnvSpec {
+        suite: p.env,
+        game: p.game.clone(),
+        sticky_action_prob: p.sticky_action_prob,
+        ramping: p.ramping,
+        rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
+    }
+}
+
+/// What a run draws from its seed, through one ChaCha8 stream in this order: the training
+/// environment, the evaluation seed, the exploration and the replay-sampling streams.
+struct Seeded {
+    actor: Actor,
+    eval_seed: u64,
+    explore: ChaCha8Rng,
+    sampler: ChaCha8Rng,
+}
+
+impl Seeded {
+    fn new(spec: &EnvSpec, p: &DqnParams) -> Result<Seeded> {
+        let mut streams = ChaCha8Rng::seed_from_u64(p.seed as u64);
+        let train_env_seed: u64 = streams.random();
+        let actor = Actor::new(
+            games::make(spec, train_env_seed)?,
+            p.history,
+            p.max_episode_steps,
+        );
+        let eval_seed: u64 = streams.random();
+        let explore = ChaCha8Rng::seed_from_u64(streams.random());
+        let sampler = ChaCha8Rng::seed_from_u64(streams.random());
+        Ok(Seeded {
+            actor,
+            eval_seed,
+            explore,
+            sampler,
+        })
+    }
+}
+
 /// The counters a checkpoint carries, saved and restored as one value (the RNG word positions
 /// as decimal strings: u128 does not fit JSON numbers).
 #[derive(Serialize, Deserialize)]
@@ -285,19 +345,12 @@ impl Stage for Dqn {
         let resuming = resumed.is_some();
         let mut metrics = JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?;
         let mut episodes = JsonLines::open(&ctx.out_dir.join("episodes.jsonl"), resuming)?;
-        let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
+        let (iterations, plan) = iteration_plan(p);
         let (mut first_iteration, mut last) = (0, json!({}));
         if let Some(st) = &mut resumed {
             (first_iteration, last) = a.restore(st)?;
         }
         let mut diverged_iteration = None;
-        let plan = Plan {
-            unit: Unit::Iteration,
-            total: iterations as u64,
-            per_unit: p.iteration_steps,
-            total_parts: p.frames,
-            samples: Samples::EnvSteps,
-        };
         let mut ticks = Ticker::new(ctx.progress, plan, first_iteration as u64);
         for iteration in first_iteration..iterations {
             let pass = a.train(iteration, &mut episodes, &mut ticks)?;
@@ -393,26 +446,14 @@ impl<'p> Agent<'p> {
         // thread, 43 on two with oneDNN off, 345 on two with it on). Parallel runs (`--jobs`)
         // use the cores instead.
         tch::set_num_threads(INTRA_OP_THREADS as i32);
-        let mut streams = ChaCha8Rng::seed_from_u64(p.seed as u64);
-        let spec = EnvSpec {
-            suite: p.env,
-            game: p.game.clone(),
-            sticky_action_prob: p.sticky_action_prob,
-            ramping: p.ramping,
-            rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
-        };
-        let train_env_seed: u64 = streams.random();
-        let actor = Actor::new(
-            games::make(&spec, train_env_seed)?,
-            p.history,
-            p.max_episode_steps,
-        );
-        let eval_seed: u64 = streams.random();
-        let explore = ChaCha8Rng::seed_from_u64(streams.random());
-        let sampler = ChaCha8Rng::seed_from_u64(streams.random());
-        let [c, h, w] = actor.env.frame_shape().map(|d| d as i64);
-        let shape = [p.history as i64 * c, h, w];
-        let actions = actor.env.num_actions();
+        let spec = env_spec(ctx, p);
+        let Seeded {
+            actor,
+            eval_seed,
+            explore,
+            sampler,
+        } = Seeded::new(&spec, p)?;
+        let (shape, actions) = actor.shape(p.history);
         let vs = VarStore::new(dev);
         let online = build(p.model, &vs.root(), shape, actions as i64);
         let mut target_vs = VarStore::new(dev);

@@ -20,7 +20,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tch::nn::VarStore;
@@ -30,23 +30,23 @@ use super::dqn::linearly_decaying_epsilon;
 use super::replay::{Batch, Replay};
 use super::stacked::{StackedBatch, greedy, stacked_update};
 use super::{
-    Actor, DIVERGENCE_CHECK_UPDATES, Dqn, EpisodeRow, INTRA_OP_THREADS, env_step, fmt_opt,
+    Actor, DIVERGENCE_CHECK_UPDATES, Dqn, EpisodeRow, INTRA_OP_THREADS, Seeded, env_spec, env_step,
+    fmt_opt, iteration_plan,
 };
 use crate::checkpoint::State;
 
 mod checkpoint;
 mod eval;
-use crate::games::{self, EnvSpec};
+use crate::games::EnvSpec;
 use crate::nn::dqn::build;
 use crate::nn::stacked_dqn::StackedQNet;
 use crate::optim::adam::Variant;
 use crate::optim::drown_out::DrownOutMean;
 use crate::optim::stacked::StackedAdam;
-use crate::train::progress::{Plan, Ticker};
+use crate::train::progress::Ticker;
 use crate::train::stage::{Fused, MemberContext, StageContext};
 use repro_core::metrics::JsonLines;
 use repro_core::pipeline::kinds::DqnParams;
-use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::Outcome;
 
 /// One member: a solo run's environment, streams, replay memory and files.
@@ -113,15 +113,7 @@ impl Fused for Dqn {
         if let Some(mut st) = resumed {
             first_iteration = g.restore(&mut st)?;
         }
-        let p = g.members[0].p;
-        let iterations = p.frames.div_ceil(p.iteration_steps) as usize;
-        let plan = Plan {
-            unit: Unit::Iteration,
-            total: iterations as u64,
-            per_unit: p.iteration_steps,
-            total_parts: p.frames,
-            samples: Samples::EnvSteps,
-        };
+        let (iterations, plan) = iteration_plan(g.members[0].p);
         let mut ticks = Ticker::new(ctx.progress, plan, first_iteration as u64);
         for iteration in first_iteration..iterations {
             if g.members.iter().all(|m| m.diverged_iteration.is_some()) {
@@ -162,30 +154,20 @@ impl<'a> Group<'a> {
         let dev = ctx.device;
         tch::set_num_threads(INTRA_OP_THREADS as i32);
         let resumed = ctx.resume()?;
-        let spec = EnvSpec {
-            suite: p0.env,
-            game: p0.game.clone(),
-            sticky_action_prob: p0.sticky_action_prob,
-            ramping: p0.ramping,
-            rom_dir: ctx.datasets.values().next().map(|d| d.root.clone()),
-        };
+        let spec = env_spec(ctx, p0);
         let mut solo_nets = Vec::new();
         let mut group = Vec::new();
         let (mut shape, mut actions) = ([0; 3], 0);
         for (out, p) in members {
             // Each member's draws in a solo run's order: its weights, then its streams.
             tch::manual_seed(p.seed);
-            let mut streams = ChaCha8Rng::seed_from_u64(p.seed as u64);
-            let actor = Actor::new(
-                games::make(&spec, streams.random())?,
-                p.history,
-                p.max_episode_steps,
-            );
-            let eval_seed: u64 = streams.random();
-            let explore = ChaCha8Rng::seed_from_u64(streams.random());
-            let sampler = ChaCha8Rng::seed_from_u64(streams.random());
-            let [c, h, w] = actor.env.frame_shape().map(|d| d as i64);
-            (shape, actions) = ([p.history as i64 * c, h, w], actor.env.num_actions());
+            let Seeded {
+                actor,
+                eval_seed,
+                explore,
+                sampler,
+            } = Seeded::new(&spec, p)?;
+            (shape, actions) = actor.shape(p.history);
             let vs = VarStore::new(dev);
             build(p.model, &vs.root(), shape, actions as i64);
             if resumed.is_none() {
