@@ -20,6 +20,11 @@ pub(super) struct Tracker {
     sums: Option<Tensor>,
     /// This step's sums so far (while sampling).
     pending: Option<Tensor>,
+    /// The last sampled step's `[N, SUMS]` rows of each parameter (its index, in step order),
+    /// for the per-group diagnostic; not checkpointed (a sample is read right after its step).
+    rows: Vec<(usize, Tensor)>,
+    /// This step's rows so far (while sampling).
+    pending_rows: Vec<(usize, Tensor)>,
 }
 
 /// What one parameter's step was, for [`Tracker::observe`].
@@ -47,6 +52,8 @@ impl Tracker {
             shadows: (0..params).map(|_| None).collect(),
             sums: None,
             pending: None,
+            rows: Vec::new(),
+            pending_rows: Vec::new(),
         }
     }
 
@@ -54,6 +61,7 @@ impl Tracker {
     pub fn begin_step(&mut self) -> bool {
         self.steps += 1;
         self.pending = None;
+        self.pending_rows.clear();
         self.steps.is_multiple_of(self.every)
     }
 
@@ -87,6 +95,7 @@ impl Tracker {
             bounds: o.bounds,
         };
         let row = member_step_sums(sh, &view);
+        self.pending_rows.push((i, row.shallow_clone()));
         self.pending = Some(match self.pending.take() {
             Some(acc) => acc + row,
             None => row,
@@ -97,6 +106,7 @@ impl Tracker {
     pub fn end_step(&mut self) {
         if let Some(p) = self.pending.take() {
             self.sums = Some(p);
+            self.rows = std::mem::take(&mut self.pending_rows);
         }
     }
 
@@ -117,6 +127,51 @@ impl Tracker {
             .map(|(row, &skip)| {
                 let row: &[f64; SUMS] = row.try_into().expect("SUMS values per member");
                 (!skip).then(|| DrownOut::from_sums(row))
+            })
+            .collect()
+    }
+
+    /// Per member, per layer group, the last sampled step's diagnostic over the parameters
+    /// `group_of` maps to that group (`None` for a group without any, for `skip[i]`, and before
+    /// a sample), summed in parameter order as the solo
+    /// [`super::adam::Adam::drown_out_by_group`] sums them.
+    pub fn drown_out_by_group(
+        &self,
+        group_of: &[usize],
+        groups: usize,
+        skip: &[bool],
+    ) -> Vec<Vec<Option<DrownOut>>> {
+        let n = skip.len();
+        if self.rows.is_empty() {
+            return vec![vec![None; groups]; n];
+        }
+        let stacked: Vec<Tensor> = self.rows.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let flat = Vec::<f64>::try_from(
+            &Tensor::stack(&stacked, 0)
+                .to_kind(Kind::Double)
+                .to_device(tch::Device::Cpu)
+                .view([-1]),
+        )
+        .expect("a [P, N, SUMS] f64 tensor");
+        let mut acc = vec![vec![None::<[f64; SUMS]>; groups]; n];
+        for ((param, _), rows) in self.rows.iter().zip(flat.chunks_exact(n * SUMS)) {
+            let Some(&g) = group_of.get(*param).filter(|&&g| g < groups) else {
+                continue;
+            };
+            for (member, row) in rows.chunks_exact(SUMS).enumerate() {
+                let sum = acc[member][g].get_or_insert([0.0; SUMS]);
+                for (a, x) in sum.iter_mut().zip(row) {
+                    *a += x;
+                }
+            }
+        }
+        acc.into_iter()
+            .zip(skip)
+            .map(|(member, &skip)| {
+                member
+                    .into_iter()
+                    .map(|s| s.filter(|_| !skip).map(|s| DrownOut::from_sums(&s)))
+                    .collect()
             })
             .collect()
     }

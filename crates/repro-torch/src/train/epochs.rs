@@ -3,6 +3,8 @@
 //! (update step, current lr, epoch timings and throughput, the last summary row), sampling the
 //! E8 diagnostic every `drown_out_every` updates, and the end-of-epoch checkpoint.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,7 +30,7 @@ struct DrownOutSample<'a> {
 
 /// The counters a checkpoint carries, saved and restored as one value.
 #[derive(Serialize, Deserialize)]
-struct Counters {
+pub struct Counters {
     epochs_done: usize,
     step: u64,
     lr: f64,
@@ -64,17 +66,24 @@ impl EpochLog {
         vs: &VarStore,
         opt: &mut Adam,
     ) -> Result<EpochLog> {
-        let resuming = resumed.is_some();
+        let mut log = EpochLog::create(&ctx.out_dir, every, first_lr, resumed.is_some())?;
+        if let Some(st) = resumed {
+            st.load_vars("model", vs)?;
+            opt.load_state(st, "opt")?;
+            log.restore(st.get(COUNTERS)?);
+        }
+        Ok(log)
+    }
+
+    /// The logs in `dir` (appended to when `resuming`) and the counters at their start.
+    pub fn create(dir: &Path, every: u64, first_lr: f64, resuming: bool) -> Result<EpochLog> {
         let samples = if every > 0 {
-            Some(JsonLines::open(
-                &ctx.out_dir.join("drown_out.jsonl"),
-                resuming,
-            )?)
+            Some(JsonLines::open(&dir.join("drown_out.jsonl"), resuming)?)
         } else {
             None
         };
-        let mut log = EpochLog {
-            metrics: JsonLines::open(&ctx.out_dir.join("metrics.jsonl"), resuming)?,
+        Ok(EpochLog {
+            metrics: JsonLines::open(&dir.join("metrics.jsonl"), resuming)?,
             samples,
             every,
             first_epoch: 0,
@@ -84,15 +93,25 @@ impl EpochLog {
             tokens_per_s: Vec::new(),
             last: json!({}),
             diverged_epoch: None,
-        };
-        if let Some(st) = resumed {
-            st.load_vars("model", vs)?;
-            opt.load_state(st, "opt")?;
-            let c: Counters = st.get(COUNTERS)?;
-            (log.first_epoch, log.step, log.lr, log.last) = (c.epochs_done, c.step, c.lr, c.last);
-            (log.seconds, log.tokens_per_s) = (c.epoch_seconds, c.tokens_per_s);
+        })
+    }
+
+    /// The counters a checkpoint after `epoch` carries.
+    pub fn counters(&self, epoch: usize) -> Counters {
+        Counters {
+            epochs_done: epoch + 1,
+            step: self.step,
+            lr: self.lr,
+            last: self.last.clone(),
+            epoch_seconds: self.seconds.clone(),
+            tokens_per_s: self.tokens_per_s.clone(),
         }
-        Ok(log)
+    }
+
+    /// The counters from a checkpoint: training goes on at the epoch after it.
+    pub fn restore(&mut self, c: Counters) {
+        (self.first_epoch, self.step, self.lr, self.last) = (c.epochs_done, c.step, c.lr, c.last);
+        (self.seconds, self.tokens_per_s) = (c.epoch_seconds, c.tokens_per_s);
     }
 
     /// After an update: when the diagnostic is on and the step is a multiple of `every`, one
@@ -105,15 +124,32 @@ impl EpochLog {
         group: &[usize],
         mean: &mut DrownOutMean,
     ) -> Result<()> {
+        if !self.sample_due() {
+            return Ok(());
+        }
+        let by_group = opt.drown_out_by_group(group, GROUPS.len());
+        self.write_sample(epoch, opt.drown_out(), &by_group, mean)
+    }
+
+    /// Whether the diagnostic is on and the step just taken is one it samples.
+    pub fn sample_due(&self) -> bool {
+        self.samples.is_some() && self.step.is_multiple_of(self.every)
+    }
+
+    /// One sampled step's rows: `all` (also added to the epoch's `mean`), then each layer
+    /// group's (`by_group[g]` for [`GROUPS`]`[g]`), absent ones skipped.
+    pub fn write_sample(
+        &mut self,
+        epoch: usize,
+        all: Option<DrownOut>,
+        by_group: &[Option<DrownOut>],
+        mean: &mut DrownOutMean,
+    ) -> Result<()> {
         let step = self.step;
-        let Some(out) = self
-            .samples
-            .as_mut()
-            .filter(|_| step.is_multiple_of(self.every))
-        else {
+        let Some(out) = self.samples.as_mut() else {
             return Ok(());
         };
-        if let Some(all) = opt.drown_out() {
+        if let Some(all) = all {
             mean.add(all);
             out.write(&DrownOutSample {
                 step,
@@ -122,11 +158,7 @@ impl EpochLog {
                 values: all,
             })?;
         }
-        for (g, d) in opt
-            .drown_out_by_group(group, GROUPS.len())
-            .iter()
-            .enumerate()
-        {
+        for (g, d) in by_group.iter().enumerate() {
             if let Some(d) = d {
                 out.write(&DrownOutSample {
                     step,
@@ -151,15 +183,7 @@ impl EpochLog {
         let mut st = State::default();
         st.put_vars("model", vs);
         opt.save_state(&mut st, "opt")?;
-        let c = Counters {
-            epochs_done: epoch + 1,
-            step: self.step,
-            lr: self.lr,
-            last: self.last.clone(),
-            epoch_seconds: self.seconds.clone(),
-            tokens_per_s: self.tokens_per_s.clone(),
-        };
-        st.put(COUNTERS, &c)?;
+        st.put(COUNTERS, &self.counters(epoch))?;
         ctx.checkpoint(epoch as u64 + 1, st)
     }
 

@@ -55,7 +55,7 @@ pub fn implementation(kind: KindName) -> Implementation {
     match kind {
         KindName::Vision => of::<vision::Vision>(),
         KindName::Sharpness => of::<sharpness::Sharpness>(),
-        KindName::Lm => of::<lm::Lm>(),
+        KindName::Lm => fusable::<lm::Lm>(),
         KindName::Dqn => fusable::<rl::Dqn>(),
         KindName::Translate => of::<translate::Translate>(),
     }

@@ -5,6 +5,7 @@
 mod atari;
 mod drown_out;
 mod fused_dqn;
+mod fused_lm;
 mod lm_model;
 mod loader;
 mod minatar;

@@ -139,7 +139,7 @@ pub struct AdamParams {
     pub drown_out_every: u64,
 }
 
-/// The fused groups of the kinds trained with the Adam family (`dqn`): members differ in seed,
+/// The fused groups of the kinds trained with the Adam family (`dqn`, `lm`): members differ in seed,
 /// learning rate, weight decay and variant, which a stacked optimizer carries per member.
 pub static ADAM_FUSABLE: Fusable = Fusable {
     member_axes: &["seed", "lr", "weight_decay", "variant"],

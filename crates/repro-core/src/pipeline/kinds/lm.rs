@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::common::{AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric};
+use super::common::{ADAM_FUSABLE, AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
@@ -29,11 +29,11 @@ pub static LM: StageDecl = StageDecl {
         autocast: true,
         channels_last: false,
     },
-    fusable: None,
+    fusable: Some(&ADAM_FUSABLE),
 };
 
 /// The parameters of an `lm` run, as `LM_PARAMS` declares them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LmParams {
     pub model: SeqModel,

@@ -199,6 +199,20 @@ impl StackedAdam {
         }
     }
 
+    /// Per member, per layer group (`group_of[i]`: the group of stacked parameter i, of
+    /// `groups`), the diagnostic of the last sampled step, as the solo
+    /// [`super::adam::Adam::drown_out_by_group`]; all `None` where [`StackedAdam::drown_out`] is.
+    pub fn drown_out_by_group(
+        &self,
+        group_of: &[usize],
+        groups: usize,
+    ) -> Vec<Vec<Option<DrownOut>>> {
+        match &self.drown {
+            Some(t) => t.drown_out_by_group(group_of, groups, &self.frozen),
+            None => vec![vec![None; groups]; self.members],
+        }
+    }
+
     /// N, the number of members.
     pub fn members(&self) -> usize {
         self.members

@@ -15,6 +15,8 @@
 //! A run whose training loss stops being finite is diverged: its epoch row is written (the
 //! losses as null) and training stops there, recorded as `diverged_epoch`; such a run is a bad
 //! hyper-parameter cell, not a missing one.
+//!
+//! `fused` trains several runs of one experiment as one stacked model (issue 30's fused groups).
 
 use std::time::Instant;
 
@@ -26,7 +28,7 @@ use tch::{Kind, Tensor};
 use super::common::{StepSchedule, adam_from_params, total_norm, trainable_by_name};
 use super::epochs::EpochLog;
 use super::progress::{Plan, Ticker};
-use super::stage::{Stage, StageContext};
+use super::stage::{Fused, MemberContext, Stage, StageContext};
 use super::vision::single_dataset;
 use crate::data::bptt::{batchify, get_batch};
 use crate::libtorch::autocast_guard;
@@ -39,9 +41,11 @@ use repro_core::pipeline::progress::{Samples, Unit};
 use repro_core::pipeline::stage::{Outcome, StageDecl};
 use repro_core::runtime::Autocast;
 
+pub mod fused;
+
 /// The drown-out group (index into [`super::epochs::GROUPS`]) of a `TransformerLm` variable
 /// (`transformer_encoder.layers.0.self_attn.…`).
-fn group_of(name: &str) -> usize {
+pub fn group_of(name: &str) -> usize {
     if name.contains("self_attn") {
         1
     } else if name.contains(".linear") {
@@ -140,6 +144,15 @@ impl Stage for Lm {
         let outcome = log.finish()?;
         vs.save(ctx.out_dir.join("final.safetensors"))?;
         Ok(Outcome::with_metrics(outcome))
+    }
+}
+
+impl Fused for Lm {
+    fn run_fused(
+        ctx: &StageContext,
+        members: &[(MemberContext, LmParams)],
+    ) -> Result<Vec<Outcome>> {
+        fused::run(ctx, members)
     }
 }
 
