@@ -6,7 +6,9 @@
 
 use serde::Deserialize;
 
-use super::common::{ADAM_FUSABLE, AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric};
+use super::common::{
+    ADAM_FUSABLE, AdamParams, AdamVariant, LrSchedule, SeqModel, check_params, metric,
+};
 use crate::data::Format;
 use crate::pipeline::params::{Lit, ParamSpec, ParamType};
 use crate::pipeline::stage::{MetricDecl, Results, Rows, StageDecl};
