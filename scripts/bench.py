@@ -123,7 +123,7 @@ def sizes(size, device):
                     mt=[(200, 200, 32, 64, 2, 1, 1, 4, 8, 8, 1, 2)], adam_shapes="100x100,100", adam_steps=(1, 2),
                     dqn=[("minatar", 4, 10, 10, 6, 2, 5, "MinAtar Q-net")],
                     minatar_steps=2000, hash_mib=16, status_runs=20, loader_epochs=1, share_mib=8,
-                    fuse=([2], 200))
+                    fuse=([2], 200), fuse_lm=([2], 1, 5000))
     gpu = size == "gpu" or (size == "default" and device != "cpu")
     if gpu:
         return dict(vision=[("resnet18", 10, 1, 32, 128, 5, 30), ("resnet50", 100, 1, 32, 128, 5, 20),
@@ -133,7 +133,7 @@ def sizes(size, device):
                     adam_shapes=ADAM_SHAPES, adam_steps=(2, 20),
                     dqn=[("minatar", 4, 10, 10, 6, 50, 500, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 20, 200, "Nature CNN")],
                     minatar_steps=0, hash_mib=0, status_runs=0, loader_epochs=3, share_mib=0,
-                    fuse=([1, 25, 125], 2000))
+                    fuse=([1, 25, 125], 2000), fuse_lm=([1, 25, 125], 1, 0))
     # arch classes width size batch warmup steps: ResNet-50 and DenseNet-121 at smaller batches
     # than the paper profile's 128, or one repeat would take minutes on 2 cores (both sides alike).
     return dict(vision=[("resnet18", 10, 1, 32, 128, 1, 3), ("resnet50", 100, 1, 32, 32, 1, 3),
@@ -145,7 +145,7 @@ def sizes(size, device):
                 adam_shapes=ADAM_SHAPES, adam_steps=(1, 5),
                 dqn=[("minatar", 4, 10, 10, 6, 50, 1000, "MinAtar Q-net"), ("nature", 4, 84, 84, 6, 5, 40, "Nature CNN")],
                 minatar_steps=200000, hash_mib=1024, status_runs=1000, loader_epochs=3,
-                share_mib=256, fuse=([1, 5, 25], 1000))
+                share_mib=256, fuse=([1, 5, 25], 1000), fuse_lm=([1, 5, 25], 1, 0))
 
 
 # ~10M float32 parameters shaped like a wide Transformer layer with a tied 4000×1000 embedding.
@@ -262,12 +262,27 @@ def groups(args, bin_dir, py, work):
                             (f"solo:{n}", key, f"{n} solo runs, one after another"), what.split()[-1]))
         rows.append(Row(f"… peak resident memory, {n} members (MiB)", (f"fused:{n}", "peak_rss_mib"),
                         (f"solo:{n}", "peak_rss_mib", "one solo run"), "MiB", higher_is_better=False))
+    # The lm stage the same way: one epoch (or `epochs`) of the `cpu` profile's WikiText runs;
+    # train_tokens 0 = the generated corpus's whole 100k-token training split.
+    lm_members, lm_epochs, lm_tokens = z["fuse_lm"]
+    for n in lm_members:
+        for mode in ["fused", "solo"]:
+            suites.append(Suite(f"lm-{mode}:{n}", [ex("bench_fused_lm"), mode, str(n), str(lm_epochs)]
+                                + ([str(lm_tokens)] if lm_tokens else []), metrics_jsonl_one))
+        rows.append(Row(f"WikiText LM stage end to end, {n} members: tokens/s", (f"lm-fused:{n}", "tokens_per_s"),
+                        (f"lm-solo:{n}", "tokens_per_s", f"{n} solo runs, one after another"), "tok/s"))
+        rows.append(Row(f"… peak resident memory, {n} members (MiB)", (f"lm-fused:{n}", "peak_rss_mib"),
+                        (f"lm-solo:{n}", "peak_rss_mib", "one solo run"), "MiB", higher_is_better=False))
+    lm_what = (f"the first {lm_tokens:,} training tokens" if lm_tokens else "100k training tokens")
     out["fuse"] = Group(f"A fused group (issue 30): the dqn stage end to end (acting, replay, updates, "
-                        f"evaluation) on MinAtar Breakout, {frames} agent steps per member, one group of N "
-                        f"members against N solo runs on the same core (timed on min(N, 5) of them), E8 "
-                        f"sampled every 50 updates", suites, rows,
+                        f"evaluation) on MinAtar Breakout, {frames} agent steps per member, E8 sampled every "
+                        f"50 updates; the lm stage end to end (training, E8 every 20 updates, validation and "
+                        f"test each epoch, files) at the `cpu` profile's sizes on its generated WikiText-2, "
+                        f"{lm_epochs} epoch(s) of {lm_what} per member, 1 thread on CPU. One group of N members "
+                        f"against N solo runs on the same core (timed on min(N, 5) of them)", suites, rows,
                         note="Ratios above 1 are the fused worker's gain. Memory: the group's process "
-                             "against one solo run's.")
+                             "against one solo run's. LM tokens/s: training tokens of all members per second "
+                             "of the whole run, evaluation and files included.")
 
     if z["hash_mib"]:
         big = os.path.join(work, "big.bin")

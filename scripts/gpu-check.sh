@@ -32,7 +32,7 @@ if [ -n "$pack" ]; then
   mkdir -p "$pack/examples"
   strip -o "$pack/repro" target/release/repro
   strip -o "$pack/repro-worker" target/release/repro-worker
-  for e in bench_train_step bench_lm_step bench_adam_step bench_dqn_update bench_fused_dqn bench_minatar loader_bench hash_file; do
+  for e in bench_train_step bench_lm_step bench_adam_step bench_dqn_update bench_fused_dqn bench_fused_lm bench_minatar loader_bench hash_file; do
     strip -o "$pack/examples/$e" "target/release/examples/$e"
   done
   du -sh "$pack"
