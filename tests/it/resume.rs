@@ -1,5 +1,5 @@
 //! Kill -9 resume: real smoke-profile runs of every training kind (vision, lm, translate, dqn —
-//! the smoke profile's dqn runs are fused groups of four, so that one is a group's worker) are
+//! the smoke profile's lm and dqn runs are fused pairs, so those two are groups' workers) are
 //! killed, the whole process group (engine and worker: a power loss) or the worker alone (the
 //! engine then reports the failure), and started again until they finish. Kills alternate
 //! between a random moment of an attempt and right after it saved a new checkpoint; either way
