@@ -23,6 +23,12 @@ Turning FLOPs into time is where the estimate is:
   DQN update, too small to fill a GPU, takes at least `--update-ms` (a default of ours, for a
   launch-bound step of ~100 kernels): *estimate*.
 Environment stepping (ALE on the CPU), data loading and checkpoint writes are not counted.
+
+Fused groups (a profile's `fuse`, docs/fuse.md): a DQN run trained as a member of a group of N
+takes its solo time divided by the group's measured gain, the GPU check's "MinAtar DQN stage end
+to end, N members: member updates/s" ratio at the largest measured N ≤ the group's size. Until
+a GPU has measured it, fused runs are counted at solo rates, an upper bound, and the basis
+column says so. Fused `lm` runs are counted at solo rates either way.
 """
 import argparse
 import functools
@@ -197,6 +203,24 @@ def measured_rates(path):
     return rates, updates, check["device"].get("gpu", "?")
 
 
+def fused_gains(path):
+    """Members per group → a fused DQN worker's measured gain in member updates/s over solo runs."""
+    gains = {}
+    for row in json.load(open(path))["bench"].get("fuse", []):
+        label = row["label"]
+        if label.startswith("MinAtar DQN stage end to end") and label.endswith("member updates/s"):
+            members = int(label.split(", ")[1].split()[0])
+            gains[members] = row["ratio_median"]
+    return gains
+
+
+def fused_gain(run, gains):
+    """The gain a run's group gets (1 alone, or with no measurement at or below its size)."""
+    size = (run.get("fused") or {}).get("size", 1)
+    measured = [n for n in gains if n <= size]
+    return gains[max(measured)] if run["kind"] == "dqn" and size > 1 and measured else 1.0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="paper,reduced")
@@ -207,6 +231,7 @@ def main():
     ap.add_argument("--repro", default=os.path.join(ROOT, "target", "release", "repro"))
     args = ap.parse_args()
     rates, update_s, gpu = measured_rates(args.gpu_check) if args.gpu_check else ({}, {}, None)
+    gains = fused_gains(args.gpu_check) if args.gpu_check else {}
     assumed = args.utilisation * args.peak_tflops
     basis = (f"measured on {gpu} (scripts/gpu-check.sh)" if gpu else
              f"estimate: {args.utilisation:.0%} of {args.peak_tflops:g} FP32 TFLOP/s sustained, DQN updates "
@@ -227,8 +252,13 @@ def main():
             if updates:
                 floor = update_s.get(model, args.update_ms / 1e3)
                 secs = max(secs, updates * floor)
-            e = per_exp.setdefault(r["experiment"], {"runs": 0, "flops": 0.0, "secs": 0.0,
-                                                     "measured": model in rates or model in update_s})
+            gain = fused_gain(r, gains)
+            secs /= gain
+            e = per_exp.setdefault(r["experiment"], {"runs": 0, "flops": 0.0, "secs": 0.0, "fused": 0,
+                                                     "solo_rate": 0, "measured": model in rates or model in update_s})
+            fused = (r.get("fused") or {}).get("size", 1) > 1
+            e["fused"] += fused
+            e["solo_rate"] += fused and gain == 1.0
             e["runs"] += 1
             e["flops"] += flops
             e["secs"] += secs
@@ -238,8 +268,13 @@ def main():
         total = 0.0
         for name, e in per_exp.items():
             total += e["secs"]
+            basis = "measured" if e["measured"] else "estimate"
+            if e["solo_rate"]:
+                basis += f", {e['solo_rate']} fused runs at solo rates (no measured gain)"
+            elif e["fused"]:
+                basis += ", the fused gain measured"
             print(f"| {name} | {e['runs']} | {e['flops'] / e['runs'] / 1e15:,.2f} | {e['secs'] / 3600:,.1f} | "
-                  f"{'measured' if e['measured'] else 'estimate'} |")
+                  f"{basis} |")
         print(f"| **total** | {len(runs)} | | **{total / 3600:,.1f}** | |\n")
 
 
