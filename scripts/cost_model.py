@@ -24,11 +24,11 @@ Turning FLOPs into time is where the estimate is:
   launch-bound step of ~100 kernels): *estimate*.
 Environment stepping (ALE on the CPU), data loading and checkpoint writes are not counted.
 
-Fused groups (a profile's `fuse`, docs/fuse.md): a DQN run trained as a member of a group of N
-takes its solo time divided by the group's measured gain, the GPU check's "MinAtar DQN stage end
-to end, N members: member updates/s" ratio at the largest measured N ≤ the group's size. Until
-a GPU has measured it, fused runs are counted at solo rates, an upper bound, and the basis
-column says so. Fused `lm` runs are counted at solo rates either way.
+Fused groups (a profile's `fuse`, docs/fuse.md): a dqn or lm run trained as a member of a group
+of N takes its solo time divided by the group's measured gain, the GPU check's "MinAtar DQN
+stage end to end, N members: member updates/s" (or "WikiText LM stage end to end, N members:
+tokens/s") ratio at the largest measured N ≤ the group's size. Until a GPU has measured it,
+fused runs are counted at solo rates, an upper bound, and the basis column says so.
 """
 import argparse
 import functools
@@ -203,22 +203,28 @@ def measured_rates(path):
     return rates, updates, check["device"].get("gpu", "?")
 
 
+# The GPU check's fused rows per kind: (label prefix, rate), one group of N against N solo runs.
+FUSED_ROWS = {"dqn": ("MinAtar DQN stage end to end", "member updates/s"),
+              "lm": ("WikiText LM stage end to end", "tokens/s")}
+
+
 def fused_gains(path):
-    """Members per group → a fused DQN worker's measured gain in member updates/s over solo runs."""
+    """(kind, members per group) → a fused worker's measured gain over solo runs."""
     gains = {}
     for row in json.load(open(path))["bench"].get("fuse", []):
         label = row["label"]
-        if label.startswith("MinAtar DQN stage end to end") and label.endswith("member updates/s"):
-            members = int(label.split(", ")[1].split()[0])
-            gains[members] = row["ratio_median"]
+        for kind, (prefix, rate) in FUSED_ROWS.items():
+            if label.startswith(prefix) and label.endswith(rate):
+                gains[kind, int(label.split(", ")[1].split()[0])] = row["ratio_median"]
     return gains
 
 
 def fused_gain(run, gains):
-    """The gain a run's group gets (1 alone, or with no measurement at or below its size)."""
+    """The gain a run's group gets: the measured one at the largest N ≤ its group's size (1 alone
+    or unmeasured)."""
     size = (run.get("fused") or {}).get("size", 1)
-    measured = [n for n in gains if n <= size]
-    return gains[max(measured)] if run["kind"] == "dqn" and size > 1 and measured else 1.0
+    measured = [n for kind, n in gains if kind == run["kind"] and n <= size]
+    return gains[run["kind"], max(measured)] if size > 1 and measured else 1.0
 
 
 def main():
