@@ -1,7 +1,7 @@
 """pytorch/examples word_language_model's training protocol (main.py's train() and evaluate(),
 data.py's Corpus/batchify/get_batch from wikitext_reference.py) for the Transformer of
 lm_reference.py, with torch.optim.Adam or AdamW in place of main.py's manual SGD: the reference
-the `lm` stage (crates/repro-torch/src/train/lm.rs) is compared with in tests/it/lm_stage.rs.
+the `lm` stage (crates/repro-torch/src/train/lm/mod.rs) is compared with in tests/it/lm_stage.rs.
 
 usage: lm_train_reference.py CORPUS_DIR INIT.safetensors CONFIG_JSON
   CONFIG_JSON: {"d_model", "heads", "layers", "ffn", "norm_first", "tie_embeddings", "optimizer":
