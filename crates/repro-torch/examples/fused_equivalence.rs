@@ -363,7 +363,9 @@ fn same(a: &Value, b: &Value) -> bool {
 /// the dataset to these generator parameters. `matches` is null where pipeline.yaml cannot be
 /// read (a copy of the binary elsewhere).
 fn pipeline_check(kind: Kind, params: &Map<String, Value>, ignore: &[&str]) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipeline.yaml");
+    // The workspace root: two folders above this crate.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+    let path = root.unwrap_or(Path::new(".")).join("pipeline.yaml");
     let check = || -> anyhow::Result<Vec<String>> {
         let p = Pipeline::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let plan = Plan::resolve(&p, "cpu", &[kind.experiment().to_string()])?;
