@@ -65,16 +65,6 @@ fn params(i: usize, frames: u64) -> anyhow::Result<(Map<String, Value>, DqnParam
     Ok((m, p))
 }
 
-/// Peak resident memory of this process, MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kib.unwrap_or(f64::NAN) / 1024.0
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, n, frames] = args.as_slice() else {
@@ -156,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             "mode": mode, "members": n, "frames": frames, "seconds": seconds,
             "updates_per_s": updates as f64 / seconds,
             "env_steps_per_s": (runs as u64 * frames) as f64 / seconds,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": common::peak_rss_mib(),
             "act_update_eval_seconds": split,
         })
     );

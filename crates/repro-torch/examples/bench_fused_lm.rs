@@ -135,16 +135,6 @@ fn wikitext(dir: &Path) -> anyhow::Result<DatasetView> {
     })
 }
 
-/// Peak resident memory of this process, MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kib.unwrap_or(f64::NAN) / 1024.0
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mode, n, epochs, train_tokens) = match args.as_slice() {
@@ -269,7 +259,7 @@ fn main() -> anyhow::Result<()> {
             "seconds": seconds,
             "tokens_per_s": trained * epoch_tokens / seconds,
             "member_steps_per_s": trained * epoch_steps / seconds,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": common::peak_rss_mib(),
             "train_other_seconds": [train, seconds - train],
         })
     );

@@ -1,5 +1,5 @@
-//! What the benchmark examples share: the device they run on, the clocks they read and parsing
-//! their integer arguments.
+//! What the benchmark examples share: the device they run on, the clocks they read, their peak
+//! memory and parsing their integer arguments.
 //!
 //! `REPRO_BENCH_DEVICE` picks the device (`cpu`, the default, or `cuda` / `cuda:N`); its Python
 //! twins read the same variable (`scripts/bench_common.py`), so `scripts/bench.py --device cuda`
@@ -56,6 +56,16 @@ pub fn timed(device: Device, f: impl FnOnce()) -> (f64, f64) {
     f();
     sync(device);
     (start.elapsed().as_secs_f64(), cpu_secs() - cpu_start)
+}
+
+/// Peak resident memory of this process (`VmHWM`), MiB; NaN where /proc does not say.
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kib.unwrap_or(f64::NAN) / 1024.0
 }
 
 /// An integer command-line argument of at least `min`; the error names the argument.
