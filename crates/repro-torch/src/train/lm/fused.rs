@@ -65,7 +65,9 @@ pub(super) fn run(
     ctx: &StageContext,
     members: &[(MemberContext, LmParams)],
 ) -> Result<Vec<Outcome>> {
-    let p0 = &members[0].1;
+    let Some((first, p0)) = members.first() else {
+        anyhow::bail!("a fused group needs at least one member");
+    };
     for (m, p) in members {
         let mut same = p.clone();
         (same.seed, same.lr, same.weight_decay, same.variant) =
@@ -75,7 +77,7 @@ pub(super) fn run(
             "run {} cannot share a fused group with {}: groups differ only in seed, lr, \
              weight_decay and variant",
             m.run_id,
-            members[0].0.run_id
+            first.run_id
         );
     }
     let data = Splits::load(ctx, p0)?;
