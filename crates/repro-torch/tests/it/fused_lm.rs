@@ -359,32 +359,9 @@ fn rows(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Whether to run the body of test `name` here: true in a child process of this test binary
-/// that runs `name` alone; elsewhere it starts that child, asserts that it passed, and is false.
-/// libtorch's default random generator is process-wide, so a test running beside a seeded run
-/// draws from it between the run's `manual_seed` and its own draws (its initial weights, its
-/// dropout masks): seeded runs reproduce only alone.
-fn alone(name: &str) -> bool {
-    if std::env::var_os("REPRO_TEST_ALONE").is_some() {
-        return true;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1"])
-        .env("REPRO_TEST_ALONE", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name}, run alone:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    false
-}
-
 #[test]
 fn fused_lm_runs_match_solo_runs_and_resume_bitwise() {
-    if !alone("fused_lm::fused_lm_runs_match_solo_runs_and_resume_bitwise") {
+    if !crate::alone::alone("fused_lm::fused_lm_runs_match_solo_runs_and_resume_bitwise") {
         return;
     }
     tch::set_num_threads(1);

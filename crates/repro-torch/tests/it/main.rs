@@ -2,6 +2,7 @@
 //! the loader, the sharpness measures and the RL environments against PyTorch and the reference
 //! packages (tests/python/), and the Atari preprocessing and ROM checks.
 
+mod alone;
 mod atari;
 mod drown_out;
 mod fused_dqn;

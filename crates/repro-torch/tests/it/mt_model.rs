@@ -270,6 +270,10 @@ fn reference_hypotheses(
         .collect()
 }
 
+/// The reference's hypotheses for a model drawn under `seed`. Callers run alone
+/// ([`crate::alone::alone`]): with another test drawing from the generator beside them, the
+/// model and the sources differed from run to run, so a rare draw could put two beams within
+/// rounding of each other (a likely cause of the one failure seen among many passes).
 fn beam_matches_reference(seed: i64, opts: BeamOptions) {
     let dir = tempfile::tempdir().unwrap();
     let (_vs, m, weights) = random_model(seed, dir.path());
@@ -300,6 +304,9 @@ fn beam_matches_reference(seed: i64, opts: BeamOptions) {
 
 #[test]
 fn beam5_matches_reference() {
+    if !crate::alone::alone("mt_model::beam5_matches_reference") {
+        return;
+    }
     // Short max_len exercises the forced-EOS step; the default exercises EOS finalization.
     beam_matches_reference(
         8,
@@ -313,6 +320,9 @@ fn beam5_matches_reference() {
 
 #[test]
 fn greedy_matches_reference() {
+    if !crate::alone::alone("mt_model::greedy_matches_reference") {
+        return;
+    }
     beam_matches_reference(
         10,
         BeamOptions {
