@@ -26,7 +26,7 @@ use serde_json::json;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::{EpochRow, Splits, group_of, model_config};
+use super::{EpochRow, Splits, evaluate_windows, group_of, model_config};
 use crate::checkpoint::{COUNTERS, State};
 use crate::data::bptt::get_batch;
 use crate::libtorch::autocast_guard;
@@ -382,9 +382,10 @@ impl Group<'_> {
 
 /// Member `i`'s weights as its `final.safetensors`, under the solo names.
 fn save_member(model: &StackedLm, i: usize, m: &Member) -> Result<()> {
-    let named = model.member_tensors(i);
-    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    Tensor::write_safetensors(&refs, m.out.out_dir.join("final.safetensors"))?;
+    Tensor::write_safetensors(
+        &model.member_tensors(i),
+        m.out.out_dir.join("final.safetensors"),
+    )?;
     Ok(())
 }
 
@@ -415,26 +416,15 @@ pub fn fused_step(
     (losses.detach(), grad_norms)
 }
 
-/// Each member's loss on `source` as the solo `evaluate` computes it: Σ over windows of (window
-/// length · mean cross-entropy), divided by (rows − 1); eval mode (no dropout).
+/// Each member's loss on `source` as the solo [`super::evaluate`] computes it (its window loop,
+/// [`super::evaluate_windows`]); eval mode (no dropout).
 pub fn evaluate(model: &StackedLm, source: &Tensor, bptt: i64, autocast: Autocast) -> Vec<f64> {
     let n = model.members() as i64;
-    tch::no_grad(|| {
-        let rows = source.size()[0];
-        let mut total = Tensor::zeros([n], (Kind::Double, source.device()));
-        let mut i = 0;
-        while i < rows - 1 {
-            let (x, y) = get_batch(source, i, bptt).expect("window start in range");
-            let (seq, batch) = x.size2().expect("a [seq, batch] window");
-            let losses = {
-                let _autocast = autocast_guard(x.device(), autocast);
-                let logits = model.forward_t(&x.unsqueeze(0).expand([n, seq, batch], false), false);
-                stacked_lm_loss(&logits, &y.unsqueeze(0).expand([n, seq * batch], false))
-            };
-            total += losses.to_kind(Kind::Double) * seq as f64;
-            i += bptt;
-        }
-        let total = total / (rows - 1) as f64;
-        Vec::<f64>::try_from(&total.to_device(tch::Device::Cpu)).expect("an [N] f64 tensor")
-    })
+    let total = evaluate_windows(source, bptt, |x, y| {
+        let (seq, batch) = x.size2().expect("a [seq, batch] window");
+        let _autocast = autocast_guard(x.device(), autocast);
+        let logits = model.forward_t(&x.unsqueeze(0).expand([n, seq, batch], false), false);
+        stacked_lm_loss(&logits, &y.unsqueeze(0).expand([n, seq * batch], false))
+    });
+    Vec::<f64>::try_from(&total.to_device(tch::Device::Cpu)).expect("an [N] f64 tensor")
 }

@@ -329,17 +329,33 @@ pub fn evaluate(
     vocab: i64,
     autocast: Autocast,
 ) -> f64 {
+    evaluate_windows(source, bptt, |x, y| {
+        lm_loss(model, x, y, vocab, false, autocast)
+    })
+    .double_value(&[])
+}
+
+/// The window loop of [`evaluate`], without gradients: Σ over `source`'s `bptt` windows of
+/// (window length · `loss(x, y)`), in f64, divided by (rows − 1). `loss` gives one loss (a solo
+/// model) or one per member (a stacked one), and so does the result.
+pub fn evaluate_windows(
+    source: &Tensor,
+    bptt: i64,
+    loss: impl Fn(&Tensor, &Tensor) -> Tensor,
+) -> Tensor {
     tch::no_grad(|| {
         let rows = source.size()[0];
-        let mut total = Tensor::zeros([], (Kind::Double, source.device()));
+        let mut total: Option<Tensor> = None;
         let mut i = 0;
         while i < rows - 1 {
             let (x, y) = get_batch(source, i, bptt).expect("window start in range");
-            let len = x.size()[0] as f64;
-            let loss = lm_loss(model, &x, &y, vocab, false, autocast);
-            total += loss.to_kind(Kind::Double) * len;
+            let term = loss(&x, &y).to_kind(Kind::Double) * x.size()[0] as f64;
+            total = Some(match total {
+                Some(t) => t + term,
+                None => term,
+            });
             i += bptt;
         }
-        total.double_value(&[]) / (rows - 1) as f64
+        total.expect("a split of at least 2 rows has a window") / (rows - 1) as f64
     })
 }

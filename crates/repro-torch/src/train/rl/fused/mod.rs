@@ -408,10 +408,7 @@ impl<'a> Group<'a> {
             if !finite[i] && !m.stopped {
                 pass.diverged[i] = Some(norms[i]);
                 m.stopped = true;
-                let named = self.online.member_tensors(i);
-                let refs: Vec<(&str, &Tensor)> =
-                    named.iter().map(|(k, t)| (k.as_str(), t)).collect();
-                Tensor::write_safetensors(&refs, m.out.out_dir.join("final.safetensors"))?;
+                save_final(&self.online, i, m)?;
                 self.opt.freeze(i);
             }
             live.push(f64::from(u8::from(!m.stopped)));
@@ -429,10 +426,7 @@ impl<'a> Group<'a> {
         let mut out = Vec::new();
         for (i, m) in self.members.into_iter().enumerate() {
             if m.diverged_iteration.is_none() {
-                let named = self.online.member_tensors(i);
-                let refs: Vec<(&str, &Tensor)> =
-                    named.iter().map(|(k, t)| (k.as_str(), t)).collect();
-                Tensor::write_safetensors(&refs, m.out.out_dir.join("final.safetensors"))?;
+                save_final(&self.online, i, &m)?;
             }
             m.metrics.finish()?;
             m.episodes.finish()?;
@@ -456,6 +450,15 @@ impl<'a> Group<'a> {
         }
         Ok(out)
     }
+}
+
+/// Member `i`'s weights as its `final.safetensors`, under the solo names.
+fn save_final(online: &StackedQNet, i: usize, m: &Member) -> Result<()> {
+    Tensor::write_safetensors(
+        &online.member_tensors(i),
+        m.out.out_dir.join("final.safetensors"),
+    )?;
+    Ok(())
 }
 
 /// A frozen member's stand-in batch: zeros (its network is zeros too, so nothing is non-finite).
